@@ -1,0 +1,1 @@
+"""Claude Gate: Claude in Slack, gated by roles that admins control from Slack."""

@@ -1,0 +1,46 @@
+"""What the gate decides: an admitted request, or a refusal the user can act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.domain.roles import Role
+
+
+class RefusalReason(StrEnum):
+    EXTERNAL_USER = "external_user"
+    GUEST = "guest"
+    UNKNOWN_USER = "unknown_user"
+    ROLE_CANNOT_CHAT = "role_cannot_chat"
+    MODEL_NOT_ALLOWED = "model_not_allowed"
+    UNKNOWN_MODEL = "unknown_model"
+    RATE_LIMITED = "rate_limited"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    NO_ACTIVE_KEY = "no_active_key"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: RefusalReason
+    message: str  # why, in one line
+    hint: str  # what to do about it
+    retry_after_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Admission:
+    record_id: int
+    user_id: str
+    role: Role
+    model: str
+    max_tokens: int
+    key_label: str
+    workspace: str
+
+
+class Outcome(StrEnum):
+    ADMITTED = "admitted"  # in flight; replaced by ok/error when the answer ends
+    OK = "ok"
+    ERROR = "error"
+    REFUSED = "refused"

@@ -1,0 +1,178 @@
+"""SQLAlchemy 2.0 typed models. Change only together with an Alembic revision."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always read back timezone-aware, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use bot.store.clock")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime()}
+
+
+class RoleGrant(Base):
+    """An explicit role for one Slack user (at most one per user)."""
+
+    __tablename__ = "role_grants"
+
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16))
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime]
+
+
+class RolePolicyRow(Base):
+    __tablename__ = "role_policies"
+
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    models: Mapped[list[str]] = mapped_column(JSON)
+    max_tokens: Mapped[int] = mapped_column(Integer)
+    rpm_limit: Mapped[int] = mapped_column(Integer)
+    daily_token_budget: Mapped[int | None] = mapped_column(Integer)
+    workspace: Mapped[str] = mapped_column(String(64), default="default")
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime | None]
+
+
+class UserPreference(Base):
+    __tablename__ = "user_preferences"
+
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    preferred_model: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    """An Anthropic API key. The secret is never stored: only the environment variable that holds it."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    label: Mapped[str] = mapped_column(String(64), unique=True)
+    workspace: Mapped[str] = mapped_column(String(64), default="default")
+    env_var: Mapped[str | None] = mapped_column(String(128))
+    anthropic_key_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    key_hint: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    rotate_days: Mapped[int] = mapped_column(Integer, default=90)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active/failing/revoked/inactive/...
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None]
+    last_reminded_on: Mapped[date | None] = mapped_column(Date)
+    last_alerted_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_api_keys_workspace_status", "workspace", "status"),)
+
+
+class RequestRecord(Base):
+    """Every request, admitted or refused (PRODUCT §2). Admitted rows also drive the rpm limit."""
+
+    __tablename__ = "request_records"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime]
+    slack_user_id: Mapped[str] = mapped_column(String(32))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str | None] = mapped_column(String(100))
+    key_label: Mapped[str | None] = mapped_column(String(64))
+    max_tokens: Mapped[int | None] = mapped_column(Integer)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    estimated_cost: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    admitted: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str] = mapped_column(String(16))  # admitted (in flight) / ok / error / refused
+    refusal_reason: Mapped[str | None] = mapped_column(String(32))
+    error_type: Mapped[str | None] = mapped_column(String(64))
+    surface: Mapped[str | None] = mapped_column(String(16))  # mention / dm / assistant / cli
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    prompt: Mapped[str | None] = mapped_column(Text)  # only when LOG_PROMPTS=true
+    feedback: Mapped[str | None] = mapped_column(String(8))
+
+    __table_args__ = (
+        Index("ix_request_records_user_admitted_time", "slack_user_id", "admitted", "created_at"),
+        Index("ix_request_records_created_at", "created_at"),
+    )
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[dict | None] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+
+class ProcessedEvent(Base):
+    """Slack event ids already taken by some process: a retry of one is acked and not answered again."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime]
+
+
+class SchedulerState(Base):
+    """Small shared state for scheduled jobs: last successful run, leader lease."""
+
+    __tablename__ = "scheduler_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None]
+    last_run_at: Mapped[datetime | None]
