@@ -1,0 +1,44 @@
+"""Who is asking and what for, as plain values (built from Slack payloads by the listeners)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Requester:
+    user_id: str
+    team_id: str | None = None
+    name: str = ""
+    known: bool = True  # False when users.info failed: fail closed
+    is_external: bool = False  # Slack Connect: another organisation
+    is_guest: bool = False  # is_restricted / is_ultra_restricted
+    is_bot: bool = False
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    requester: Requester
+    text: str
+    model: str | None = None  # from `--model <alias>` for this message only
+    max_tokens: int | None = None
+    surface: str = "mention"  # mention / dm / assistant / cli
+    channel_id: str | None = None
+    channel_name: str | None = None
+    thread_ts: str | None = None
+
+
+def split_model_flag(text: str) -> tuple[str | None, str]:
+    """``--model opus rest of text`` → ("opus", "rest of text"); otherwise (None, text)."""
+    stripped = text.lstrip()
+    if not stripped.startswith("--model"):
+        return None, text
+    parts = stripped.split(maxsplit=2)
+    if parts[0] != "--model" and not parts[0].startswith("--model="):
+        return None, text
+    if parts[0].startswith("--model="):
+        return parts[0].split("=", 1)[1] or None, " ".join(parts[1:])
+    if len(parts) < 2:
+        return None, text
+    return parts[1], parts[2] if len(parts) > 2 else ""
