@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     def log_level_number(self) -> int:
         return logging.getLevelName(self.log_level)
 
+    def secret_values(self) -> list[str]:
+        """Every secret this process knows, for log redaction."""
+        secrets = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.anthropic_api_key,
+                   self.anthropic_admin_key)
+        return [s.get_secret_value() for s in secrets if s is not None]
+
     def require_serving(self) -> None:
         """Raise ConfigError naming the first setting `serve` cannot start without."""
         missing = []

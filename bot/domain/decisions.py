@@ -36,6 +36,7 @@ class Admission:
     model: str
     max_tokens: int
     key_label: str
+    key_env_var: str
     workspace: str
 
 

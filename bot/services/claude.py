@@ -22,7 +22,8 @@ class StreamUsage:
 class ClaudeFailure(Exception):
     """A failure of the call, classified; ``message`` is one line a Slack user understands."""
 
-    kind: str  # key / rate_limited / spend_limit / overloaded / server / timeout / connection / context / invalid / interrupted
+    # key / rate_limited / spend_limit / overloaded / server / timeout / connection / context / invalid / interrupted
+    kind: str
     message: str
     status: int | None = None
     retry_after: float | None = None

@@ -60,7 +60,8 @@ class Gate:
             record = self._record(session, request, role, model, key_label=key.label, max_tokens=max_tokens)
             await session.flush()
             return Admission(record_id=record.id, user_id=request.requester.user_id, role=role, model=model,
-                             max_tokens=max_tokens, key_label=key.label, workspace=policy.workspace)
+                             max_tokens=max_tokens, key_label=key.label,
+                             key_env_var=key.env_var, workspace=policy.workspace)
 
     async def _check_access(self, session: AsyncSession, request: ChatRequest
                             ) -> tuple[Role, RolePolicy, str | None, Refusal | None]:

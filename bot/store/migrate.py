@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -19,4 +20,12 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade_database(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+    """Apply migrations up to ``revision``; quiet unless something is applied at DEBUG level."""
+    alembic_log = logging.getLogger("alembic")
+    previous = alembic_log.level
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        alembic_log.setLevel(logging.WARNING)
+    try:
+        command.upgrade(alembic_config(database_url), revision)
+    finally:
+        alembic_log.setLevel(previous)

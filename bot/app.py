@@ -1,0 +1,132 @@
+"""build_app(settings) → the Bolt AsyncApp and everything it needs. The only place that wires."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.services.chat import ChatService
+from bot.services.claude import ClaudeGateway
+from bot.services.gate import Gate
+from bot.services.keys import ensure_default_key
+from bot.services.roles import bootstrap_owners
+from bot.slack.directory import UserDirectory
+from bot.store.clock import Clock, system_clock
+from bot.store.db import create_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024  # Slack payloads are far smaller; bigger bodies are refused with 413
+
+
+@dataclass
+class ClaudeGate:
+    """The running application: the Bolt app and the services its listeners use."""
+
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    client: AsyncWebClient
+    bolt: AsyncApp
+    directory: UserDirectory
+    claude: ClaudeGateway
+    gate: Gate
+    chat: ChatService
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Run work in the background, keeping a strong reference until it ends (PITFALLS: asyncio)."""
+        task = asyncio.create_task(coro, name=name)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
+
+    async def start(self) -> None:
+        """Start-up work that needs the database: the default key, bootstrap owners."""
+        async with self.sessions.begin() as session:
+            await ensure_default_key(session, self.clock, rotate_days=self.settings.rotation_days)
+            made = await bootstrap_owners(session, self.clock, self.settings.bootstrap_owners)
+        if made:
+            log.info("bootstrap owners: %s", ", ".join(made))
+
+    async def close(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
+        await self.claude.close()
+        await self.engine.dispose()
+
+    async def database_ok(self) -> bool:
+        try:
+            async with asyncio.timeout(3):
+                async with self.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+            return True
+        except Exception as exc:
+            log.warning("health check: database unreachable: %s", type(exc).__name__)
+            return False
+
+    def web_app(self, *, events: bool = True) -> web.Application:
+        """HTTP mode: POST /slack/events (signature-checked by Bolt) and GET /healthz."""
+
+        async def slack_events(request: web.Request) -> web.Response:
+            bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
+            return await to_aiohttp_response(bolt_response)
+
+        async def healthz(_request: web.Request) -> web.Response:
+            ok = await self.database_ok()
+            return web.json_response({"ok": ok, "database": "ok" if ok else "unreachable"}, status=200 if ok else 503)
+
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        if events:
+            app.router.add_post("/slack/events", slack_events)
+        app.router.add_get("/healthz", healthz)
+        return app
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                        AsyncRateLimitErrorRetryHandler(max_retry_count=4)],
+    )
+
+
+def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncEngine | None = None) -> ClaudeGate:
+    from bot.listeners import register_listeners
+
+    engine = engine or create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    client = slack_client(settings)
+    bolt = AsyncApp(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
+        request_verification_enabled=not settings.socket_mode,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    directory = UserDirectory(client, ttl_seconds=settings.user_cache_seconds)
+    claude = ClaudeGateway(base_url=settings.anthropic_base_url)
+    gate = Gate(sessions, settings, clock)
+    chat = ChatService(gate=gate, claude=claude, sessions=sessions, settings=settings)
+    runtime = ClaudeGate(settings=settings, clock=clock, engine=engine, sessions=sessions, client=client, bolt=bolt,
+                         directory=directory, claude=claude, gate=gate, chat=chat)
+    register_listeners(runtime)
+    return runtime

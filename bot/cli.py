@@ -1,0 +1,271 @@
+"""The `claude-gate` command line: serve, db upgrade, grant, revoke, users, manifest, chat."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.domain.roles import Role
+from bot.logging_setup import configure_logging
+
+log = logging.getLogger("bot")
+
+
+class CliError(Exception):
+    """A one-line error for the operator; exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level_number, settings.secret_values())
+        return args.handler(settings, args) or 0
+    except (ConfigError, CliError) as exc:
+        print(f"claude-gate: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"claude-gate: the database is not reachable ({reason}). Check DATABASE_URL.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="claude-gate", description="Claude in Slack, gated by roles.")
+    sub = parser.add_subparsers(metavar="command")
+
+    serve = sub.add_parser("serve", help="migrate the database, then serve Slack (HTTP, or Socket Mode)")
+    serve.add_argument("--port", type=int, help="HTTP port (default: PORT, 3000)")
+    serve.set_defaults(handler=cmd_serve)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(metavar="action")
+    upgrade = db_sub.add_parser("upgrade", help="apply the Alembic migrations")
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+
+    grant = sub.add_parser("grant", help="give a Slack user a role (e.g. the first owner)")
+    grant.add_argument("user", help="Slack user ID, e.g. U012ABCDEF")
+    grant.add_argument("role", choices=[r.value for r in Role])
+    grant.set_defaults(handler=cmd_grant)
+
+    revoke = sub.add_parser("revoke", help="remove a Slack user's explicit role")
+    revoke.add_argument("user")
+    revoke.set_defaults(handler=cmd_revoke)
+
+    users = sub.add_parser("users", help="users with explicit roles")
+    users.add_argument("role", nargs="?", choices=[r.value for r in Role])
+    users.set_defaults(handler=cmd_users)
+
+    manifest = sub.add_parser("manifest", help="print the Slack app manifest (JSON)")
+    manifest.add_argument("--socket", action="store_true", help="Socket Mode (no public URL needed)")
+    manifest.add_argument("--url", help="public base URL of this server, for HTTP mode")
+    manifest.add_argument("--name", default="Claude Gate")
+    manifest.set_defaults(handler=cmd_manifest)
+
+    chat = sub.add_parser("chat", help="ask Claude as a Slack user, through the same gate")
+    chat.add_argument("--as", dest="user", required=True, help="Slack user ID to act as")
+    chat.add_argument("--model", help="alias or model ID for this message")
+    chat.add_argument("text", nargs="+")
+    chat.set_defaults(handler=cmd_chat)
+    return parser
+
+
+def _user_id(text: str) -> str:
+    from bot.domain.commands import parse_user
+
+    user = parse_user(text)
+    if user is None:
+        raise CliError(f"{text!r} is not a Slack user ID (like U012ABCDEF)")
+    return user
+
+
+def _with_sessions(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    from bot.store.db import create_engine, session_factory
+    from bot.store.migrate import upgrade_database
+
+    upgrade_database(settings.database_url)
+
+    async def run() -> Any:
+        engine = create_engine(settings.database_url)
+        try:
+            return await work(session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    from bot.store.migrate import upgrade_database
+
+    upgrade_database(settings.database_url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.services.roles import SHELL_ACTOR, RoleChangeDenied, grant_role
+    from bot.store.clock import system_clock
+
+    user, role = _user_id(args.user), Role(args.role)
+
+    async def work(sessions: Any) -> None:
+        async with sessions.begin() as session:
+            await grant_role(session, system_clock, actor_id=SHELL_ACTOR, actor_role=None, target_id=user, role=role)
+
+    try:
+        _with_sessions(settings, work)
+    except RoleChangeDenied as exc:
+        raise CliError(str(exc)) from None
+    print(f"{user} is now {role}")
+    return 0
+
+
+def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.services.roles import SHELL_ACTOR, RoleChangeDenied, revoke_role
+    from bot.store.clock import system_clock
+
+    user = _user_id(args.user)
+
+    async def work(sessions: Any) -> Role | None:
+        async with sessions.begin() as session:
+            return await revoke_role(session, system_clock, actor_id=SHELL_ACTOR, actor_role=None, target_id=user)
+
+    try:
+        old = _with_sessions(settings, work)
+    except RoleChangeDenied as exc:
+        raise CliError(str(exc)) from None
+    print(f"{user} had no explicit role" if old is None else f"{user} is no longer {old}")
+    return 0
+
+
+def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.services.roles import list_grants
+
+    async def work(sessions: Any) -> list[Any]:
+        async with sessions() as session:
+            return await list_grants(session, Role(args.role) if args.role else None)
+
+    grants = _with_sessions(settings, work)
+    if not grants:
+        print("no explicit grants")
+    for grant in grants:
+        print(f"{grant.slack_user_id}\t{grant.role}\tgranted by {grant.granted_by} on {grant.granted_at:%Y-%m-%d}")
+    return 0
+
+
+def cmd_manifest(_settings: Settings, args: argparse.Namespace) -> int:
+    from bot.slack.manifest import build_manifest
+
+    print(json.dumps(build_manifest(name=args.name, request_url=args.url, socket_mode=args.socket), indent=2))
+    return 0
+
+
+def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.anthropic_api_key is None:
+        raise CliError("Missing setting ANTHROPIC_API_KEY: an API key from console.anthropic.com → API keys.")
+    from bot.store.migrate import upgrade_database
+
+    upgrade_database(settings.database_url)
+    return asyncio.run(_chat(settings, _user_id(args.user), " ".join(args.text), args.model))
+
+
+class TerminalAnswer:
+    """An AnswerSink that prints to the terminal as the answer streams."""
+
+    async def append(self, text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    async def finish(self) -> None:
+        sys.stdout.write("\n")
+
+    async def fail(self, note: str) -> None:
+        sys.stdout.write(f"\n{note}\n")
+
+
+async def _chat(settings: Settings, user: str, text: str, model: str | None) -> int:
+    from bot.app import build_app
+    from bot.domain.decisions import Refusal
+    from bot.domain.requests import ChatRequest, Requester
+
+    gate = build_app(settings)
+    try:
+        await gate.start()
+        if settings.slack_bot_token is not None:
+            requester = await gate.directory.requester(user)
+        else:
+            print("(SLACK_BOT_TOKEN unset: guest and Slack Connect checks skipped)", file=sys.stderr)
+            requester = Requester(user_id=user, name=user)
+        request = ChatRequest(requester=requester, text=text, model=model, surface="cli", channel_name="a terminal")
+
+        async def no_history() -> list[Any]:
+            return []
+
+        result = await gate.chat.answer(request, no_history, TerminalAnswer())
+        if isinstance(result.decision, Refusal):
+            print(f"refused: {result.decision.message} {result.decision.hint}", file=sys.stderr)
+            return 3
+        return 1 if result.failure else 0
+    finally:
+        await gate.close()
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.store.migrate import upgrade_database
+
+    settings.require_serving()
+    upgrade_database(settings.database_url)
+    asyncio.run(serve(settings, port=args.port or settings.port))
+    return 0
+
+
+async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
+    """Serve until SIGINT/SIGTERM: HTTP events + /healthz, or Socket Mode (+ /healthz)."""
+    from aiohttp import web
+
+    from bot.app import build_app
+
+    gate = build_app(settings)
+    await gate.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    socket_handler = None
+    if settings.socket_mode:
+        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+        assert settings.slack_app_token is not None
+        socket_handler = AsyncSocketModeHandler(gate.bolt, settings.slack_app_token.get_secret_value(),
+                                                web_client=gate.client)
+        await socket_handler.connect_async()
+    # In Socket Mode there is no event endpoint to sign-check: serve the health check alone.
+    runner = web.AppRunner(gate.web_app(events=not settings.socket_mode), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("Claude Gate is serving on port %d (%s)", port, "Socket Mode" if socket_handler else "HTTP")
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        if socket_handler is not None:
+            await socket_handler.close_async()
+        await runner.cleanup()
+        await gate.close()
+

@@ -1,0 +1,52 @@
+"""Turning a Slack thread into Claude's alternating user/assistant messages, within a token budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CHARS_PER_TOKEN = 4  # a deliberately rough estimate, used only for trimming
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # "user" or "assistant"
+    text: str
+    speaker: str = ""
+
+
+def estimate_tokens(text: str) -> int:
+    return len(text) // CHARS_PER_TOKEN + 1
+
+
+def build_messages(history: list[Turn], budget_tokens: int) -> list[dict[str, str]]:
+    """Alternating messages ending with the last user turn, oldest turns dropped first to fit the budget.
+
+    Speakers are named when more than one person speaks in the thread, so Claude can tell them apart.
+    """
+    turns = [t for t in history if t.text.strip()]
+    humans = {t.speaker for t in turns if t.role == "user"}
+    named = len(humans) > 1
+    merged: list[dict[str, str]] = []
+    for turn in turns:
+        text = f"{turn.speaker}: {turn.text}" if named and turn.role == "user" and turn.speaker else turn.text
+        if merged and merged[-1]["role"] == turn.role:
+            merged[-1]["content"] += "\n\n" + text
+        else:
+            merged.append({"role": turn.role, "content": text})
+    while merged and merged[-1]["role"] != "user":
+        merged.pop()
+    total = sum(estimate_tokens(m["content"]) for m in merged)
+    while len(merged) > 1 and total > budget_tokens:
+        total -= estimate_tokens(merged.pop(0)["content"])
+        if merged and merged[0]["role"] == "assistant":
+            total -= estimate_tokens(merged.pop(0)["content"])
+    if merged and estimate_tokens(merged[-1]["content"]) > budget_tokens:
+        keep = budget_tokens * CHARS_PER_TOKEN
+        merged[-1]["content"] = "…" + merged[-1]["content"][-keep:]
+    while merged and merged[0]["role"] != "user":
+        merged.pop(0)
+    return merged
+
+
+def system_prompt(template: str, *, user_name: str, channel: str) -> str:
+    return template.replace("{user_name}", user_name or "a colleague").replace("{channel}", channel or "Slack")

@@ -1,0 +1,84 @@
+"""Who is asking: Slack profiles from users.info (cached), compared with the installing workspace."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.requests import Requester
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Installation:
+    team_id: str | None
+    enterprise_id: str | None
+    bot_user_id: str | None
+    bot_id: str | None
+
+
+def requester_from_profile(user: dict[str, Any], home: Installation) -> Requester:
+    """Slack Connect users (another team / enterprise) are external, even with both guest flags false."""
+    user_team = user.get("team_id")
+    user_enterprise = (user.get("enterprise_user") or {}).get("enterprise_id")
+    same_enterprise = home.enterprise_id is not None and user_enterprise == home.enterprise_id
+    same_team = user_team is not None and user_team == home.team_id
+    profile = user.get("profile") or {}
+    name = profile.get("display_name") or user.get("real_name") or profile.get("real_name") or user.get("name") or ""
+    return Requester(
+        user_id=user["id"],
+        team_id=user_team,
+        name=name,
+        known=not user.get("deleted", False),
+        is_external=not (same_team or same_enterprise) or bool(user.get("is_stranger")),
+        is_guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
+        is_bot=bool(user.get("is_bot")),
+        email=profile.get("email"),
+    )
+
+
+class UserDirectory:
+    def __init__(self, client: AsyncWebClient, *, ttl_seconds: float = 300.0) -> None:
+        self.client = client
+        self.ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, Requester]] = {}
+        self._installation: Installation | None = None
+        self._lock = asyncio.Lock()
+
+    async def installation(self) -> Installation:
+        if self._installation is None:
+            async with self._lock:
+                if self._installation is None:
+                    auth = await self.client.auth_test()
+                    self._installation = Installation(auth.get("team_id"), auth.get("enterprise_id"),
+                                                      auth.get("user_id"), auth.get("bot_id"))
+        return self._installation
+
+    async def requester(self, user_id: str) -> Requester:
+        """The asker's profile; on any failure an unknown (and therefore refused) requester: fail closed."""
+        cached = self._cache.get(user_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            home = await self.installation()
+            response = await self.client.users_info(user=user_id)
+            user = response.get("user")
+            if not isinstance(user, dict) or "id" not in user:
+                raise ValueError("users.info returned no profile")
+            requester = requester_from_profile(user, home)
+        except (TimeoutError, SlackApiError, ValueError, KeyError, OSError) as exc:
+            log.warning("users.info failed for %s: %s", user_id, type(exc).__name__)
+            return Requester(user_id=user_id, known=False, is_external=True)
+        self._cache[user_id] = (time.monotonic() + self.ttl, requester)
+        return requester
+
+    async def display_name(self, user_id: str) -> str:
+        requester = await self.requester(user_id)
+        return requester.name or user_id

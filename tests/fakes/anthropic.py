@@ -1,0 +1,629 @@
+"""A fake Anthropic API: Messages (plain and SSE streaming), count_tokens, and a slice of the Admin API.
+
+Use with ``anthropic.AsyncAnthropic(base_url=fake.base_url, api_key="sk-ant-…", max_retries=0)``.
+
+Token counting is deterministic so tests can compute expectations with the same
+functions: :func:`count_input_tokens` and :func:`count_output_tokens`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from .server import ThreadedServer
+
+Body = dict[str, Any]
+ReplyFn = Callable[[Body], str]
+
+DEFAULT_ADMIN_KEY = "sk-ant-admin01-test"
+
+# kind → (HTTP status, error type, message)
+ERRORS: dict[str, tuple[int, str, str]] = {
+    "invalid_request": (400, "invalid_request_error", "Invalid request"),
+    "auth": (401, "authentication_error", "invalid x-api-key"),
+    "permission": (403, "permission_error", "Your API key does not have permission to use the specified resource."),
+    "not_found": (404, "not_found_error", "Not found"),
+    "too_large": (413, "request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    "rate_limit": (429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"),
+    "server": (500, "api_error", "Internal server error"),
+    "overloaded": (529, "overloaded_error", "Overloaded"),
+    "admin_server": (500, "api_error", "Internal server error"),
+}
+MESSAGE_FAILURES = frozenset(ERRORS) - {"admin_server", "not_found"} | {"timeout", "drop", "mid_stream_error"}
+ADMIN_FAILURES = frozenset({"admin_server", "admin_rate_limit", "admin_drop"})
+
+
+# ----------------------------------------------------------------- token rules
+
+
+def content_text(content: Any) -> str:
+    """Text of a message ``content`` / ``system`` value (string or list of blocks)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts: list[str] = []
+        for block in content:
+            if isinstance(block, str):
+                parts.append(block)
+            elif isinstance(block, dict):
+                if isinstance(block.get("text"), str):
+                    parts.append(block["text"])
+                elif block.get("type") == "tool_result":
+                    parts.append(content_text(block.get("content")))
+        return "\n".join(parts)
+    return ""
+
+
+def count_input_tokens(body: Body) -> int:
+    """(characters of all message texts + system) // 4, at least 1."""
+    chars = len(content_text(body.get("system")))
+    for message in body.get("messages") or []:
+        if isinstance(message, dict):
+            chars += len(content_text(message.get("content")))
+    return max(1, chars // 4)
+
+
+def count_output_tokens(text: str) -> int:
+    """Whitespace-separated words of the reply, at least 1."""
+    return max(1, len(text.split()))
+
+
+def last_user_text(body: Body) -> str:
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return content_text(message.get("content"))
+    return ""
+
+
+def echo_reply(body: Body) -> str:
+    """Default reply: ``"Echo: <last user message text>"``."""
+    return f"Echo: {last_user_text(body)}"
+
+
+def truncate_words(text: str, max_words: int) -> str:
+    """The prefix of ``text`` holding its first ``max_words`` words (original spacing kept)."""
+    if max_words <= 0:
+        return ""
+    for i, match in enumerate(re.finditer(r"\S+", text), start=1):
+        if i == max_words:
+            return text[: match.end()]
+    return text
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex[:24]
+
+
+class FakeAnthropic(ThreadedServer):
+    """In-process fake of api.anthropic.com."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: when non-empty, only these keys are accepted by /v1/messages
+        self.valid_keys: set[str] = set()
+        self.revoked_keys: set[str] = set()
+        #: a string, or callable(body) -> str, producing the assistant text
+        self.reply: str | ReplyFn = echo_reply
+        self.stop_reason = "end_turn"
+        self.chunk_chars = 20
+        self.first_token_delay = 0.0
+        self.chunk_delay = 0.0
+        self.response_delay = 0.0
+        self.require_version_header = True
+
+        self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+        # admin API
+        self.admin_key = DEFAULT_ADMIN_KEY
+        self.default_workspace_id = "wrkspc_01default"
+        self.org_keys: dict[str, dict[str, Any]] = {}
+        self.org_users: dict[str, dict[str, Any]] = {}
+        self.admin_requests: list[dict[str, Any]] = []
+
+        self._failures: list[tuple[str, dict[str, Any]]] = []
+        self._admin_failures: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        self._clock = itertools.count()
+
+    # ================================================================ config API
+
+    # exposed so tests can compute expectations without importing module functions
+    input_tokens_for = staticmethod(count_input_tokens)
+    output_tokens_for = staticmethod(count_output_tokens)
+
+    def reply_for(self, body: Body) -> str:
+        """The text this fake answers ``body`` with (before max_tokens truncation)."""
+        return self.reply(body) if callable(self.reply) else str(self.reply)
+
+    def fail_next(self, kind: str, times: int = 1, **opts: Any) -> None:
+        """Queue ``times`` failures of ``kind`` for the next /v1/messages (or admin) requests.
+
+        Kinds: rate_limit (opts: retry_after="0"), overloaded, server, auth, permission,
+        invalid_request, too_large, timeout (seconds=30), drop, mid_stream_error (deltas=2);
+        admin: admin_server, admin_rate_limit, admin_drop. Common opts: message=..., should_retry=bool.
+        """
+        if kind not in MESSAGE_FAILURES and kind not in ADMIN_FAILURES:
+            raise ValueError(f"unknown failure kind {kind!r}")
+        with self._lock:
+            target = self._admin_failures if kind in ADMIN_FAILURES else self._failures
+            target.extend((kind, dict(opts)) for _ in range(times))
+
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._failures.clear()
+            self._admin_failures.clear()
+
+    def add_org_key(
+        self,
+        key_id: str,
+        name: str,
+        *,
+        status: str = "active",
+        created_by: str | None = "user_01fake",
+        workspace_id: str | None = None,
+        created_at: str | datetime | None = None,
+        hint: str | None = None,
+        expires_at: str | datetime | None = None,
+    ) -> dict[str, Any]:
+        """Add an API key object (shape of ``anthropic.types.organization.APIKey``)."""
+        if created_at is None:
+            moment = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=next(self._clock))
+            created = _rfc3339(moment)
+        elif isinstance(created_at, datetime):
+            created = _rfc3339(created_at)
+        else:
+            created = created_at
+        creator = None
+        if created_by:
+            kind = "service_account" if created_by.startswith(("svac_", "sa_")) else "user"
+            creator = {"id": created_by, "type": kind}
+        tail = re.sub(r"[^A-Za-z0-9]", "", key_id)[-4:].rjust(4, "A")
+        key = {
+            "id": key_id,
+            "type": "api_key",
+            "name": name,
+            "status": status,
+            "created_at": created,
+            "created_by": creator,
+            "expires_at": _rfc3339(expires_at) if isinstance(expires_at, datetime) else expires_at,
+            "partial_key_hint": hint or f"sk-ant-api03-{tail[:3]}...{tail}",
+            "principal": None,
+            "scope": {"type": "workspace", "workspace_id": workspace_id or self.default_workspace_id},
+            # legacy field (null = default workspace), kept for older clients
+            "workspace_id": workspace_id,
+        }
+        self.org_keys[key_id] = key
+        return key
+
+    def add_org_user(self, user_id: str, email: str, name: str, role: str = "user") -> dict[str, Any]:
+        """Add an organization user (shape of ``anthropic.types.organization.OrganizationUser``)."""
+        moment = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=next(self._clock))
+        user = {"id": user_id, "type": "user", "email": email, "name": name, "role": role, "added_at": _rfc3339(moment)}
+        self.org_users[user_id] = user
+        return user
+
+    # ================================================================ readers
+
+    def message_requests(self) -> list[dict[str, Any]]:
+        return [r for r in list(self.requests) if r["path"] == "/v1/messages"]
+
+    def last_body(self) -> Body:
+        reqs = self.message_requests()
+        if not reqs:
+            raise AssertionError("no /v1/messages request recorded")
+        return reqs[-1]["body"]
+
+    # ================================================================ HTTP
+
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/messages", self._handle_messages)
+        app.router.add_post("/v1/messages/count_tokens", self._handle_count_tokens)
+        app.router.add_get("/v1/organizations/api_keys", self._handle_list_keys)
+        app.router.add_get("/v1/organizations/api_keys/{key_id}", self._handle_get_key)
+        app.router.add_post("/v1/organizations/api_keys/{key_id}", self._handle_update_key)
+        app.router.add_get("/v1/organizations/users", self._handle_list_users)
+        app.router.add_get("/v1/organizations/users/{user_id}", self._handle_get_user)
+        return app
+
+    @staticmethod
+    def _request_id() -> str:
+        return "req_" + uuid.uuid4().hex[:24]
+
+    @classmethod
+    def error_response(
+        cls,
+        status: int,
+        error_type: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        request_id = cls._request_id()
+        body = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+        return web.json_response(body, status=status, headers={"request-id": request_id, **(headers or {})})
+
+    @staticmethod
+    def _key_of(request: web.Request) -> str | None:
+        key = request.headers.get("x-api-key")
+        if key:
+            return key
+        auth = request.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        return None
+
+    def _version_error(self, request: web.Request) -> web.Response | None:
+        if self.require_version_header and not request.headers.get("anthropic-version"):
+            return self.error_response(400, "invalid_request_error", "anthropic-version: header is required")
+        return None
+
+    def _auth_error(self, key: str | None) -> web.Response | None:
+        if not key:
+            return self.error_response(401, "authentication_error", "x-api-key header is required")
+        if key in self.revoked_keys or (self.valid_keys and key not in self.valid_keys):
+            return self.error_response(401, "authentication_error", "invalid x-api-key")
+        return None
+
+    def _injected_error(self, kind: str, opts: dict[str, Any]) -> web.Response:
+        status, error_type, message = ERRORS[kind]
+        headers: dict[str, str] = {}
+        if kind == "rate_limit":
+            headers["retry-after"] = str(opts.get("retry_after", "0"))
+        if "should_retry" in opts:
+            headers["x-should-retry"] = "true" if opts["should_retry"] else "false"
+        return self.error_response(
+            int(opts.get("status", status)), error_type, str(opts.get("message", message)), headers=headers
+        )
+
+    async def _read_json(self, request: web.Request) -> tuple[Body | None, web.Response | None]:
+        raw = await request.read()
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            return None, self.error_response(400, "invalid_request_error", "Request body is not valid JSON")
+        if not isinstance(body, dict):
+            return None, self.error_response(400, "invalid_request_error", "Request body must be a JSON object")
+        return body, None
+
+    def _record(self, request: web.Request, body: Body | None, key: str | None) -> None:
+        self.requests.append(
+            {
+                "path": request.path,
+                "body": body,
+                "api_key": key,
+                "headers": dict(request.headers),
+                "at": time.monotonic(),
+            }
+        )
+
+    @staticmethod
+    def _validate_messages_body(body: Body, *, need_max_tokens: bool) -> str | None:
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return "model: Field required"
+        if need_max_tokens:
+            max_tokens = body.get("max_tokens")
+            if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+                return "max_tokens: Field required"
+            if max_tokens < 1:
+                return "max_tokens: Input should be greater than or equal to 1"
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            return "messages: Field required"
+        if not messages:
+            return "messages: at least one message is required"
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+                return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+            if "content" not in message:
+                return f"messages.{i}.content: Field required"
+        return None
+
+    async def _handle_messages(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._messages(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        key = self._key_of(request)
+        body, bad_json = await self._read_json(request)
+        self._record(request, body, key)
+        if self.response_delay:
+            await asyncio.sleep(self.response_delay)
+        if (err := self._auth_error(key)) is not None:
+            return err
+        if (err := self._version_error(request)) is not None:
+            return err
+
+        with self._lock:
+            kind, opts = self._failures.pop(0) if self._failures else (None, {})
+        if kind == "timeout":
+            await asyncio.sleep(float(opts.get("seconds", 30)))
+        elif kind == "drop":
+            return await self._drop(request)
+        elif kind is not None and kind != "mid_stream_error":
+            return self._injected_error(kind, opts)
+
+        if bad_json is not None:
+            return bad_json
+        assert body is not None
+        if (problem := self._validate_messages_body(body, need_max_tokens=True)) is not None:
+            return self.error_response(400, "invalid_request_error", problem)
+
+        text = self.reply_for(body)
+        stop_reason = self.stop_reason
+        if count_output_tokens(text) > body["max_tokens"]:
+            text, stop_reason = truncate_words(text, body["max_tokens"]), "max_tokens"
+        if kind == "mid_stream_error" or body.get("stream") is True:
+            return await self._stream(request, body, text, stop_reason, mid_stream_error=opts if kind else None)
+        message = self._message(body, text, stop_reason)
+        return web.json_response(message, headers={"request-id": self._request_id()})
+
+    async def _drop(self, request: web.Request) -> web.StreamResponse:
+        """Close the connection without sending a response."""
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        # The handler's response is never written; raising cancels it quietly.
+        raise asyncio.CancelledError
+
+    def _message(self, body: Body, text: str, stop_reason: str) -> dict[str, Any]:
+        return {
+            "id": _new_id("msg_"),
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": count_input_tokens(body),
+                "output_tokens": count_output_tokens(text),
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
+        }
+
+    @staticmethod
+    def sse(event: str, data: dict[str, Any]) -> bytes:
+        return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+    def chunks_of(self, text: str) -> list[str]:
+        size = max(1, int(self.chunk_chars))
+        return [text[i : i + size] for i in range(0, len(text), size)]
+
+    async def _stream(
+        self,
+        request: web.Request,
+        body: Body,
+        text: str,
+        stop_reason: str,
+        *,
+        mid_stream_error: dict[str, Any] | None,
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "request-id": self._request_id(),
+            },
+        )
+        await response.prepare(request)
+        message = self._message(body, "", stop_reason)
+        message.update(content=[], stop_reason=None)
+        message["usage"]["output_tokens"] = 1
+        await response.write(self.sse("message_start", {"type": "message_start", "message": message}))
+        await response.write(
+            self.sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            )
+        )
+        await response.write(self.sse("ping", {"type": "ping"}))
+        chunks = self.chunks_of(text)
+        if mid_stream_error is not None:
+            chunks = chunks[: int(mid_stream_error.get("deltas", 2))]
+        for i, chunk in enumerate(chunks):
+            delay = self.first_token_delay if i == 0 else self.chunk_delay
+            if delay:
+                await asyncio.sleep(delay)
+            delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}
+            await response.write(self.sse("content_block_delta", delta))
+        if mid_stream_error is not None:
+            error = {
+                "type": "error",
+                "error": {
+                    "type": str(mid_stream_error.get("error_type", "overloaded_error")),
+                    "message": str(mid_stream_error.get("message", "Overloaded")),
+                },
+            }
+            await response.write(self.sse("error", error))
+            with contextlib.suppress(ConnectionError):
+                await response.write_eof()
+            return response
+        await response.write(self.sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        await response.write(
+            self.sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                    "usage": {"output_tokens": count_output_tokens(text)},
+                },
+            )
+        )
+        await response.write(self.sse("message_stop", {"type": "message_stop"}))
+        await response.write_eof()
+        return response
+
+    async def _handle_count_tokens(self, request: web.Request) -> web.Response:
+        key = self._key_of(request)
+        body, bad_json = await self._read_json(request)
+        self._record(request, body, key)
+        if (err := self._auth_error(key) or self._version_error(request)) is not None:
+            return err
+        if bad_json is not None:
+            return bad_json
+        assert body is not None
+        if (problem := self._validate_messages_body(body, need_max_tokens=False)) is not None:
+            return self.error_response(400, "invalid_request_error", problem)
+        return web.json_response({"input_tokens": count_input_tokens(body)}, headers={"request-id": self._request_id()})
+
+    # ================================================================ admin API
+
+    async def _admin_gate(self, request: web.Request) -> web.StreamResponse | None:
+        key = self._key_of(request)
+        body: Any = None
+        if request.method == "POST":
+            raw = await request.read()
+            with contextlib.suppress(ValueError):
+                body = json.loads(raw) if raw else {}
+        self.admin_requests.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "body": body,
+                "api_key": key,
+                "headers": dict(request.headers),
+                "at": time.monotonic(),
+            }
+        )
+        if key != self.admin_key:
+            return self.error_response(401, "authentication_error", "invalid x-api-key")
+        if (err := self._version_error(request)) is not None:
+            return err
+        with self._lock:
+            kind, opts = self._admin_failures.pop(0) if self._admin_failures else (None, {})
+        if kind == "admin_server":
+            return self._injected_error("admin_server", opts)
+        if kind == "admin_rate_limit":
+            return self._injected_error("rate_limit", opts)
+        if kind == "admin_drop":
+            return await self._drop(request)
+        return None
+
+    @staticmethod
+    def _page(items: list[dict[str, Any]], query: Any) -> web.Response | dict[str, Any]:
+        try:
+            limit = int(query.get("limit", 20))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            return FakeAnthropic.error_response(400, "invalid_request_error", "limit: must be between 1 and 1000")
+        ids = [item["id"] for item in items]
+        after_id, before_id = query.get("after_id"), query.get("before_id")
+        if after_id and before_id:
+            return FakeAnthropic.error_response(
+                400, "invalid_request_error", "Only one of after_id and before_id may be given"
+            )
+        if before_id:
+            if before_id not in ids:
+                return FakeAnthropic.error_response(400, "invalid_request_error", f"before_id: unknown id {before_id}")
+            end = ids.index(before_id)
+            start = max(0, end - limit)
+            page, has_more = items[start:end], start > 0
+        else:
+            start = 0
+            if after_id:
+                if after_id not in ids:
+                    return FakeAnthropic.error_response(
+                        400, "invalid_request_error", f"after_id: unknown id {after_id}"
+                    )
+                start = ids.index(after_id) + 1
+            page, has_more = items[start : start + limit], start + limit < len(items)
+        return {
+            "data": page,
+            "has_more": has_more,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+        }
+
+    @staticmethod
+    def _json(payload: dict[str, Any] | web.Response) -> web.Response:
+        if isinstance(payload, web.Response):
+            return payload
+        return web.json_response(payload, headers={"request-id": FakeAnthropic._request_id()})
+
+    async def _handle_list_keys(self, request: web.Request) -> web.StreamResponse:
+        if (err := await self._admin_gate(request)) is not None:
+            return err
+        q = request.query
+        keys = list(self.org_keys.values())
+        if q.get("status"):
+            keys = [k for k in keys if k["status"] == q["status"]]
+        if q.get("workspace_id"):
+            keys = [k for k in keys if k["scope"].get("workspace_id") == q["workspace_id"]]
+        if q.get("created_by_user_id"):
+            keys = [k for k in keys if (k["created_by"] or {}).get("id") == q["created_by_user_id"]]
+        return self._json(self._page(keys, q))
+
+    async def _handle_get_key(self, request: web.Request) -> web.StreamResponse:
+        if (err := await self._admin_gate(request)) is not None:
+            return err
+        key = self.org_keys.get(request.match_info["key_id"])
+        if key is None:
+            return self.error_response(404, "not_found_error", "API key not found")
+        return self._json(dict(key))
+
+    async def _handle_update_key(self, request: web.Request) -> web.StreamResponse:
+        if (err := await self._admin_gate(request)) is not None:
+            return err
+        key = self.org_keys.get(request.match_info["key_id"])
+        if key is None:
+            return self.error_response(404, "not_found_error", "API key not found")
+        body = self.admin_requests[-1]["body"]
+        if not isinstance(body, dict):
+            return self.error_response(400, "invalid_request_error", "Request body must be a JSON object")
+        status = body.get("status")
+        if status is not None and status not in ("active", "inactive", "archived"):
+            return self.error_response(400, "invalid_request_error", f"status: invalid value {status!r}")
+        if key["status"] == "archived" and (status or body.get("name") is not None):
+            return self.error_response(400, "invalid_request_error", "Cannot update an archived API key")
+        if body.get("name") is not None:
+            key["name"] = str(body["name"])
+        if status is not None:
+            key["status"] = status
+        return self._json(dict(key))
+
+    async def _handle_list_users(self, request: web.Request) -> web.StreamResponse:
+        if (err := await self._admin_gate(request)) is not None:
+            return err
+        q = request.query
+        users = list(self.org_users.values())
+        if q.get("email"):
+            users = [u for u in users if u["email"].lower() == q["email"].lower()]
+        roles = q.getall("roles[]", []) + q.getall("roles", [])
+        if roles:
+            users = [u for u in users if u["role"] in roles]
+        return self._json(self._page(users, q))
+
+    async def _handle_get_user(self, request: web.Request) -> web.StreamResponse:
+        if (err := await self._admin_gate(request)) is not None:
+            return err
+        user = self.org_users.get(request.match_info["user_id"])
+        if user is None:
+            return self.error_response(404, "not_found_error", "User not found")
+        return self._json(dict(user))
