@@ -32,3 +32,7 @@ def configure_logging(level: int, secrets: Iterable[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Library chatter (Alembic's plugin set-up, per-request SQL) only when asked for with LOG_LEVEL=DEBUG.
+    quiet = logging.DEBUG if level <= logging.DEBUG else logging.WARNING
+    for name in ("alembic", "sqlalchemy.engine"):
+        logging.getLogger(name).setLevel(quiet)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from alembic import command
@@ -20,12 +19,4 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade_database(database_url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``; quiet unless something is applied at DEBUG level."""
-    alembic_log = logging.getLogger("alembic")
-    previous = alembic_log.level
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        alembic_log.setLevel(logging.WARNING)
-    try:
-        command.upgrade(alembic_config(database_url), revision)
-    finally:
-        alembic_log.setLevel(previous)
+    command.upgrade(alembic_config(database_url), revision)

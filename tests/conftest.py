@@ -1,0 +1,222 @@
+"""Shared fixtures: a migrated database (SQLite, or PostgreSQL via TEST_DATABASE_URL), fake Slack and
+Anthropic servers on 127.0.0.1, and the real Claude Gate app served over HTTP and driven with signed requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import ClaudeGate, build_app
+from bot.config import Settings
+from bot.domain.roles import Role
+from bot.services.roles import grant_role
+from bot.store.clock import ManualClock
+from bot.store.db import sync_url
+from bot.store.migrate import upgrade_database
+from bot.store.models import AuditEntry, RequestRecord
+from tests.fakes import FakeAnthropic, FakeSlack
+from tests.fakes.signing import event_body, json_body, new_event_id, sign
+
+SIGNING_SECRET = "test-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-test-bot-token-0123456789"
+API_KEY = "sk-ant-api03-test-default-key-AbCd"
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+ON_POSTGRES = bool(TEST_DATABASE_URL and TEST_DATABASE_URL.startswith("postgres"))
+
+
+def reset_postgres(url: str) -> None:
+    engine = create_engine(sync_url(url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Any) -> str:
+    """A freshly migrated database for each test."""
+    if ON_POSTGRES:
+        assert TEST_DATABASE_URL is not None
+        reset_postgres(TEST_DATABASE_URL)
+        url = TEST_DATABASE_URL
+    else:
+        url = f"sqlite:///{tmp_path / 'gate.db'}"
+    upgrade_database(url)
+    return url
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as slack:
+        yield slack
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as anthropic:
+        yield anthropic
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def settings_factory(database_url: str, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic,
+                     monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    for name in ("SLACK_APP_TOKEN", "DEFAULT_ROLE", "BOOTSTRAP_OWNERS", "ALLOW_GUESTS", "ALLOW_EXTERNAL_USERS",
+                 "LOG_PROMPTS", "DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "slack_bot_token": BOT_TOKEN,
+            "slack_signing_secret": SIGNING_SECRET,
+            "slack_api_url": fake_slack.api_url,
+            "anthropic_api_key": API_KEY,
+            "anthropic_base_url": fake_anthropic.base_url,
+            "database_url": database_url,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory()
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Wait until ``predicate()`` (sync or async) is truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Harness:
+    """The real app behind a real HTTP port, and ways to talk to it like Slack does."""
+
+    gate: ClaudeGate
+    url: str
+    http: aiohttp.ClientSession
+    slack: FakeSlack
+    anthropic: FakeAnthropic
+    clock: ManualClock
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self.gate.sessions
+
+    async def post_signed(self, body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None,
+                          headers: dict[str, str] | None = None) -> tuple[int, str]:
+        all_headers = sign(body, secret, timestamp) | (headers or {})
+        async with self.http.post(f"{self.url}/slack/events", data=body.encode(), headers=all_headers) as response:
+            return response.status, await response.text()
+
+    async def send_event(self, event: dict[str, Any], *, event_id: str | None = None,
+                         headers: dict[str, str] | None = None) -> str:
+        event_id = event_id or new_event_id()
+        status, _ = await self.post_signed(json_body(event_body(event, event_id=event_id)), headers=headers)
+        assert status == 200
+        return event_id
+
+    async def mention(self, user: str, text: str, *, channel: str = "C0001", ts: str | None = None,
+                      thread_ts: str | None = None, event_id: str | None = None) -> str:
+        ts = ts or self.slack.next_ts()
+        self.slack.add_message(channel, ts, f"<@{self.slack.bot_user_id}> {text}", user=user, thread_ts=thread_ts)
+        event = {"type": "app_mention", "user": user, "text": f"<@{self.slack.bot_user_id}> {text}", "ts": ts,
+                 "channel": channel, "event_ts": ts}
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        await self.send_event(event, event_id=event_id)
+        return ts
+
+    async def dm(self, user: str, text: str, *, ts: str | None = None) -> str:
+        ts = ts or self.slack.next_ts()
+        channel = "D" + user
+        self.slack.add_message(channel, ts, text, user=user)
+        await self.send_event({"type": "message", "channel_type": "im", "user": user, "text": text, "ts": ts,
+                               "channel": channel, "event_ts": ts})
+        return ts
+
+    async def records(self) -> list[RequestRecord]:
+        async with self.sessions() as session:
+            return list(await session.scalars(select(RequestRecord).order_by(RequestRecord.id)))
+
+    async def audit(self) -> list[AuditEntry]:
+        async with self.sessions() as session:
+            return list(await session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+
+    async def settled_records(self, count: int, timeout: float = 5.0) -> list[RequestRecord]:
+        """Wait for ``count`` records, none of them still in flight."""
+
+        async def ready() -> list[RequestRecord] | None:
+            rows = await self.records()
+            return rows if len(rows) >= count and all(r.outcome != "admitted" for r in rows) else None
+
+        return await eventually(ready, timeout)
+
+    async def grant(self, user: str, role: Role) -> None:
+        async with self.sessions.begin() as session:
+            await grant_role(session, self.clock, actor_id="test", actor_role=None, target_id=user, role=role)
+
+    def ephemerals_for(self, user: str) -> list[dict[str, Any]]:
+        return [call for call in self.slack.calls_to("chat.postEphemeral") if call.get("user") == user]
+
+
+@pytest.fixture
+async def harness_factory(settings_factory: Callable[..., Settings], fake_slack: FakeSlack,
+                          fake_anthropic: FakeAnthropic, clock: ManualClock) -> AsyncIterator[Callable[..., Any]]:
+    made: list[tuple[ClaudeGate, web.AppRunner, aiohttp.ClientSession]] = []
+
+    async def make(**overrides: Any) -> Harness:
+        gate = build_app(settings_factory(**overrides), clock=clock)
+        await gate.start()
+        runner = web.AppRunner(gate.web_app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        http = aiohttp.ClientSession()
+        made.append((gate, runner, http))
+        return Harness(gate, f"http://127.0.0.1:{port}", http, fake_slack, fake_anthropic, clock)
+
+    yield make
+    for gate, runner, http in made:
+        await http.close()
+        await runner.cleanup()
+        await gate.close()
+
+
+@pytest.fixture
+async def harness(harness_factory: Callable[..., Any]) -> Harness:
+    return await harness_factory()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
