@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qs
 
 import anthropic
 import pytest
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.context.say.async_say import AsyncSay
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
@@ -41,8 +48,23 @@ def web_client(slack: FakeSlack, **kwargs: object) -> AsyncWebClient:
     return AsyncWebClient(token="xoxb-test", base_url=slack.api_url, **kwargs)  # type: ignore[arg-type]
 
 
-def claude_client(fake: FakeAnthropic, api_key: str = "sk-ant-test") -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=fake.base_url, api_key=api_key, max_retries=0)
+ClaudeFactory = Callable[..., anthropic.AsyncAnthropic]
+
+
+@pytest.fixture
+async def claude_client(claude: FakeAnthropic) -> AsyncIterator[ClaudeFactory]:
+    """Factory of AsyncAnthropic clients bound to the fake; closed on the test's loop at teardown."""
+    made: list[anthropic.AsyncAnthropic] = []
+
+    def make(api_key: str = "sk-ant-test", **kwargs: Any) -> anthropic.AsyncAnthropic:
+        options: dict[str, Any] = {"max_retries": 0, **kwargs}
+        client = anthropic.AsyncAnthropic(base_url=claude.base_url, api_key=api_key, **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()
 
 
 # ------------------------------------------------------------------------- slack
@@ -281,12 +303,57 @@ def test_signing_matches_slack_sdk_verifier() -> None:
     assert sign(form, "shh", int(time.time()))["Content-Type"] == "application/x-www-form-urlencoded"
 
 
+# -------------------------------------------------------------------------- bolt
+
+
+def bolt_app(slack: FakeSlack, **kwargs: Any) -> AsyncApp:
+    return AsyncApp(client=web_client(slack), signing_secret="shh", **kwargs)
+
+
+async def test_bolt_over_socket_mode(slack: FakeSlack) -> None:
+    app = bolt_app(slack)
+
+    @app.event("app_mention")
+    async def on_mention(event: dict[str, Any], say: AsyncSay) -> None:
+        await say(text=f"you said {event['text']}", thread_ts=event["ts"])
+
+    handler = AsyncSocketModeHandler(app, "xapp-1-test")
+    await handler.connect_async()
+    try:
+        envelope_id = slack.push_event(
+            {"type": "app_mention", "user": "U1", "text": "<@UBOT> ping", "ts": "1700000000.000100", "channel": "C1"}
+        )
+        assert await slack.awaitfor(lambda s: s.posted_texts() == ["you said <@UBOT> ping"], timeout=5)
+        assert await slack.awaitfor(lambda s: bool(s.acks_for(envelope_id)), timeout=5)
+    finally:
+        await handler.close_async()
+    assert slack.call_names()[:2] == ["apps.connections.open", "auth.test"]
+
+
+async def test_bolt_http_signed_command_and_response_url(slack: FakeSlack) -> None:
+    app = bolt_app(slack)
+
+    @app.command("/claude")
+    async def on_command(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
+        await ack()
+        await respond(f"status for {command['user_id']}")
+
+    body = command_body("/claude", "status", "U1", response_url=slack.new_response_url())
+    response = await app.async_dispatch(AsyncBoltRequest(body=body, headers=sign(body, "shh")))
+    assert response.status == 200
+    assert await slack.awaitfor(lambda s: len(s.responses) == 1, timeout=5)
+    assert slack.responses[0]["body"]["text"] == "status for U1"
+
+    bad = await app.async_dispatch(AsyncBoltRequest(body=body, headers=sign(body, "wrong")))
+    assert bad.status == 401
+
+
 # --------------------------------------------------------------------- anthropic
 
 
-async def test_messages_stream_text_and_usage(claude: FakeAnthropic) -> None:
+async def test_messages_stream_text_and_usage(claude: FakeAnthropic, claude_client: ClaudeFactory) -> None:
     claude.chunk_chars = 5
-    client = claude_client(claude)
+    client = claude_client()
     body = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "What is up with the weather"}]}
     pieces: list[str] = []
     async with client.messages.stream(**body) as stream:  # type: ignore[arg-type]
@@ -304,9 +371,9 @@ async def test_messages_stream_text_and_usage(claude: FakeAnthropic) -> None:
     assert claude.max_in_flight == 1 and claude.in_flight == 0
 
 
-async def test_messages_create_and_max_tokens(claude: FakeAnthropic) -> None:
+async def test_messages_create_and_max_tokens(claude: FakeAnthropic, claude_client: ClaudeFactory) -> None:
     claude.reply = "one two three four five"
-    client = claude_client(claude)
+    client = claude_client()
     message = await client.messages.create(
         model=MODEL, max_tokens=3, system="be brief", messages=[{"role": "user", "content": "count"}]
     )
@@ -320,10 +387,10 @@ async def test_messages_create_and_max_tokens(claude: FakeAnthropic) -> None:
     assert tokens.input_tokens == 10
 
 
-async def test_mid_stream_error(claude: FakeAnthropic) -> None:
+async def test_mid_stream_error(claude: FakeAnthropic, claude_client: ClaudeFactory) -> None:
     claude.chunk_chars = 3
     claude.fail_next("mid_stream_error", deltas=2)
-    client = claude_client(claude)
+    client = claude_client()
     pieces: list[str] = []
     with pytest.raises(anthropic.APIStatusError) as err:
         async with client.messages.stream(
@@ -335,14 +402,14 @@ async def test_mid_stream_error(claude: FakeAnthropic) -> None:
     assert err.value.type == "overloaded_error"
 
 
-async def test_error_kinds(claude: FakeAnthropic) -> None:
+async def test_error_kinds(claude: FakeAnthropic, claude_client: ClaudeFactory) -> None:
     claude.revoked_keys.add("sk-ant-revoked")
     args = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
     with pytest.raises(anthropic.AuthenticationError) as auth_err:
-        await claude_client(claude, "sk-ant-revoked").messages.create(**args)  # type: ignore[arg-type]
+        await claude_client("sk-ant-revoked").messages.create(**args)  # type: ignore[arg-type]
     assert auth_err.value.request_id and auth_err.value.request_id.startswith("req_")
 
-    client = claude_client(claude)
+    client = claude_client()
     claude.fail_next("rate_limit", retry_after="3")
     with pytest.raises(anthropic.RateLimitError) as rl:
         await client.messages.create(**args)  # type: ignore[arg-type]
@@ -362,7 +429,7 @@ async def test_error_kinds(claude: FakeAnthropic) -> None:
 
     # the SDK retries 5xx by itself unless told not to
     claude.fail_next("server", times=1)
-    retrying = anthropic.AsyncAnthropic(base_url=claude.base_url, api_key="sk-ant-test", max_retries=1)
+    retrying = claude_client(max_retries=1)
     ok = await retrying.messages.create(**args)  # type: ignore[arg-type]
     assert ok.content[0].text == "Echo: hi"  # type: ignore[union-attr]
     claude.fail_next("server", should_retry=False)
@@ -370,19 +437,19 @@ async def test_error_kinds(claude: FakeAnthropic) -> None:
         await retrying.messages.create(**args)  # type: ignore[arg-type]
 
 
-async def test_timeout_kind(claude: FakeAnthropic) -> None:
+async def test_timeout_kind(claude: FakeAnthropic, claude_client: ClaudeFactory) -> None:
     claude.fail_next("timeout", seconds=5)
-    client = anthropic.AsyncAnthropic(base_url=claude.base_url, api_key="k", max_retries=0, timeout=0.3)
+    client = claude_client(timeout=0.3)
     with pytest.raises(anthropic.APITimeoutError):
         await client.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "hi"}])
     assert await claude.awaitfor(lambda c: c.in_flight == 0, timeout=3)
 
 
-async def test_admin_api_keys_paging(claude: FakeAnthropic) -> None:
+async def test_admin_api_keys_paging(claude: FakeAnthropic, claude_client: ClaudeFactory) -> None:
     for i in range(7):
         claude.add_org_key(f"apikey_{i:02d}", f"key {i}", workspace_id="wrkspc_1" if i % 2 else None)
     claude.add_org_user("user_1", "alice@example.com", "Alice", role="admin")
-    client = claude_client(claude, api_key=claude.admin_key)
+    client = claude_client(api_key=claude.admin_key)
     assert hasattr(client, "organization")
 
     ids = [key.id async for key in client.organization.api_keys.list(limit=3)]
@@ -406,4 +473,4 @@ async def test_admin_api_keys_paging(claude: FakeAnthropic) -> None:
         await client.organization.api_keys.retrieve("apikey_01")
 
     with pytest.raises(anthropic.AuthenticationError):
-        await claude_client(claude, api_key="sk-ant-not-admin").organization.api_keys.retrieve("apikey_01")
+        await claude_client(api_key="sk-ant-not-admin").organization.api_keys.retrieve("apikey_01")
