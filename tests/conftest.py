@@ -220,3 +220,21 @@ async def harness(harness_factory: Callable[..., Any]) -> Harness:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, default=str)
+
+
+@pytest.fixture
+def aiohttp_get() -> Callable[..., Any]:
+    """GET a path of an aiohttp application served on a free 127.0.0.1 port; returns (status, json)."""
+
+    async def get(app: web.Application, path: str) -> tuple[int, Any]:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}{path}") as response:
+                return response.status, await response.json()
+        finally:
+            await runner.cleanup()
+
+    return get

@@ -157,7 +157,8 @@ class FakeAnthropic(ThreadedServer):
         """Queue ``times`` failures of ``kind`` for the next /v1/messages (or admin) requests.
 
         Kinds: rate_limit (opts: retry_after="0"), overloaded, server, auth, permission,
-        invalid_request, too_large, timeout (seconds=30), drop, mid_stream_error (deltas=2);
+        invalid_request, too_large, timeout (seconds=30), drop, mid_stream_error (deltas=2; a
+        non-streaming request gets a 529 instead);
         admin: admin_server, admin_rate_limit, admin_drop. Common opts: message=..., should_retry=bool.
         """
         if kind not in MESSAGE_FAILURES and kind not in ADMIN_FAILURES:
@@ -375,7 +376,11 @@ class FakeAnthropic(ThreadedServer):
         stop_reason = self.stop_reason
         if count_output_tokens(text) > body["max_tokens"]:
             text, stop_reason = truncate_words(text, body["max_tokens"]), "max_tokens"
-        if kind == "mid_stream_error" or body.get("stream") is True:
+        streaming = body.get("stream") is True
+        if kind == "mid_stream_error" and not streaming:
+            # a plain request has no "middle": fail it the way a broken stream would be reported
+            return self._injected_error("overloaded", opts)
+        if streaming:
             return await self._stream(request, body, text, stop_reason, mid_stream_error=opts if kind else None)
         message = self._message(body, text, stop_reason)
         return web.json_response(message, headers={"request-id": self._request_id()})
