@@ -36,7 +36,7 @@ def is_sqlite(url: str | URL) -> bool:
     return _normalised(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str | URL, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str | URL, *, pool_size: int = 5) -> AsyncEngine:
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
         engine = create_async_engine(target, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})

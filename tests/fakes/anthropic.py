@@ -509,7 +509,7 @@ class FakeAnthropic(ThreadedServer):
             {
                 "method": request.method,
                 "path": request.path,
-                "query": dict(request.query),
+                "query": {k: (v[0] if len(v) == 1 else v) for k in request.query for v in [request.query.getall(k)]},
                 "body": body,
                 "api_key": key,
                 "headers": dict(request.headers),
