@@ -100,8 +100,12 @@ class ClaudeGate:
         return app
 
 
+# `claude-gate chat` works without Slack credentials; Bolt still wants a token to be constructed.
+NO_SLACK_TOKEN = "xoxb-not-configured"
+
+
 def slack_client(settings: Settings) -> AsyncWebClient:
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else NO_SLACK_TOKEN
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,

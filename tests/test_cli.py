@@ -1,0 +1,121 @@
+"""The `claude-gate` command line, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import API_KEY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("SLACK_", "ANTHROPIC_", "DATABASE_URL", "BOOTSTRAP", "DEFAULT_ROLE"))}
+    return subprocess.run([sys.executable, "-m", "bot", *args], env=clean | (env or {}), cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_serve_without_credentials_names_what_to_set(tmp_path: Path, database_url: str) -> None:
+    result = run_cli("serve", env={"DATABASE_URL": database_url}, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one line, no traceback
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "ANTHROPIC_API_KEY", "claude-gate manifest"):
+        assert name in lines[0]
+
+
+def test_socket_mode_does_not_need_a_signing_secret(tmp_path: Path) -> None:
+    result = run_cli("serve", env={"SLACK_APP_TOKEN": "xapp-1", "SLACK_BOT_TOKEN": "xoxb-1"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "SLACK_SIGNING_SECRET" not in result.stderr and "ANTHROPIC_API_KEY" in result.stderr
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("DEFAULT_ROLE", "emperor"), ("REMINDER_CRON", "every day"), ("REMINDER_TZ", "Mars/Olympus"),
+    ("PORT", "http"), ("ROTATION_DAYS", "0"), ("LOG_LEVEL", "LOUD"), ("ALLOW_GUESTS", "perhaps"),
+])
+def test_invalid_setting_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys,
+                                           variable: str, value: str) -> None:
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(variable, value)
+    assert main(["users"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"claude-gate: Invalid setting {variable}")
+
+
+def test_env_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DEFAULT_ROLE=emperor\n")
+    result = run_cli("users", cwd=tmp_path)
+    assert "Invalid setting DEFAULT_ROLE" in result.stderr
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("users", env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("claude-gate: the database is not reachable")
+    assert "Traceback" not in result.stderr
+
+
+def test_grant_users_revoke_and_the_last_owner(tmp_path: Path, database_url: str) -> None:
+    env = {"DATABASE_URL": database_url}
+    assert run_cli("grant", "<@U0OWNER|olga>", "owner", env=env, cwd=tmp_path).stdout == "U0OWNER is now owner\n"
+    assert run_cli("grant", "U0USER", "power", env=env, cwd=tmp_path).returncode == 0
+    listing = run_cli("users", env=env, cwd=tmp_path).stdout
+    assert "U0OWNER\towner" in listing and "U0USER\tpower" in listing
+    assert run_cli("users", "power", env=env, cwd=tmp_path).stdout.count("\n") == 1
+    refused = run_cli("revoke", "U0OWNER", env=env, cwd=tmp_path)
+    assert refused.returncode == 2 and "last owner" in refused.stderr
+    assert run_cli("revoke", "U0USER", env=env, cwd=tmp_path).stdout == "U0USER is no longer power\n"
+    bad = run_cli("grant", "not-a-user", "power", env=env, cwd=tmp_path)
+    assert bad.returncode == 2 and "is not a Slack user ID" in bad.stderr
+    assert run_cli("grant", "U0X", "emperor", env=env, cwd=tmp_path).returncode == 2
+
+
+def test_manifest_is_complete(tmp_path: Path) -> None:
+    http = json.loads(run_cli("manifest", "--url", "https://gate.example.com", cwd=tmp_path).stdout)
+    assert http["settings"]["event_subscriptions"]["request_url"] == "https://gate.example.com/slack/events"
+    assert http["settings"]["socket_mode_enabled"] is False
+    assert {c["command"] for c in http["features"]["slash_commands"]} == {"/claude-admin", "/claude"}
+    assert {"app_mention", "message.im", "assistant_thread_started"} <= set(
+        http["settings"]["event_subscriptions"]["bot_events"])
+    assert {"app_mentions:read", "chat:write", "users:read", "im:history", "commands"} <= set(
+        http["oauth_config"]["scopes"]["bot"])
+    socket = json.loads(run_cli("manifest", "--socket", cwd=tmp_path).stdout)
+    assert socket["settings"]["socket_mode_enabled"] is True
+    assert "request_url" not in socket["settings"]["event_subscriptions"]
+
+
+def test_chat_as_goes_through_the_gate(tmp_path: Path, database_url: str, fake_slack, fake_anthropic) -> None:
+    env = {"DATABASE_URL": database_url, "ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
+           "SLACK_BOT_TOKEN": "xoxb-cli", "SLACK_API_URL": fake_slack.api_url}
+    fake_slack.add_user("U0CLI")
+    refused = run_cli("chat", "--as", "U0CLI", "hello", env=env, cwd=tmp_path)
+    assert refused.returncode == 3 and "refused: Your role *viewer* cannot ask Claude" in refused.stderr
+    run_cli("grant", "U0CLI", "user", env=env, cwd=tmp_path)
+    answered = run_cli("chat", "--as", "U0CLI", "hello", "there", env=env, cwd=tmp_path)
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout == "Echo: hello there\n"
+    assert fake_anthropic.last_body()["max_tokens"] == 512
+    not_allowed = run_cli("chat", "--as", "U0CLI", "--model", "opus", "hi", env=env, cwd=tmp_path)
+    assert not_allowed.returncode == 3 and "may not use `opus`" in not_allowed.stderr
+
+
+def test_bootstrap_owners_become_owners_once(tmp_path: Path, database_url: str, fake_slack, fake_anthropic) -> None:
+    env = {"DATABASE_URL": database_url, "ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
+           "BOOTSTRAP_OWNERS": "U0BOSS, U0DEPUTY"}
+    result = run_cli("chat", "--as", "U0BOSS", "hi", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    listing = run_cli("users", "owner", env=env, cwd=tmp_path).stdout
+    assert "U0BOSS" in listing and "U0DEPUTY" in listing
+    run_cli("revoke", "U0DEPUTY", env=env, cwd=tmp_path)
+    run_cli("chat", "--as", "U0BOSS", "hi", env=env, cwd=tmp_path)  # an owner exists: nothing re-granted
+    assert "U0DEPUTY" not in run_cli("users", env=env, cwd=tmp_path).stdout
