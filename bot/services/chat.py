@@ -116,7 +116,10 @@ class ChatService:
         return secret
 
     async def _tell_user(self, sink: AnswerSink, failure: ClaudeFailure, *, partial: bool) -> None:
-        note = f"_(answer cut off: {failure.message})_" if partial else f":warning: {failure.message}"
+        if partial:
+            note = f"_:warning: {failure.message.rstrip('.')}: the answer above is incomplete. Ask again to continue._"
+        else:
+            note = f":warning: {failure.message}"
         try:
             await sink.fail(note)
         except Exception:

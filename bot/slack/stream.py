@@ -26,12 +26,11 @@ def split_for_message(text: str, limit: int = MESSAGE_LIMIT) -> tuple[str, str]:
     """Head that fits in one message (cut at a paragraph or line break when possible) and the rest."""
     if len(text) <= limit:
         return text, ""
-    cut = max(text.rfind("\n\n", 0, limit), text.rfind("\n", 0, limit))
-    if cut < limit // 2:
-        cut = text.rfind(" ", 0, limit)
-    if cut < limit // 2:
-        cut = limit
-    return text[:cut], text[cut:].lstrip("\n")
+    for separator in ("\n\n", "\n", " "):
+        cut = text.rfind(separator, 0, limit)
+        if cut >= limit // 2:
+            return text[:cut], text[cut + len(separator):]
+    return text[:limit], text[limit:]
 
 
 class SlackAnswer:

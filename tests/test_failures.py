@@ -1,0 +1,117 @@
+"""Faults never crash the app, always give one clear line in the thread, and always finish the record."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.domain.roles import Role
+from tests.conftest import Harness, eventually
+
+
+async def ask(harness: Harness, text: str = "hello", role: Role = Role.USER) -> tuple[list[str], object]:
+    harness.slack.add_user("U1")
+    await harness.grant("U1", role)
+    await harness.mention("U1", text)
+    (record,) = await harness.settled_records(1, timeout=15)
+    await eventually(lambda: harness.slack.posted_texts("C0001"), 10)
+    return harness.slack.posted_texts("C0001"), record
+
+
+@pytest.mark.parametrize(("kind", "times", "opts", "error_type", "phrase"), [
+    ("rate_limit", 3, {"retry_after": "0"}, "rate_limited", "rate-limiting"),
+    ("overloaded", 3, {}, "overloaded", "overloaded"),
+    ("server", 3, {}, "server", "internal error"),
+    ("auth", 1, {}, "key", "API key"),
+    ("permission", 1, {}, "key", "API key"),
+    ("invalid_request", 1, {"message": "bad thing"}, "invalid", "rejected the request"),
+    ("drop", 3, {}, "connection", "could not reach Anthropic"),
+])
+async def test_anthropic_errors_become_one_clear_line(harness: Harness, kind: str, times: int, opts: dict,
+                                                       error_type: str, phrase: str) -> None:
+    harness.anthropic.fail_next(kind, times=times, **opts)
+    texts, record = await ask(harness)
+    assert len(texts) == 1 and phrase in texts[0] and texts[0].startswith(":warning:")
+    assert "Traceback" not in texts[0]
+    assert (record.outcome, record.error_type) == ("error", error_type)
+
+
+async def test_spend_limit_429_is_not_retried_forever(harness: Harness) -> None:
+    harness.anthropic.fail_next("rate_limit", times=3, retry_after="0", should_retry=False,
+                                message="enforced_spend_limit_reached: spend limit hit")
+    texts, record = await ask(harness)
+    assert record.error_type == "spend_limit" and "spend limit" in texts[0]
+    assert len(harness.anthropic.message_requests()) == 1
+
+
+async def test_whole_answer_timeout(harness_factory) -> None:
+    harness = await harness_factory(answer_timeout_seconds=0.5)
+    harness.anthropic.first_token_delay = 3
+    texts, record = await ask(harness)
+    assert record.error_type == "timeout" and "took too long" in texts[0]
+
+
+async def test_mid_stream_error_keeps_the_partial_text(harness: Harness) -> None:
+    harness.anthropic.reply = "one two three four five six seven eight nine ten eleven twelve"
+    harness.anthropic.chunk_chars = 10
+    harness.anthropic.fail_next("mid_stream_error", deltas=2)
+    texts, record = await ask(harness)
+    assert texts[0].startswith("one two three four f\n\n")  # the two deltas that arrived
+    assert "interrupted" in texts[0] and "the answer above is incomplete" in texts[0]
+    assert record.error_type == "interrupted" and record.input_tokens > 0
+
+
+async def test_context_too_long_is_retried_once_with_less_history(harness: Harness) -> None:
+    harness.anthropic.fail_next("too_large")
+    texts, record = await ask(harness)
+    assert texts == ["Echo: hello"] and record.outcome == "ok"
+    assert len(harness.anthropic.message_requests()) == 2
+
+
+async def test_a_failing_conversation_does_not_affect_another(harness: Harness) -> None:
+    for user in ("U1", "U2"):
+        harness.slack.add_user(user)
+        await harness.grant(user, Role.USER)
+    harness.anthropic.fail_next("auth")
+    await harness.mention("U1", "first")
+    await harness.settled_records(1)
+    await harness.mention("U2", "second")
+    records = await harness.settled_records(2)
+    assert [r.outcome for r in records] == ["error", "ok"]
+
+
+async def test_streaming_not_allowed_falls_back_to_post_and_update(harness: Harness) -> None:
+    harness.slack.streaming_supported = False
+    harness.anthropic.reply = " ".join(f"word{i}" for i in range(60))
+    texts, record = await ask(harness)
+    assert texts == [harness.anthropic.reply] and record.outcome == "ok"
+    assert harness.slack.calls_to("chat.postMessage")
+
+
+async def test_slack_429_during_streaming_loses_no_text(harness: Harness) -> None:
+    harness.anthropic.reply = " ".join(f"w{i}" for i in range(200))
+    harness.anthropic.chunk_chars = 50
+    harness.anthropic.chunk_delay = 0.3
+    harness.slack.fail_next("chat.appendStream", "ratelimited", retry_after=0, times=2)
+    texts, _record = await ask(harness)
+    assert texts == [harness.anthropic.reply]
+
+
+async def test_long_answer_continues_in_follow_up_messages(harness: Harness) -> None:
+    word = "abcdefghijklmnopqrstuvwxyz0123"  # long words: ~800 tokens of the fake for 25,000 characters
+    paragraph = " ".join([word] * 18)
+    harness.anthropic.reply = "\n\n".join(f"{i}: {paragraph}" for i in range(45))
+    harness.anthropic.chunk_chars = 500
+    texts, record = await ask(harness, role=Role.POWER)
+    assert len(texts) == 3 and all(len(t) <= 11_000 for t in texts)
+    assert "\n\n".join(texts) == harness.anthropic.reply
+    assert record.outcome == "ok"
+
+
+async def test_database_failure_in_a_listener_gives_a_friendly_line(harness: Harness) -> None:
+    harness.slack.add_user("U1")
+    await harness.grant("U1", Role.USER)
+    await harness.gate.engine.dispose()
+    harness.gate.gate.sessions = harness.gate.gate.sessions.__class__(bind=None)  # no database at all
+    await harness.mention("U1", "hello")
+    await eventually(lambda: harness.ephemerals_for("U1"))
+    assert "Something went wrong on my side" in harness.ephemerals_for("U1")[0]["text"]
