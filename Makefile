@@ -1,0 +1,31 @@
+# Claude Gate: `make run` starts the bot, `make test` runs the whole suite. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench manifest clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/claude-gate serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+manifest: $(STAMP)
+	@$(BIN)/claude-gate manifest
+
+clean:
+	rm -rf $(VENV) *.egg-info
