@@ -176,3 +176,27 @@ class SchedulerState(Base):
     holder: Mapped[str | None] = mapped_column(String(128))
     expires_at: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
+
+
+class GroupRoleMapping(Base):
+    """A Slack user group whose members get a role (the effective role is the highest that applies)."""
+
+    __tablename__ = "group_role_mappings"
+
+    usergroup_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    handle: Mapped[str | None] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    mapped_by: Mapped[str] = mapped_column(String(64))
+    mapped_at: Mapped[datetime]
+    members_synced_at: Mapped[datetime | None]
+
+
+class GroupMember(Base):
+    """Membership of mapped user groups, shared by every process (refreshed from usergroups.users.list)."""
+
+    __tablename__ = "group_members"
+
+    usergroup_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+    __table_args__ = (Index("ix_group_members_user", "slack_user_id"),)

@@ -1,0 +1,3 @@
+from bench import gate_overhead
+
+gate_overhead.main()
