@@ -20,12 +20,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.services.admin import AdminService
 from bot.services.chat import ChatService
 from bot.services.claude import ClaudeGateway
 from bot.services.gate import Gate
 from bot.services.keys import ensure_default_key
+from bot.services.personal import PersonalService
 from bot.services.roles import bootstrap_owners
 from bot.slack.directory import UserDirectory
+from bot.slack.workspace import SlackWorkspace
 from bot.store.clock import Clock, system_clock
 from bot.store.db import create_engine, session_factory
 
@@ -48,6 +51,8 @@ class ClaudeGate:
     claude: ClaudeGateway
     gate: Gate
     chat: ChatService
+    admin: AdminService
+    personal: PersonalService
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
@@ -130,7 +135,10 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     claude = ClaudeGateway(base_url=settings.anthropic_base_url)
     gate = Gate(sessions, settings, clock)
     chat = ChatService(gate=gate, claude=claude, sessions=sessions, settings=settings)
+    admin = AdminService(sessions=sessions, settings=settings, clock=clock,
+                         workspace=SlackWorkspace(client, directory))
+    personal = PersonalService(sessions=sessions, settings=settings, clock=clock)
     runtime = ClaudeGate(settings=settings, clock=clock, engine=engine, sessions=sessions, client=client, bolt=bolt,
-                         directory=directory, claude=claude, gate=gate, chat=chat)
+                         directory=directory, claude=claude, gate=gate, chat=chat, admin=admin, personal=personal)
     register_listeners(runtime)
     return runtime

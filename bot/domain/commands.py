@@ -1,10 +1,27 @@
-"""Command-line and slash-command grammar pieces shared by every command."""
+"""The grammar of `/claude-admin` and `/claude`: one table, one parser, pure.
+
+Arguments accept Slack's escaped forms (`<@U123|name>`, `<!subteam^S123|@handle>`) and plain IDs;
+options are `key=value` in any order. A bad text raises CommandError with a one-line message and the
+usage of the subcommand it was closest to; nothing is executed.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bot.domain.roles import Right, Role
 
 _USER = re.compile(r"^(?:<@(?P<mention>[UW][A-Z0-9]{2,20})(?:\|[^>]*)?>|(?P<plain>[UW][A-Z0-9]{2,20}))$")
+_GROUP = re.compile(r"^(?:<!subteam\^(?P<mention>S[A-Z0-9]{2,20})(?:\|(?P<handle>@?[^>]*))?>|(?P<plain>S[A-Z0-9]{2,20})"
+                    r"|@(?P<bare>[a-z0-9][a-z0-9._-]{0,79}))$")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ENV_VAR = re.compile(r"^env:(?P<name>[A-Za-z_][A-Za-z0-9_]{0,127})$")
+_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+MAX_INT = 10_000_000
 
 
 def parse_user(text: str) -> str | None:
@@ -13,3 +30,271 @@ def parse_user(text: str) -> str | None:
     if not match:
         return None
     return match.group("mention") or match.group("plain")
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    """A Slack user group, by ID (`S…`) and/or handle (`@team`)."""
+
+    id: str | None
+    handle: str | None
+
+    def __str__(self) -> str:
+        return f"@{self.handle}" if self.handle else str(self.id)
+
+
+def parse_group(text: str) -> GroupRef | None:
+    match = _GROUP.match(text.strip())
+    if not match:
+        return None
+    if match.group("mention"):
+        handle = (match.group("handle") or "").lstrip("@") or None
+        return GroupRef(match.group("mention"), handle)
+    if match.group("plain"):
+        return GroupRef(match.group("plain"), None)
+    return GroupRef(None, match.group("bare"))
+
+
+class Kind(StrEnum):
+    USER = "user"
+    ROLE = "role"
+    GROUP = "group"
+    LABEL = "label"
+    ENV_VAR = "env_var"
+    INT = "int"
+    WORD = "word"
+    FIELD = "field"
+    SUBJECT = "subject"  # a user, a role, or "all"
+    REST = "rest"  # the rest of the text (e.g. a comma list with spaces)
+
+
+POLICY_FIELDS = ("models", "max_tokens", "rpm_limit", "daily_token_budget", "workspace")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: Kind
+    optional: bool = False
+    minimum: int = 0
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    command: str  # "/claude-admin" or "/claude"
+    words: tuple[str, ...]  # ("groups", "map")
+    params: tuple[Param, ...] = ()
+    options: dict[str, Param] = field(default_factory=dict)
+    summary: str = ""
+    right: Right | None = None  # None: anyone may run it
+
+    @property
+    def name(self) -> str:
+        return " ".join(self.words)
+
+    @property
+    def usage(self) -> str:
+        parts = [self.command, *self.words]
+        for param in self.params:
+            label = _PLACEHOLDER.get(param.kind, f"<{param.name}>")
+            parts.append(f"[{label}]" if param.optional else label)
+        parts.extend(f"[{name}={_PLACEHOLDER.get(p.kind, '<' + name + '>')}]" for name, p in self.options.items())
+        return "`" + " ".join(parts) + "`"
+
+
+_PLACEHOLDER = {
+    Kind.USER: "<@user>",
+    Kind.ROLE: "<role>",
+    Kind.GROUP: "<@group>",
+    Kind.LABEL: "<label>",
+    Kind.ENV_VAR: "env:<VAR>",
+    Kind.INT: "<n>",
+    Kind.FIELD: "<field>",
+    Kind.SUBJECT: "<@user|role|all>",
+    Kind.REST: "<value>",
+    Kind.WORD: "<name>",
+}
+
+ADMIN = "/claude-admin"
+SELF = "/claude"
+
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand(ADMIN, ("help",), summary="the commands you may use"),
+    Subcommand(ADMIN, ("grant",), (Param("user", Kind.USER), Param("role", Kind.ROLE)),
+               summary="give someone a role (they get a DM)", right=Right.MANAGE_ROLES),
+    Subcommand(ADMIN, ("revoke",), (Param("user", Kind.USER),),
+               summary="remove someone's explicit role", right=Right.MANAGE_ROLES),
+    Subcommand(ADMIN, ("whois",), (Param("user", Kind.USER),),
+               summary="effective role, its source, limits, usage today", right=Right.MANAGE_ROLES),
+    Subcommand(ADMIN, ("users",), (Param("role", Kind.ROLE, optional=True),),
+               summary="users with explicit roles", right=Right.MANAGE_ROLES),
+    Subcommand(ADMIN, ("groups",), summary="user groups mapped to roles", right=Right.MANAGE_ROLES),
+    Subcommand(ADMIN, ("groups", "map"), (Param("group", Kind.GROUP), Param("role", Kind.ROLE)),
+               summary="give a Slack user group's members a role", right=Right.MANAGE_ROLES),
+    Subcommand(ADMIN, ("groups", "unmap"), (Param("group", Kind.GROUP),),
+               summary="remove a group mapping", right=Right.MANAGE_ROLES),
+    Subcommand(ADMIN, ("keys",), summary="API keys: label, workspace, hint, age, rotate-by, status",
+               right=Right.MANAGE_KEYS),
+    Subcommand(ADMIN, ("keys", "add"), (Param("label", Kind.LABEL), Param("env_var", Kind.ENV_VAR)),
+               {"workspace": Param("workspace", Kind.WORD), "rotate_days": Param("rotate_days", Kind.INT, minimum=1),
+                "anthropic_id": Param("anthropic_id", Kind.WORD)},
+               summary="register a key whose secret is in an environment variable", right=Right.MANAGE_KEYS),
+    Subcommand(ADMIN, ("keys", "revoke"), (Param("label", Kind.LABEL),),
+               summary="stop using a key at once (and deactivate it at Anthropic)", right=Right.MANAGE_KEYS),
+    Subcommand(ADMIN, ("keys", "sync"), summary="import the organisation's keys from the Admin API",
+               right=Right.MANAGE_KEYS),
+    Subcommand(ADMIN, ("policy",), (Param("role", Kind.ROLE, optional=True),),
+               summary="models and limits of each role", right=Right.EDIT_POLICY),
+    Subcommand(ADMIN, ("policy", "set"), (Param("role", Kind.ROLE), Param("field", Kind.FIELD),
+                                          Param("value", Kind.REST)),
+               summary="edit a role's models, max_tokens, rpm_limit, daily_token_budget or workspace",
+               right=Right.EDIT_POLICY),
+    Subcommand(ADMIN, ("usage",), (Param("subject", Kind.SUBJECT, optional=True),),
+               {"days": Param("days", Kind.INT, minimum=1)},
+               summary="requests, tokens, estimated cost, refusals", right=Right.VIEW_USAGE),
+    Subcommand(ADMIN, ("audit",), (Param("n", Kind.INT, optional=True, minimum=1),),
+               summary="the last n admin actions", right=Right.VIEW_AUDIT),
+    Subcommand(ADMIN, ("reminders",), summary="the key-rotation reminder schedule", right=Right.MANAGE_KEYS),
+    Subcommand(ADMIN, ("reminders", "run"), summary="run the reminders now", right=Right.MANAGE_KEYS),
+    Subcommand(ADMIN, ("offboard",), (Param("user", Kind.USER),),
+               summary="revoke someone's role and deactivate the Anthropic keys they created",
+               right=Right.MANAGE_ROLES),
+    Subcommand(SELF, ("help",), summary="what you can do"),
+    Subcommand(SELF, ("status",), summary="your role, limits, requests left, model"),
+    Subcommand(SELF, ("model",), (Param("model", Kind.WORD),), summary="set your default model"),
+    Subcommand(SELF, ("usage",), summary="your usage in the last 7 and 30 days"),
+)
+
+
+def subcommands_of(command: str) -> list[Subcommand]:
+    return [s for s in SUBCOMMANDS if s.command == command]
+
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    subcommand: Subcommand
+    args: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.subcommand.name
+
+    def __getitem__(self, key: str) -> Any:
+        return self.args.get(key)
+
+
+class CommandError(Exception):
+    """Bad command text: ``message`` is one line; ``usage`` the usage line(s) to show with it."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+
+def parse_command(command: str, text: str) -> ParsedCommand:
+    """Parse the text of ``command``; an empty text is `help`."""
+    tokens = text.split()
+    if not tokens:
+        tokens = ["help"]
+    table = subcommands_of(command)
+    # longest matching word path wins: "groups map" before "groups"
+    candidates = sorted((s for s in table if [t.lower() for t in tokens[: len(s.words)]] == list(s.words)),
+                        key=lambda s: len(s.words), reverse=True)
+    if not candidates:
+        known = ", ".join(sorted({s.words[0] for s in table}))
+        raise CommandError(f"Unknown subcommand `{_shown(tokens[0])}`. Known: {known}.",
+                           f"`{command} help` lists what you may run.")
+    sub = candidates[0]
+    return ParsedCommand(sub, _bind(sub, tokens[len(sub.words):]))
+
+
+def _bind(sub: Subcommand, tokens: list[str]) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    positional: list[str] = []
+    for index, token in enumerate(tokens):
+        key, sep, value = token.partition("=")
+        if sep and key.lower() in sub.options:
+            name = key.lower()
+            if name in args:
+                raise CommandError(f"`{name}=` is given twice.", sub.usage)
+            args[name] = _convert(sub.options[name], value, sub)
+        elif sub.params and sub.params[-1].kind is Kind.REST and len(positional) == len(sub.params) - 1:
+            positional.append(" ".join(tokens[index:]))
+            break
+        elif sep and not token.startswith("<"):
+            raise CommandError(f"Unknown option `{_shown(key)}=`.", sub.usage)
+        else:
+            positional.append(token)
+    required = [p for p in sub.params if not p.optional]
+    if len(positional) < len(required):
+        missing = sub.params[len(positional)].name
+        raise CommandError(f"Missing {missing}.", sub.usage)
+    if len(positional) > len(sub.params):
+        raise CommandError(f"Unexpected `{_shown(positional[len(sub.params)])}`.", sub.usage)
+    for param, token in zip(sub.params, positional, strict=False):
+        args[param.name] = _convert(param, token, sub)
+    return args
+
+
+def _shown(token: str) -> str:
+    """What of a bad token may be echoed back: never something that looks like a secret."""
+    if token.lower().startswith(("sk-ant", "xox", "xapp")):
+        return "that value"
+    return token[:40].replace("`", "'")
+
+
+def _convert(param: Param, token: str, sub: Subcommand) -> Any:
+    shown = _shown(token)
+    match param.kind:
+        case Kind.USER:
+            user = parse_user(token)
+            if user is None:
+                raise CommandError(f"`{shown}` is not a Slack user: mention them (@name) or give their ID.", sub.usage)
+            return user
+        case Kind.ROLE:
+            role = Role.parse(token)
+            if role is None:
+                raise CommandError(f"`{shown}` is not a role. Roles: {', '.join(Role)}.", sub.usage)
+            return role
+        case Kind.GROUP:
+            group = parse_group(token)
+            if group is None:
+                raise CommandError(f"`{shown}` is not a user group: mention it (@handle) or give its S… ID.",
+                                   sub.usage)
+            return group
+        case Kind.LABEL:
+            if not _LABEL.match(token):
+                raise CommandError(f"`{shown}` is not a key label (letters, digits, . _ -).", sub.usage)
+            return token
+        case Kind.ENV_VAR:
+            match = _ENV_VAR.match(token)
+            if not match:
+                raise CommandError(f"`{shown}` must be env:<VARIABLE>: secrets never pass through Slack.", sub.usage)
+            return match.group("name")
+        case Kind.INT:
+            if not token.isdigit() or not param.minimum <= int(token) <= MAX_INT:
+                raise CommandError(f"`{shown}` is not a whole number of at least {param.minimum} for "
+                                   f"{param.name}.", sub.usage)
+            return int(token)
+        case Kind.FIELD:
+            if token.lower() not in POLICY_FIELDS:
+                raise CommandError(f"`{shown}` is not a policy field. Fields: {', '.join(POLICY_FIELDS)}.", sub.usage)
+            return token.lower()
+        case Kind.SUBJECT:
+            if token.lower() == "all":
+                return "all"
+            role = Role.parse(token)
+            if role is not None:
+                return role
+            user = parse_user(token)
+            if user is None:
+                raise CommandError(f"`{shown}` is not a user, a role or `all`.", sub.usage)
+            return user
+        case Kind.WORD:
+            if not _WORD.match(token):
+                raise CommandError(f"`{shown}` is not a valid {param.name}.", sub.usage)
+            return token
+        case Kind.REST:
+            return token.strip()
+    raise AssertionError(param.kind)  # pragma: no cover

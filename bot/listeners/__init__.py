@@ -9,7 +9,10 @@ if TYPE_CHECKING:
 
 
 def register_listeners(gate: ClaudeGate) -> None:
-    from bot.listeners import errors, events
+    from bot.listeners import commands, errors, events, groups, home
 
     errors.register(gate)
     events.register(gate)
+    commands.register(gate)
+    home.register(gate)
+    groups.register(gate)

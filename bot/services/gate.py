@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import func, select, text
@@ -21,6 +22,47 @@ from bot.store.clock import Clock
 from bot.store.models import RequestRecord, UserPreference
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    used: int  # admitted requests in the last 60 s
+    limit: int
+    free_in: int | None  # seconds until a slot frees when the limit is reached, else None
+
+    @property
+    def left(self) -> int:
+        return max(0, self.limit - self.used)
+
+
+async def rate_window(session: AsyncSession, user_id: str, limit: int, now: datetime) -> RateWindow:
+    """Exact rolling window: the limit-th most recent admission in the window frees a slot 60 s after it."""
+    if limit <= 0:
+        return RateWindow(0, 0, None)
+    window_start = now - timedelta(seconds=RPM_WINDOW_SECONDS)
+    recent = list(await session.scalars(
+        select(RequestRecord.created_at)
+        .where(RequestRecord.slack_user_id == user_id, RequestRecord.admitted.is_(True),
+               RequestRecord.created_at > window_start)
+        .order_by(RequestRecord.created_at.desc())
+        .limit(limit)
+    ))
+    if len(recent) < limit:
+        return RateWindow(len(recent), limit, None)
+    blocking = recent[-1]
+    wait = max(1, math.ceil((blocking + timedelta(seconds=RPM_WINDOW_SECONDS) - now).total_seconds()))
+    return RateWindow(len(recent), limit, wait)
+
+
+async def tokens_today(session: AsyncSession, user_id: str, now: datetime) -> int:
+    """Input + output tokens of the user's admitted requests since 00:00 UTC."""
+    day_start = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+    used = await session.scalar(
+        select(func.coalesce(func.sum(RequestRecord.input_tokens + RequestRecord.output_tokens), 0))
+        .where(RequestRecord.slack_user_id == user_id, RequestRecord.admitted.is_(True),
+               RequestRecord.created_at >= day_start)
+    )
+    return int(used or 0)
 
 
 class Gate:
@@ -114,31 +156,15 @@ class Gate:
 
     async def _rpm_refusal(self, session: AsyncSession, user_id: str, policy: RolePolicy,
                            now: datetime) -> Refusal | None:
-        """Exact rolling window: the rpm_limit-th most recent admission in the window frees a slot 60 s after it."""
-        window_start = now - timedelta(seconds=RPM_WINDOW_SECONDS)
-        blocking = await session.scalar(
-            select(RequestRecord.created_at)
-            .where(RequestRecord.slack_user_id == user_id, RequestRecord.admitted.is_(True),
-                   RequestRecord.created_at > window_start)
-            .order_by(RequestRecord.created_at.desc())
-            .offset(policy.rpm_limit - 1)
-            .limit(1)
-        )
-        if blocking is None:
+        window = await rate_window(session, user_id, policy.rpm_limit, now)
+        if window.free_in is None:
             return None
-        wait = max(1, math.ceil((blocking + timedelta(seconds=RPM_WINDOW_SECONDS) - now).total_seconds()))
         return Refusal(RefusalReason.RATE_LIMITED,
                        f"You have used your {policy.rpm_limit} requests for this minute (role *{policy.role}*).",
-                       f"A slot frees in {wait} s.", retry_after_seconds=wait)
+                       f"A slot frees in {window.free_in} s.", retry_after_seconds=window.free_in)
 
     async def _tokens_today(self, session: AsyncSession, request: ChatRequest, now: datetime) -> int:
-        day_start = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
-        used = await session.scalar(
-            select(func.coalesce(func.sum(RequestRecord.input_tokens + RequestRecord.output_tokens), 0))
-            .where(RequestRecord.slack_user_id == request.requester.user_id, RequestRecord.admitted.is_(True),
-                   RequestRecord.created_at >= day_start)
-        )
-        return int(used or 0)
+        return await tokens_today(session, request.requester.user_id, now)
 
     def _budget_refusal(self, policy: RolePolicy, now: datetime) -> Refusal:
         reset = datetime.combine(now.date() + timedelta(days=1), time(0), tzinfo=now.tzinfo)

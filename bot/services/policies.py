@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.models import ModelCatalog
 from bot.domain.policy import DEFAULT_POLICIES, RolePolicy
 from bot.domain.roles import Role
+from bot.services.audit import add_audit
+from bot.store.clock import Clock
 from bot.store.models import RolePolicyRow
 
 
@@ -30,3 +35,57 @@ async def all_policies(session: AsyncSession) -> dict[Role, RolePolicy]:
     rows = await session.scalars(select(RolePolicyRow))
     stored = {Role(row.role): policy_from_row(row) for row in rows}
     return {role: stored.get(role, DEFAULT_POLICIES[role]) for role in Role}
+
+
+class PolicyValueError(Exception):
+    """A value that does not fit the field; the message is one line."""
+
+
+MAX_TOKENS_CEILING = 200_000
+RPM_CEILING = 10_000
+_NONE_WORDS = ("none", "off", "unlimited", "-")
+
+
+def parse_policy_value(field: str, text: str, catalog: ModelCatalog) -> object:
+    """The typed value of ``policy set <role> <field> <text>``, or PolicyValueError."""
+    text = text.strip()
+    if field == "models":
+        if text.lower() in _NONE_WORDS:
+            return []
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if catalog.resolve(name) is None]
+        if unknown or not names:
+            known = ", ".join(f"`{alias}` ({model})" for alias, model in catalog.aliases.items())
+            bad = (unknown or [text])[0][:40]
+            raise PolicyValueError(f"Unknown model `{bad}`. Known: {known}, or a full model ID.")
+        return [name.lower() for name in dict.fromkeys(names)]
+    if field == "workspace":
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", text):
+            raise PolicyValueError(f"`{text[:40]}` is not a workspace name (letters, digits, . _ -).")
+        return text
+    if field == "daily_token_budget" and text.lower() in _NONE_WORDS:
+        return None
+    ceiling = {"max_tokens": MAX_TOKENS_CEILING, "rpm_limit": RPM_CEILING}.get(field, 10**12)
+    floor = 0 if field == "rpm_limit" else 1
+    if not text.isdigit() or not floor <= int(text) <= ceiling:
+        raise PolicyValueError(f"{field} must be a whole number from {floor} to {ceiling:,}"
+                               + (" (or `none`)." if field == "daily_token_budget" else "."))
+    return int(text)
+
+
+async def update_policy(session: AsyncSession, clock: Clock, *, actor_id: str, role: Role, field: str,
+                        value: object) -> tuple[object, object]:
+    """Set one field of a role's policy, audited; returns (old, new)."""
+    row = await session.get(RolePolicyRow, role.value, with_for_update=True)
+    if row is None:
+        default = DEFAULT_POLICIES[role]
+        row = RolePolicyRow(role=role.value, models=list(default.models), max_tokens=default.max_tokens,
+                            rpm_limit=default.rpm_limit, daily_token_budget=default.daily_token_budget,
+                            workspace=default.workspace)
+        session.add(row)
+    old = getattr(row, field)
+    setattr(row, field, value)
+    row.updated_by, row.updated_at = actor_id, clock()
+    add_audit(session, at=clock(), actor=actor_id, action="policy.set", target=role.value, field=field,
+              old=old, new=value)
+    return old, value

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,3 +42,60 @@ async def complete_request(sessions: async_sessionmaker[AsyncSession], *, record
             log.warning("could not finish request record %s (attempt %d): %s", record_id, attempt + 1,
                         type(exc).__name__)
     log.error("request record %s left as in flight after %d attempts: %s", record_id, len(RETRY_DELAYS) + 1, values)
+
+
+@dataclass
+class UsageSummary:
+    since: datetime
+    requests: int = 0  # admitted
+    refusals: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    thumbs_up: int = 0
+    thumbs_down: int = 0
+    top_users: list[tuple[str, int, float]] = field(default_factory=list)  # user, requests, cost
+
+    @property
+    def refused(self) -> int:
+        return sum(self.refusals.values())
+
+
+async def usage_summary(session: AsyncSession, *, since: datetime, user_id: str | None = None,
+                        role: str | None = None, top: int = 5) -> UsageSummary:
+    """Requests, refusals by reason, tokens, estimated cost, feedback and top users since ``since``."""
+    scope = [RequestRecord.created_at >= since]
+    if user_id is not None:
+        scope.append(RequestRecord.slack_user_id == user_id)
+    if role is not None:
+        scope.append(RequestRecord.role == role)
+    summary = UsageSummary(since=since)
+    totals = (await session.execute(
+        select(func.count(), func.coalesce(func.sum(RequestRecord.input_tokens), 0),
+               func.coalesce(func.sum(RequestRecord.output_tokens), 0),
+               func.coalesce(func.sum(RequestRecord.estimated_cost), 0.0))
+        .where(*scope, RequestRecord.admitted.is_(True))
+    )).one()
+    summary.requests, summary.input_tokens, summary.output_tokens = int(totals[0]), int(totals[1]), int(totals[2])
+    summary.cost = float(totals[3])
+    by_outcome = await session.execute(
+        select(RequestRecord.outcome, RequestRecord.refusal_reason, RequestRecord.feedback, func.count())
+        .where(*scope).group_by(RequestRecord.outcome, RequestRecord.refusal_reason, RequestRecord.feedback))
+    for outcome, reason, feedback, count in by_outcome:
+        if outcome == Outcome.REFUSED.value:
+            summary.refusals[reason or "unknown"] = summary.refusals.get(reason or "unknown", 0) + count
+        elif outcome == Outcome.ERROR.value:
+            summary.errors += count
+        if feedback == "up":
+            summary.thumbs_up += count
+        elif feedback == "down":
+            summary.thumbs_down += count
+    if user_id is None:
+        cost = func.coalesce(func.sum(RequestRecord.estimated_cost), 0.0)
+        rows = await session.execute(
+            select(RequestRecord.slack_user_id, func.count(), cost)
+            .where(*scope, RequestRecord.admitted.is_(True))
+            .group_by(RequestRecord.slack_user_id).order_by(cost.desc(), func.count().desc()).limit(top))
+        summary.top_users = [(user, int(count), float(total)) for user, count, total in rows]
+    return summary

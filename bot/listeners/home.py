@@ -1,0 +1,50 @@
+"""The App Home tab: everyone's own status; an overview for admins and owners."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.roles import Right
+from bot.services.overview import admin_overview
+from bot.slack.render import reply_blocks
+
+if TYPE_CHECKING:
+    from bot.app import ClaudeGate
+
+log = logging.getLogger(__name__)
+
+
+def register(gate: ClaudeGate) -> None:
+    home = AppHome(gate)
+    gate.bolt.event("app_home_opened")(home.on_app_home_opened)
+
+
+class AppHome:
+    def __init__(self, gate: ClaudeGate) -> None:
+        self.gate = gate
+
+    async def on_app_home_opened(self, event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user_id = event["user"]
+        try:
+            await client.views_publish(user_id=user_id, view={"type": "home", "blocks": await self.blocks(user_id)})
+        except Exception:
+            log.exception("could not publish the App Home of %s", user_id)
+
+    async def blocks(self, user_id: str) -> list[dict[str, Any]]:
+        requester = await self.gate.directory.requester(user_id)
+        _, blocks = reply_blocks(await self.gate.personal.status(requester))
+        caller = await self.gate.admin.caller(requester)
+        if self.gate.admin.trusted(caller, Right.MANAGE_ROLES) or self.gate.admin.trusted(caller, Right.VIEW_USAGE):
+            async with self.gate.sessions() as session:
+                overview = await admin_overview(session, now=self.gate.clock(),
+                                                remind_before_days=self.gate.settings.remind_before_days)
+            _, more = reply_blocks(overview)
+            blocks += [{"type": "divider"}, *more]
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
+                       "`/claude help` for your commands · mention me in a channel or DM me to ask Claude"}]})
+        return blocks[:100]

@@ -1,0 +1,330 @@
+"""`/claude-admin`: every subcommand, with the rights of PRODUCT §1 enforced here (not in the listener).
+
+Each handler returns a Reply. Bad input never reaches a handler (the grammar refuses it); a refused
+attempt is audited as `denied`; every change is audited in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.domain.commands import ADMIN, GroupRef, ParsedCommand, subcommands_of
+from bot.domain.policy import RolePolicy
+from bot.domain.replies import Reply
+from bot.domain.requests import Requester
+from bot.domain.roles import Right, Role, has_right, may_manage_role
+from bot.services.audit import add_audit, recent_audit
+from bot.services.gate import tokens_today
+from bot.services.groups import find_mapping, list_mappings, map_group, unmap_group
+from bot.services.policies import PolicyValueError, all_policies, load_policy, parse_policy_value, update_policy
+from bot.services.roles import EffectiveRole, RoleChangeDenied, effective_role, grant_role, list_grants, revoke_role
+from bot.services.usage import UsageSummary, usage_summary
+from bot.services.workspace import UserGroupNotFound, Workspace
+from bot.store.clock import Clock
+from bot.store.models import ApiKey, RequestRecord
+
+log = logging.getLogger(__name__)
+
+MAX_LIST_LINES = 60
+DEFAULT_USAGE_DAYS = 7
+DEFAULT_AUDIT_ROWS = 20
+MAX_AUDIT_ROWS = 100
+
+Handler = Callable[["Caller", ParsedCommand], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Caller:
+    requester: Requester
+    role: EffectiveRole
+
+    @property
+    def user_id(self) -> str:
+        return self.requester.user_id
+
+
+def describe_policy(policy: RolePolicy, catalog_aliases: dict[str, str]) -> str:
+    if not policy.allows_chat:
+        return "no chat"
+    models = ", ".join(policy.models)
+    budget = f"{policy.daily_token_budget:,} tokens/day" if policy.daily_token_budget else "no daily budget"
+    return (f"{models} · max_tokens {policy.max_tokens:,} · {policy.rpm_limit} req/min · {budget}"
+            f" · workspace `{policy.workspace}`")
+
+
+def usage_lines(summary: UsageSummary) -> list[str]:
+    lines = [
+        f"*{summary.requests:,}* requests · *{summary.refused:,}* refused · *{summary.errors:,}* errors",
+        f"Tokens: {summary.input_tokens:,} in · {summary.output_tokens:,} out · "
+        f"estimated cost *${summary.cost:,.2f}*",
+    ]
+    if summary.refusals:
+        reasons = ", ".join(f"{reason.replace('_', ' ')} {count}" for reason, count in
+                            sorted(summary.refusals.items(), key=lambda item: -item[1]))
+        lines.append(f"Refusals: {reasons}")
+    if summary.thumbs_up or summary.thumbs_down:
+        lines.append(f"Feedback: :+1: {summary.thumbs_up} · :-1: {summary.thumbs_down}")
+    if summary.top_users:
+        lines.append("Top users: " + ", ".join(f"<@{user}> {count} req ${cost:,.2f}"
+                                               for user, count, cost in summary.top_users))
+    return lines
+
+
+def truncated(lines: list[str], limit: int = MAX_LIST_LINES) -> list[str]:
+    if len(lines) <= limit:
+        return lines
+    return [*lines[:limit], f"…and {len(lines) - limit} more"]
+
+
+class AdminService:
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
+                 workspace: Workspace) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        self.workspace = workspace
+        self.handlers: dict[str, Handler] = {
+            "help": self.help,
+            "grant": self.grant,
+            "revoke": self.revoke,
+            "whois": self.whois,
+            "users": self.users,
+            "groups": self.groups,
+            "groups map": self.groups_map,
+            "groups unmap": self.groups_unmap,
+            "policy": self.policy,
+            "policy set": self.policy_set,
+            "usage": self.usage,
+            "audit": self.audit,
+        }
+
+    def register(self, name: str, handler: Handler) -> None:
+        """Subcommands implemented by other services (keys, reminders, offboard) plug in here."""
+        self.handlers[name] = handler
+
+    async def caller(self, requester: Requester) -> Caller:
+        async with self.sessions() as session:
+            role = await effective_role(session, requester.user_id, self.settings.default_role)
+        return Caller(requester, role)
+
+    async def run(self, caller: Caller, command: ParsedCommand) -> Reply:
+        right = command.subcommand.right
+        if right is not None and not self.trusted(caller, right):
+            return await self.deny(caller, command.name, None, f"`{command.name}` needs a role with "
+                                   f"{right.value.replace('_', ' ')} rights; yours is *{caller.role.role}*.")
+        handler = self.handlers.get(command.name)
+        if handler is None:
+            return Reply.error(f"`{command.name}` is not available in this installation.")
+        return await handler(caller, command)
+
+    def trusted(self, caller: Caller, right: Right) -> bool:
+        """Admin rights need a known, internal, non-guest Slack account."""
+        asker = caller.requester
+        return has_right(caller.role.role, right) and asker.known and not asker.is_external and not asker.is_guest
+
+    async def deny(self, caller: Caller, action: str, target: str | None, message: str) -> Reply:
+        async with self.sessions.begin() as session:
+            add_audit(session, at=self.clock(), actor=caller.user_id, action="denied", target=target,
+                      command=action, role=caller.role.role.value, reason=message)
+        return Reply.denied(message)
+
+    # -- help -------------------------------------------------------------------------------------------
+    async def help(self, caller: Caller, _command: ParsedCommand) -> Reply:
+        lines = [f"{sub.usage} — {sub.summary}" for sub in subcommands_of(ADMIN)
+                 if sub.right is None or self.trusted(caller, sub.right)]
+        footer = None if len(lines) > 1 else "Ask an admin or owner for more rights."
+        return Reply(f"Claude Gate admin commands for *{caller.role.role}*", lines=lines, footer=footer)
+
+    # -- roles ------------------------------------------------------------------------------------------
+    async def grant(self, caller: Caller, command: ParsedCommand) -> Reply:
+        target, role = command["user"], command["role"]
+        profile = await self.workspace.profile(target)
+        try:
+            async with self.sessions.begin() as session:
+                grant = await grant_role(session, self.clock, actor_id=caller.user_id,
+                                         actor_role=caller.role.role, target_id=target, role=role,
+                                         team_id=profile.team_id)
+                policy = await load_policy(session, role)
+        except RoleChangeDenied as exc:
+            return await self.deny(caller, "grant", target, str(exc))
+        limits = describe_policy(policy, self.settings.models.aliases)
+        await self.workspace.send_dm(target, f"<@{caller.user_id}> gave you the Claude Gate role *{role}* "
+                                     f"({limits}). Mention me in a channel or DM me to ask Claude.")
+        warning = [] if profile.known else [":warning: Slack does not know this user; the grant is stored anyway."]
+        return Reply(f":white_check_mark: <@{target}> now has the role *{grant.role}*.", lines=[limits, *warning])
+
+    async def revoke(self, caller: Caller, command: ParsedCommand) -> Reply:
+        target = command["user"]
+        try:
+            async with self.sessions.begin() as session:
+                old = await revoke_role(session, self.clock, actor_id=caller.user_id,
+                                        actor_role=caller.role.role, target_id=target)
+                now_role = await effective_role(session, target, self.settings.default_role)
+        except RoleChangeDenied as exc:
+            return await self.deny(caller, "revoke", target, str(exc))
+        if old is None:
+            return Reply.error(f"<@{target}> has no explicit role to revoke (their role *{now_role.role}* "
+                               f"comes from {now_role.source_text}).")
+        await self.workspace.send_dm(target, f"<@{caller.user_id}> removed your Claude Gate role *{old}*. "
+                                     f"Your role is now *{now_role.role}* (from {now_role.source_text}).")
+        return Reply(f":white_check_mark: <@{target}> no longer has the role *{old}*.",
+                     lines=[f"Their role is now *{now_role.role}*, from {now_role.source_text}."])
+
+    async def whois(self, caller: Caller, command: ParsedCommand) -> Reply:
+        target = command["user"]
+        profile = await self.workspace.profile(target)
+        now = self.clock()
+        async with self.sessions() as session:
+            role = await effective_role(session, target, self.settings.default_role)
+            policy = await load_policy(session, role.role)
+            day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            requests = await session.scalar(select(func.count()).where(
+                RequestRecord.slack_user_id == target, RequestRecord.admitted.is_(True),
+                RequestRecord.created_at >= day_start)) or 0
+            tokens = await tokens_today(session, target, now)
+        flags = [name for name, on in (("guest", profile.is_guest), ("Slack Connect (external)", profile.is_external),
+                                        ("unknown to Slack", not profile.known)) if on]
+        fields = [
+            ("Role", f"*{role.role}* (from {role.source_text})"),
+            ("Limits", describe_policy(policy, self.settings.models.aliases)),
+            ("Today", f"{requests} requests · {tokens:,} tokens"),
+        ]
+        if flags:
+            fields.append(("Account", ", ".join(flags)))
+        return Reply(f"<@{target}>" + (f" ({profile.name})" if profile.name else ""), fields=fields)
+
+    async def users(self, caller: Caller, command: ParsedCommand) -> Reply:
+        role: Role | None = command["role"]
+        async with self.sessions() as session:
+            grants = await list_grants(session, role)
+        lines = [f"<@{g.slack_user_id}> · *{g.role}* · by <@{g.granted_by}> on {g.granted_at:%Y-%m-%d}"
+                 if g.granted_by.startswith(("U", "W")) else
+                 f"<@{g.slack_user_id}> · *{g.role}* · by {g.granted_by} on {g.granted_at:%Y-%m-%d}"
+                 for g in grants]
+        title = f"{len(grants)} user(s) with an explicit role" + (f" *{role}*" if role else "")
+        return Reply(title, lines=truncated(lines) or ["Nobody yet."])
+
+    # -- groups -----------------------------------------------------------------------------------------
+    async def groups(self, caller: Caller, _command: ParsedCommand) -> Reply:
+        async with self.sessions() as session:
+            mappings = await list_mappings(session)
+        lines = [f"<!subteam^{m.usergroup_id}> (@{m.handle or m.usergroup_id}) → *{m.role}* · {count} member(s)"
+                 for m, count in mappings]
+        return Reply(f"{len(mappings)} user group(s) mapped to roles",
+                     lines=lines or ["None yet: `/claude-admin groups map @group <role>`."])
+
+    async def groups_map(self, caller: Caller, command: ParsedCommand) -> Reply:
+        ref: GroupRef = command["group"]
+        role: Role = command["role"]
+        if not may_manage_role(caller.role.role, role):
+            return await self.deny(caller, "groups map", str(ref), f"Only an owner can map a group to *{role}*.")
+        try:
+            group_id, handle, members = await self.workspace.user_group(ref)
+        except UserGroupNotFound as exc:
+            return Reply.error(str(exc))
+        async with self.sessions.begin() as session:
+            existing = await find_mapping(session, group_id=group_id, handle=None)
+            if existing is not None and not may_manage_role(caller.role.role, Role(existing.role)):
+                denied_role = existing.role
+            else:
+                denied_role = None
+                await map_group(session, self.clock, actor_id=caller.user_id, group_id=group_id, handle=handle,
+                                role=role, members=members)
+        if denied_role:
+            return await self.deny(caller, "groups map", group_id, f"Only an owner can change the *{denied_role}* "
+                                   "mapping of that group.")
+        return Reply(f":white_check_mark: Members of <!subteam^{group_id}> now have at least the role *{role}*.",
+                     lines=[f"{len(members)} member(s) today; membership follows Slack's changes."])
+
+    async def groups_unmap(self, caller: Caller, command: ParsedCommand) -> Reply:
+        ref: GroupRef = command["group"]
+        async with self.sessions.begin() as session:
+            mapping = await find_mapping(session, group_id=ref.id, handle=ref.handle)
+            if mapping is None:
+                return Reply.error(f"{ref} is not mapped to a role.")
+            role = Role(mapping.role)
+            if may_manage_role(caller.role.role, role):
+                await unmap_group(session, self.clock, actor_id=caller.user_id, group_id=mapping.usergroup_id)
+                return Reply(f":white_check_mark: <!subteam^{mapping.usergroup_id}> no longer gives the role "
+                             f"*{role}*.")
+        return await self.deny(caller, "groups unmap", str(ref), f"Only an owner can unmap a *{role}* group.")
+
+    # -- policy -----------------------------------------------------------------------------------------
+    async def policy(self, caller: Caller, command: ParsedCommand) -> Reply:
+        role: Role | None = command["role"]
+        async with self.sessions() as session:
+            policies = await all_policies(session)
+        shown = [role] if role else list(Role)
+        fields = [(f"*{r}*", describe_policy(policies[r], self.settings.models.aliases)) for r in shown]
+        aliases = ", ".join(f"{alias} = `{model}`" for alias, model in self.settings.models.aliases.items())
+        return Reply("Role policies", fields=fields, footer=f"Models: {aliases}")
+
+    async def policy_set(self, caller: Caller, command: ParsedCommand) -> Reply:
+        role: Role = command["role"]
+        field, text = command["field"], command["value"]
+        if not may_manage_role(caller.role.role, role):
+            return await self.deny(caller, "policy set", role.value, f"Only an owner can edit the *{role}* policy.")
+        try:
+            value = parse_policy_value(field, text, self.settings.models)
+        except PolicyValueError as exc:
+            return Reply.error(str(exc), command.subcommand.usage)
+        async with self.sessions.begin() as session:
+            if field == "workspace":
+                has_key = await session.scalar(select(func.count()).where(
+                    ApiKey.workspace == value, ApiKey.status.in_(("active", "failing"))))
+                if not has_key:
+                    return Reply.error(f"No active API key in workspace `{value}`: add one first with "
+                                       f"`/claude-admin keys add <label> env:<VAR> workspace={value}`.")
+            old, new = await update_policy(session, self.clock, actor_id=caller.user_id, role=role, field=field,
+                                           value=value)
+            policy = await load_policy(session, role)
+        return Reply(f":white_check_mark: *{role}* {field}: {_shown(old)} → {_shown(new)}",
+                     lines=[describe_policy(policy, self.settings.models.aliases),
+                            "Applies from the next request, in every process."])
+
+    # -- reports ----------------------------------------------------------------------------------------
+    async def usage(self, caller: Caller, command: ParsedCommand) -> Reply:
+        subject = command["subject"] or "all"
+        days = command["days"] or DEFAULT_USAGE_DAYS
+        since = self.clock() - timedelta(days=days)
+        async with self.sessions() as session:
+            if isinstance(subject, Role):
+                summary = await usage_summary(session, since=since, role=subject.value)
+                who = f"role *{subject}*"
+            elif subject == "all":
+                summary = await usage_summary(session, since=since)
+                who = "everyone"
+            else:
+                summary = await usage_summary(session, since=since, user_id=subject)
+                who = f"<@{subject}>"
+        return Reply(f"Usage of {who}, last {days} day(s)", lines=usage_lines(summary),
+                     footer="Costs are estimates from the price table per model family.")
+
+    async def audit(self, caller: Caller, command: ParsedCommand) -> Reply:
+        count = min(command["n"] or DEFAULT_AUDIT_ROWS, MAX_AUDIT_ROWS)
+        async with self.sessions() as session:
+            entries = await recent_audit(session, count)
+        lines = []
+        for entry in entries:
+            actor = f"<@{entry.actor}>" if entry.actor[:1] in ("U", "W") else entry.actor
+            target = f" <@{entry.target}>" if entry.target and entry.target[:1] in ("U", "W") else (
+                f" {entry.target}" if entry.target else "")
+            detail = ", ".join(f"{k}={v}" for k, v in (entry.detail or {}).items() if v is not None)
+            lines.append(f"`{entry.at:%Y-%m-%d %H:%M}` {actor} *{entry.action}*{target}"
+                         + (f" ({detail})" if detail else ""))
+        return Reply(f"Last {len(entries)} audit entries", lines=lines or ["Nothing yet."])
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return ", ".join(value) or "none"
+    return f"{value:,}" if isinstance(value, int) else str(value)

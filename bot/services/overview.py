@@ -1,0 +1,38 @@
+"""The admin overview of the App Home: who has which role, today's traffic, keys due for rotation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.replies import Reply
+from bot.services.groups import list_mappings
+from bot.services.usage import usage_summary
+from bot.store.models import ApiKey, RoleGrant
+
+USABLE = ("active", "failing")
+
+
+async def admin_overview(session: AsyncSession, *, now: datetime, remind_before_days: int) -> Reply:
+    counts = dict((await session.execute(select(RoleGrant.role, func.count()).group_by(RoleGrant.role))).all())
+    roles = " · ".join(f"{role} {count}" for role, count in sorted(counts.items())) or "no explicit grants"
+    groups = await list_mappings(session)
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = await usage_summary(session, since=day_start)
+    keys = list(await session.scalars(select(ApiKey).where(ApiKey.status.in_(USABLE))))
+    horizon = now + timedelta(days=remind_before_days)
+    due = sorted((k.created_at + timedelta(days=k.rotate_days), k) for k in keys
+                 if k.created_at + timedelta(days=k.rotate_days) <= horizon)
+    fields = [
+        ("Explicit roles", roles),
+        ("Mapped groups", ", ".join(f"@{m.handle or m.usergroup_id} → {m.role}" for m, _ in groups) or "none"),
+        ("Today", f"{today.requests} requests · {today.refused} refused · ${today.cost:,.2f} estimated"),
+        ("Keys due for rotation", ", ".join(
+            f"`{k.label}` {'overdue since' if when <= now else 'by'} {when:%Y-%m-%d}" for when, k in due) or "none"),
+    ]
+    failing = [k.label for k in keys if k.status == "failing"]
+    if failing:
+        fields.append(("Failing keys", ", ".join(f"`{label}`" for label in failing)))
+    return Reply("Overview (admins and owners)", fields=fields)

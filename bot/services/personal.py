@@ -1,0 +1,110 @@
+"""`/claude` for everyone: help, status, model, usage (and the personal part of the App Home)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.domain.commands import SELF, ParsedCommand, subcommands_of
+from bot.domain.replies import Reply
+from bot.domain.requests import Requester
+from bot.services.audit import add_audit
+from bot.services.gate import rate_window, tokens_today
+from bot.services.policies import load_policy
+from bot.services.preferences import preferred_model, set_preferred_model
+from bot.services.roles import effective_role
+from bot.services.usage import usage_summary
+from bot.store.clock import Clock
+
+
+class PersonalService:
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+
+    async def run(self, requester: Requester, command: ParsedCommand) -> Reply:
+        match command.name:
+            case "status":
+                return await self.status(requester)
+            case "model":
+                return await self.model(requester, command["model"])
+            case "usage":
+                return await self.usage(requester)
+            case _:
+                return self.help()
+
+    def help(self) -> Reply:
+        lines = [f"{sub.usage} — {sub.summary}" for sub in subcommands_of(SELF)]
+        lines.append("In a message: start with `--model <alias>` to pick a model for that message.")
+        return Reply("Claude Gate", lines=lines)
+
+    async def status(self, requester: Requester) -> Reply:
+        now = self.clock()
+        catalog = self.settings.models
+        async with self.sessions() as session:
+            role = await effective_role(session, requester.user_id, self.settings.default_role)
+            policy = await load_policy(session, role.role)
+            window = await rate_window(session, requester.user_id, policy.rpm_limit, now)
+            used = await tokens_today(session, requester.user_id, now)
+            preferred = await preferred_model(session, requester.user_id)
+        fields = [("Role", f"*{role.role}* (from {role.source_text})")]
+        if not policy.allows_chat:
+            fields.append(("Chat", "not with this role: ask an admin for the role *user*"))
+            return Reply("Your Claude Gate status", fields=fields)
+        allowed = catalog.allowed(policy.models)
+        default = catalog.resolve(preferred) if preferred else None
+        model = default if default in allowed else allowed[0] if allowed else None
+        left_now = f"{window.left} of {policy.rpm_limit}" + (
+            f" · next slot in {window.free_in} s" if window.free_in else "")
+        budget = (f"{max(0, policy.daily_token_budget - used):,} of {policy.daily_token_budget:,}"
+                  if policy.daily_token_budget else f"no daily budget ({used:,} used today)")
+        fields += [
+            ("Models", ", ".join(f"`{catalog.alias_of(m)}`" for m in allowed)),
+            ("Max tokens per answer", f"{policy.max_tokens:,}"),
+            ("Requests left this minute", left_now),
+            ("Tokens left today", budget),
+            ("Your model", f"`{catalog.alias_of(model)}`" if model else "none" + (
+                " (your preference is not allowed for this role)" if preferred and default not in allowed else "")),
+        ]
+        if self._guest_or_external_refused(requester):
+            fields.append(("Note", "guest and Slack Connect accounts are refused by this installation"))
+        return Reply("Your Claude Gate status", fields=fields)
+
+    def _guest_or_external_refused(self, requester: Requester) -> bool:
+        return (requester.is_guest and not self.settings.allow_guests) or (
+            requester.is_external and not self.settings.allow_external_users)
+
+    async def model(self, requester: Requester, name: str) -> Reply:
+        catalog = self.settings.models
+        model = catalog.resolve(name)
+        async with self.sessions.begin() as session:
+            role = await effective_role(session, requester.user_id, self.settings.default_role)
+            policy = await load_policy(session, role.role)
+            allowed = catalog.allowed(policy.models)
+            names = ", ".join(f"`{catalog.alias_of(m)}`" for m in allowed) or "none"
+            if model is None:
+                return Reply.error(f"`{name[:40]}` is not a model I know. Your role *{role.role}* may use {names}.",
+                                   "`/claude model <alias>`")
+            if model not in allowed:
+                return Reply.error(f"Your role *{role.role}* may not use `{name}`. It may use {names}.",
+                                   "`/claude model <alias>`")
+            stored = name.lower() if name.lower() in catalog.aliases else model
+            await set_preferred_model(session, self.clock, requester.user_id, stored)
+            add_audit(session, at=self.clock(), actor=requester.user_id, action="model.set",
+                      target=requester.user_id, model=stored)
+        return Reply(f":white_check_mark: Your default model is now `{catalog.alias_of(model)}` ({model}).",
+                     lines=["Start a message with `--model <alias>` to use another one for that message."])
+
+    async def usage(self, requester: Requester) -> Reply:
+        now = self.clock()
+        lines = []
+        async with self.sessions() as session:
+            for days in (7, 30):
+                summary = await usage_summary(session, since=now - timedelta(days=days), user_id=requester.user_id)
+                lines.append(f"*Last {days} days*: {summary.requests} requests · {summary.refused} refused · "
+                             f"{summary.input_tokens + summary.output_tokens:,} tokens · "
+                             f"estimated ${summary.cost:,.2f}")
+        return Reply("Your Claude usage", lines=lines)

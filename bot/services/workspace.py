@@ -1,0 +1,23 @@
+"""What the admin services need from Slack, as a small protocol (implemented in bot/slack/workspace.py)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.domain.commands import GroupRef
+from bot.domain.requests import Requester
+
+
+class UserGroupNotFound(Exception):
+    """The group does not exist in this workspace (or the app cannot see it)."""
+
+
+class Workspace(Protocol):
+    async def send_dm(self, user_id: str, text: str) -> None:
+        """Tell a user something privately; failures are logged, never raised."""
+
+    async def user_group(self, ref: GroupRef) -> tuple[str, str | None, list[str]]:
+        """(id, handle, member ids) of a user group; raises UserGroupNotFound."""
+
+    async def profile(self, user_id: str) -> Requester:
+        """The user's profile as the gate sees it (unknown → ``known=False``)."""
