@@ -27,7 +27,7 @@ from bot.store.db import sync_url
 from bot.store.migrate import upgrade_database
 from bot.store.models import AuditEntry, RequestRecord
 from tests.fakes import FakeAnthropic, FakeSlack
-from tests.fakes.signing import event_body, json_body, new_event_id, sign
+from tests.fakes.signing import command_body, event_body, json_body, new_event_id, sign
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-test-bot-token-0123456789"
@@ -163,6 +163,29 @@ class Harness:
         await self.send_event({"type": "message", "channel_type": "im", "user": user, "text": text, "ts": ts,
                                "channel": channel, "event_ts": ts})
         return ts
+
+    async def command(self, user: str, command: str, text: str, *, channel: str = "C0001") -> dict[str, Any]:
+        """Run a slash command as Slack would; returns the ephemeral answer posted to its response_url."""
+        response_url = self.slack.new_response_url()
+        body = command_body(command, text, user, channel, response_url=response_url)
+        status, ack_body = await self.post_signed(body)
+        assert status == 200, ack_body
+
+        def answered() -> dict[str, Any] | None:
+            return next((r["body"] for r in self.slack.responses if r["url"] == response_url), None)
+
+        return await eventually(answered)
+
+    async def table_snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, to prove a command changed nothing."""
+        from bot.store.models import Base
+
+        snapshot: dict[str, list[tuple[Any, ...]]] = {}
+        async with self.sessions() as session:
+            for table in Base.metadata.sorted_tables:
+                rows = (await session.execute(table.select())).all()
+                snapshot[table.name] = sorted((tuple(r) for r in rows), key=repr)
+        return snapshot
 
     async def records(self) -> list[RequestRecord]:
         async with self.sessions() as session:

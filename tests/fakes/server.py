@@ -189,7 +189,7 @@ class ThreadedServer:
     async def awaitfor(
         self,
         predicate: Callable[[Self], object],
-        timeout: float = 5.0,  # noqa: ASYNC109 - a polling helper; the timeout is the point
+        timeout: float = 5.0,
         interval: float = 0.01,
     ) -> bool:
         """Like :meth:`wait_for` but yields to the caller's event loop while polling."""

@@ -401,7 +401,7 @@ class FakeSlack(ThreadedServer):
     def wait_connected(self, timeout: float = 5.0, count: int = 1) -> bool:
         return self.wait_for(lambda s: s.connected_clients >= count, timeout)
 
-    async def await_connected(self, timeout: float = 5.0, count: int = 1) -> bool:  # noqa: ASYNC109
+    async def await_connected(self, timeout: float = 5.0, count: int = 1) -> bool:
         return await self.awaitfor(lambda s: s.connected_clients >= count, timeout)
 
     def push_event(
