@@ -147,6 +147,7 @@ class FakeSlack(ThreadedServer):
 
         # what the bot did
         self.calls: list[tuple[str, Params]] = []
+        self.call_times: list[float] = []  # time.monotonic() when each call arrived
         self.tokens_seen: list[str] = []
         self.streams: dict[str, dict[str, Any]] = {}
         self.ephemerals: list[dict[str, Any]] = []
@@ -368,6 +369,7 @@ class FakeSlack(ThreadedServer):
 
     def reset_calls(self) -> None:
         self.calls.clear()
+        self.call_times.clear()
         self.tokens_seen.clear()
 
     def bot_messages(self, channel: str | None = None) -> list[dict[str, Any]]:
@@ -587,6 +589,7 @@ class FakeSlack(ThreadedServer):
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
         body_token = params.pop("token", None)
         token = token or (body_token if isinstance(body_token, str) else "")
+        self.call_times.append(time.monotonic())  # before the call itself: index i is the time of calls[i]
         self.calls.append((method, params))
         if token:
             self.tokens_seen.append(token)
