@@ -20,11 +20,12 @@ from bot.domain.policy import RolePolicy
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Right, Role, has_right, may_manage_role
+from bot.services.access import EffectiveRole, effective_role
 from bot.services.audit import add_audit, recent_audit
 from bot.services.gate import tokens_today
 from bot.services.groups import find_mapping, list_mappings, map_group, unmap_group
 from bot.services.policies import PolicyValueError, all_policies, load_policy, parse_policy_value, update_policy
-from bot.services.roles import EffectiveRole, RoleChangeDenied, effective_role, grant_role, list_grants, revoke_role
+from bot.services.roles import RoleChangeDenied, grant_role, list_grants, revoke_role
 from bot.services.usage import UsageSummary, usage_summary
 from bot.services.workspace import UserGroupNotFound, Workspace
 from bot.store.clock import Clock

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -15,11 +15,11 @@ from bot.domain.decisions import Admission, Outcome, Refusal, RefusalReason
 from bot.domain.policy import RPM_WINDOW_SECONDS, RolePolicy, granted_max_tokens
 from bot.domain.requests import ChatRequest
 from bot.domain.roles import Role
-from bot.services.keys import active_key
-from bot.services.policies import load_policy
-from bot.services.roles import admins_to_ask, effective_role
+from bot.services.access import AccessSnapshot, access_snapshot
+from bot.services.keys import active_key, secret_of
+from bot.services.roles import admins_to_ask
 from bot.store.clock import Clock
-from bot.store.models import RequestRecord, UserPreference
+from bot.store.models import RequestRecord
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,10 @@ class Gate:
     async def admit_request(self, request: ChatRequest) -> Admission | Refusal:
         """Admit (and record as in flight) or refuse (and record why). Never calls Anthropic."""
         async with self.sessions.begin() as session:
-            role, policy, model, refusal = await self._check_access(session, request)
+            access, model, refusal = await self._check_access(session, request)
+            role, policy = access.role.role, access.policy
             if refusal is not None:
-                self._record(session, request, role, model, refusal=refusal)
+                await self._record(session, request, role, model, refusal=refusal)
                 return refusal
             assert model is not None
             await self._lock_user(session, request.requester.user_id)
@@ -89,44 +90,43 @@ class Gate:
                     refusal = self._budget_refusal(policy, now)
             key = None
             if refusal is None:
-                key = await active_key(session, policy.workspace)
+                key = access.key if access.key and secret_of(access.key.env_var) else (
+                    await active_key(session, policy.workspace))
                 if key is None:
                     refusal = Refusal(RefusalReason.NO_ACTIVE_KEY,
                                       f"No usable API key is set up for workspace `{policy.workspace}`.",
                                       "An admin has been told; try again once a key is registered.")
             if refusal is not None:
-                self._record(session, request, role, model, refusal=refusal)
+                await self._record(session, request, role, model, refusal=refusal)
                 return refusal
             assert key is not None
             max_tokens = granted_max_tokens(request.max_tokens, policy, tokens_left)
-            record = self._record(session, request, role, model, key_label=key.label, max_tokens=max_tokens)
-            await session.flush()
-            return Admission(record_id=record.id, user_id=request.requester.user_id, role=role, model=model,
-                             max_tokens=max_tokens, key_label=key.label,
-                             key_env_var=key.env_var, workspace=policy.workspace)
+            record_id = await self._record(session, request, role, model, key_label=key.label, max_tokens=max_tokens)
+            return Admission(record_id=record_id, user_id=request.requester.user_id, role=role, model=model,
+                             max_tokens=max_tokens, key_label=key.label, key_env_var=key.env_var,
+                             workspace=policy.workspace)
 
     async def _check_access(self, session: AsyncSession, request: ChatRequest
-                            ) -> tuple[Role, RolePolicy, str | None, Refusal | None]:
+                            ) -> tuple[AccessSnapshot, str | None, Refusal | None]:
         asker = request.requester
-        effective = await effective_role(session, asker.user_id, self.settings.default_role)
-        role = effective.role
-        policy = await load_policy(session, role)
+        access = await access_snapshot(session, asker.user_id, self.settings.default_role)
+        role, policy = access.role.role, access.policy
         if not asker.known or asker.is_bot:
-            return role, policy, None, Refusal(
+            return access, None, Refusal(
                 RefusalReason.UNKNOWN_USER, "I could not look up your Slack profile, so I cannot check your access.",
                 "Try again in a minute; if it keeps happening, tell an admin.")
         if asker.is_external and not self.settings.allow_external_users:
-            return role, policy, None, Refusal(
+            return access, None, Refusal(
                 RefusalReason.EXTERNAL_USER, "Claude Gate only answers members of this workspace.",
                 "Users from other organisations (Slack Connect) need ALLOW_EXTERNAL_USERS=true, set by an admin.")
         if asker.is_guest and not self.settings.allow_guests:
-            return role, policy, None, Refusal(
+            return access, None, Refusal(
                 RefusalReason.GUEST, "Claude Gate does not answer guest accounts.",
                 "Guests need ALLOW_GUESTS=true, set by an admin.")
         if not policy.allows_chat:
             admins = await admins_to_ask(session)
             who = ", ".join(f"<@{a}>" for a in admins) if admins else "an admin"
-            return role, policy, None, Refusal(
+            return access, None, Refusal(
                 RefusalReason.ROLE_CANNOT_CHAT, f"Your role *{role}* cannot ask Claude.",
                 f"Ask {who} to run `/claude-admin grant <@{asker.user_id}> user`.")
         catalog = self.settings.models
@@ -135,18 +135,17 @@ class Gate:
         if request.model is not None:
             model = catalog.resolve(request.model)
             if model is None:
-                return role, policy, None, Refusal(
+                return access, None, Refusal(
                     RefusalReason.UNKNOWN_MODEL, f"`{request.model}` is not a model I know.",
                     f"Your role *{role}* may use {allowed_names}.")
             if model not in allowed:
-                return role, policy, model, Refusal(
+                return access, model, Refusal(
                     RefusalReason.MODEL_NOT_ALLOWED, f"Your role *{role}* may not use `{request.model}`.",
                     f"Your role may use {allowed_names}: start your message with `--model "
                     f"{catalog.alias_of(allowed[0])}`.")
-            return role, policy, model, None
-        preference = await session.get(UserPreference, asker.user_id)
-        preferred = catalog.resolve(preference.preferred_model) if preference and preference.preferred_model else None
-        return role, policy, preferred if preferred in allowed else allowed[0], None
+            return access, model, None
+        preferred = catalog.resolve(access.preferred_model) if access.preferred_model else None
+        return access, preferred if preferred in allowed else allowed[0], None
 
     async def _lock_user(self, session: AsyncSession, user_id: str) -> None:
         """Serialise one user's admissions across processes (SQLite: BEGIN IMMEDIATE already did)."""
@@ -174,10 +173,10 @@ class Gate:
                        f"The budget resets at 00:00 UTC, in {minutes // 60} h {minutes % 60} min.",
                        retry_after_seconds=minutes * 60)
 
-    def _record(self, session: AsyncSession, request: ChatRequest, role: Role, model: str | None, *,
-                refusal: Refusal | None = None, key_label: str | None = None,
-                max_tokens: int | None = None) -> RequestRecord:
-        record = RequestRecord(
+    async def _record(self, session: AsyncSession, request: ChatRequest, role: Role, model: str | None, *,
+                      refusal: Refusal | None = None, key_label: str | None = None,
+                      max_tokens: int | None = None) -> int:
+        statement = insert(RequestRecord).values(
             created_at=self.clock(), slack_user_id=request.requester.user_id, team_id=request.requester.team_id,
             role=role.value, model=model, key_label=key_label, max_tokens=max_tokens, input_tokens=0,
             output_tokens=0, estimated_cost=0.0, admitted=refusal is None,
@@ -185,6 +184,5 @@ class Gate:
             refusal_reason=refusal.reason.value if refusal else None, surface=request.surface,
             channel_id=request.channel_id, thread_ts=request.thread_ts,
             prompt=request.text if self.settings.log_prompts else None,
-        )
-        session.add(record)
-        return record
+        ).returning(RequestRecord.id)
+        return (await session.execute(statement)).scalar_one()

@@ -10,11 +10,11 @@ from bot.config import Settings
 from bot.domain.commands import SELF, ParsedCommand, subcommands_of
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
+from bot.services.access import effective_role
 from bot.services.audit import add_audit
 from bot.services.gate import rate_window, tokens_today
 from bot.services.policies import load_policy
 from bot.services.preferences import preferred_model, set_preferred_model
-from bot.services.roles import effective_role
 from bot.services.usage import usage_summary
 from bot.store.clock import Clock
 

@@ -2,53 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.roles import Right, Role, has_right, may_manage_role
+from bot.services.access import EffectiveRole as EffectiveRole  # re-exported: roles are where people look
+from bot.services.access import effective_role as effective_role
 from bot.services.audit import add_audit
 from bot.store.clock import Clock
-from bot.store.models import GroupMember, GroupRoleMapping, RoleGrant
+from bot.store.models import RoleGrant
 
 SHELL_ACTOR = "cli"
 
 
-@dataclass(frozen=True)
-class EffectiveRole:
-    role: Role
-    source: str  # "explicit", "group" or "default"
-    group_handle: str | None = None  # for source "group": the group that gives the role
-
-    @property
-    def source_text(self) -> str:
-        if self.source == "group":
-            return f"user group @{self.group_handle}" if self.group_handle else "a user group"
-        return {"explicit": "an explicit grant", "default": "the default role"}[self.source]
-
-
 class RoleChangeDenied(Exception):
     """A grant or revoke the actor may not make; the message is one line for the actor."""
-
-
-async def effective_role(session: AsyncSession, user_id: str, default_role: Role) -> EffectiveRole:
-    """The highest of the explicit grant, the roles of mapped user groups, and DEFAULT_ROLE.
-
-    On a tie the explicit grant is named as the source, then a group, then the default.
-    """
-    candidates = [EffectiveRole(default_role, "default")]
-    rows = await session.execute(
-        select(GroupRoleMapping.role, GroupRoleMapping.handle, GroupRoleMapping.usergroup_id)
-        .join(GroupMember, GroupMember.usergroup_id == GroupRoleMapping.usergroup_id)
-        .where(GroupMember.slack_user_id == user_id)
-    )
-    candidates += [EffectiveRole(Role(role), "group", handle or group_id) for role, handle, group_id in rows]
-    grant = await session.get(RoleGrant, user_id)
-    if grant is not None:
-        candidates.append(EffectiveRole(Role(grant.role), "explicit"))
-    preference = {"explicit": 2, "group": 1, "default": 0}
-    return max(candidates, key=lambda c: (c.role.rank, preference[c.source]))
 
 
 async def _owner_count(session: AsyncSession) -> int:

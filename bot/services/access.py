@@ -1,0 +1,86 @@
+"""What the gate knows about a user, read in one statement: effective role and its source, the role's policy,
+the preferred model, and the key the role's workspace would use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.policy import DEFAULT_POLICIES, RolePolicy
+from bot.domain.roles import Role
+from bot.services.keys import USABLE_STATUSES, KeyChoice
+from bot.store.models import ApiKey, GroupMember, GroupRoleMapping, RoleGrant, RolePolicyRow, UserPreference
+
+_SOURCE_PREFERENCE = {"explicit": 2, "group": 1, "default": 0}
+
+
+@dataclass(frozen=True)
+class EffectiveRole:
+    role: Role
+    source: str  # "explicit", "group" or "default"
+    group_handle: str | None = None  # for source "group": the group that gives the role
+
+    @property
+    def source_text(self) -> str:
+        if self.source == "group":
+            return f"user group @{self.group_handle}" if self.group_handle else "a user group"
+        return {"explicit": "an explicit grant", "default": "the default role"}[self.source]
+
+
+@dataclass(frozen=True)
+class AccessSnapshot:
+    role: EffectiveRole
+    policy: RolePolicy
+    preferred_model: str | None
+    key: KeyChoice | None  # the newest usable key of the policy's workspace (its secret may still be unset)
+
+
+def _access_statement(user_id: str) -> Select:  # type: ignore[type-arg]
+    """One row per role policy, each saying whether this user holds that role, explicitly or through a group."""
+    policy = RolePolicyRow.__table__.c
+    granted = select(RoleGrant.role).where(RoleGrant.slack_user_id == user_id).scalar_subquery()
+    preferred = (select(UserPreference.preferred_model).where(UserPreference.slack_user_id == user_id)
+                 .scalar_subquery())
+    group = (select(func.coalesce(GroupRoleMapping.handle, GroupRoleMapping.usergroup_id))
+             .join(GroupMember, GroupMember.usergroup_id == GroupRoleMapping.usergroup_id)
+             .where(GroupMember.slack_user_id == user_id, GroupRoleMapping.role == policy.role)
+             .limit(1).scalar_subquery())
+    usable_key = (select(ApiKey.label, ApiKey.env_var)
+                  .where(ApiKey.workspace == policy.workspace, ApiKey.status.in_(USABLE_STATUSES),
+                         ApiKey.env_var.is_not(None))
+                  .order_by(ApiKey.status, ApiKey.created_at.desc()).limit(1))
+    key_label = usable_key.with_only_columns(ApiKey.label).scalar_subquery()
+    key_env = usable_key.with_only_columns(ApiKey.env_var).scalar_subquery()
+    return select(policy.role, policy.models, policy.max_tokens, policy.rpm_limit, policy.daily_token_budget,
+                  policy.workspace, granted.label("granted"), preferred.label("preferred"), group.label("group"),
+                  key_label.label("key_label"), key_env.label("key_env"))
+
+
+async def access_snapshot(session: AsyncSession, user_id: str, default_role: Role) -> AccessSnapshot:
+    """The effective role is the highest of the explicit grant, mapped groups and DEFAULT_ROLE.
+
+    On a tie the explicit grant is named as the source, then a group, then the default.
+    """
+    candidates = [EffectiveRole(default_role, "default")]
+    policies: dict[Role, tuple[RolePolicy, KeyChoice | None]] = {}
+    preferred = None
+    for row in (await session.execute(_access_statement(user_id))).all():
+        role = Role(row.role)
+        policy = RolePolicy(role=role, models=tuple(row.models or ()), max_tokens=row.max_tokens,
+                            rpm_limit=row.rpm_limit, daily_token_budget=row.daily_token_budget,
+                            workspace=row.workspace)
+        policies[role] = (policy, KeyChoice(row.key_label, row.key_env) if row.key_label else None)
+        preferred = row.preferred
+        if row.group is not None:
+            candidates.append(EffectiveRole(role, "group", row.group))
+        if row.granted == row.role:
+            candidates.append(EffectiveRole(role, "explicit"))
+    chosen = max(candidates, key=lambda c: (c.role.rank, _SOURCE_PREFERENCE[c.source]))
+    policy, key = policies.get(chosen.role, (DEFAULT_POLICIES[chosen.role], None))
+    return AccessSnapshot(chosen, policy, preferred, key)
+
+
+async def effective_role(session: AsyncSession, user_id: str, default_role: Role) -> EffectiveRole:
+    return (await access_snapshot(session, user_id, default_role)).role
