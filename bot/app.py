@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -24,6 +25,7 @@ from bot.services.admin import AdminService
 from bot.services.chat import ChatService
 from bot.services.claude import ClaudeGateway
 from bot.services.gate import Gate
+from bot.services.key_alerts import KeyAlerts
 from bot.services.keys import ensure_default_key
 from bot.services.personal import PersonalService
 from bot.services.roles import bootstrap_owners
@@ -31,6 +33,9 @@ from bot.slack.directory import UserDirectory
 from bot.slack.workspace import SlackWorkspace
 from bot.store.clock import Clock, system_clock
 from bot.store.db import create_engine, session_factory
+
+if TYPE_CHECKING:
+    from bot.scheduler import JobScheduler
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ class ClaudeGate:
     admin: AdminService
     personal: PersonalService
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    jobs: JobScheduler | None = None  # started by start_jobs() (`serve`), never by build_app
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Run work in the background, keeping a strong reference until it ends (PITFALLS: asyncio)."""
@@ -63,18 +69,41 @@ class ClaudeGate:
         return task
 
     async def start(self) -> None:
-        """Start-up work that needs the database: the default key, bootstrap owners."""
-        async with self.sessions.begin() as session:
-            await ensure_default_key(session, self.clock, rotate_days=self.settings.rotation_days)
-            made = await bootstrap_owners(session, self.clock, self.settings.bootstrap_owners)
+        """Start-up work that needs the database: the default key, bootstrap owners.
+
+        Several processes may start at once against one database: whoever loses the race to create the default
+        key or the first owners finds them made by the winner on its second pass.
+        """
+        for attempt in (1, 2):
+            try:
+                async with self.sessions.begin() as session:
+                    await ensure_default_key(session, self.clock, rotate_days=self.settings.rotation_days)
+                    made = await bootstrap_owners(session, self.clock, self.settings.bootstrap_owners)
+                break
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                log.info("another process is setting up the database; checking again")
         if made:
             log.info("bootstrap owners: %s", ", ".join(made))
 
+    async def start_jobs(self) -> JobScheduler:
+        """Rotation reminders and housekeeping on this loop (APScheduler). Only `serve` calls this: tests build many
+        apps and start a scheduler only when they ask for one."""
+        from bot.scheduler import JobScheduler
+
+        self.jobs = JobScheduler(sessions=self.sessions, clock=self.clock, settings=self.settings, client=self.client)
+        await self.jobs.start()
+        return self.jobs
+
     async def close(self) -> None:
+        if self.jobs is not None:
+            await self.jobs.shutdown()
         for task in list(self.background):
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
         await self.claude.close()
+        await self.gate.outbox.close()
         await self.engine.dispose()
 
     async def database_ok(self) -> bool:
@@ -134,7 +163,9 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     directory = UserDirectory(client, ttl_seconds=settings.user_cache_seconds)
     claude = ClaudeGateway(base_url=settings.anthropic_base_url)
     gate = Gate(sessions, settings, clock)
-    chat = ChatService(gate=gate, claude=claude, sessions=sessions, settings=settings)
+    alerts = KeyAlerts(sessions=sessions, clock=clock, settings=settings, client=client)
+    chat = ChatService(gate=gate, claude=claude, sessions=sessions, settings=settings,
+                       on_key_failure=alerts.key_failed, on_no_active_key=alerts.no_active_key)
     admin = AdminService(sessions=sessions, settings=settings, clock=clock,
                          workspace=SlackWorkspace(client, directory))
     personal = PersonalService(sessions=sessions, settings=settings, clock=clock)

@@ -1,4 +1,4 @@
-"""The `claude-gate` command line: serve, db upgrade, grant, revoke, users, manifest, chat."""
+"""The `claude-gate` command line: serve, db upgrade, grant, revoke, users, keys, remind, manifest, chat."""
 
 from __future__ import annotations
 
@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--model", help="alias or model ID for this message")
     chat.add_argument("text", nargs="+")
     chat.set_defaults(handler=cmd_chat)
+
+    from bot.cli_keys import add_key_commands
+
+    add_key_commands(sub)
     return parser
 
 
@@ -247,6 +251,7 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await gate.start_jobs()  # rotation reminders and housekeeping (APScheduler on this loop), after the handlers
     socket_handler = None
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler

@@ -95,9 +95,9 @@ class Settings(BaseSettings):
     @field_validator("reminder_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
+        from bot.domain.cron import cron_trigger  # crontab weekdays (0 = Sunday), unlike from_crontab
 
-        CronTrigger.from_crontab(value, timezone="UTC")
+        cron_trigger(value, "UTC")
         return value
 
     @field_validator("reminder_tz")

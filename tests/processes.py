@@ -65,9 +65,9 @@ class Cluster:
             port = free_port()
             log_path = self.workdir / f"serve-{port}.log"
             with log_path.open("wb") as log:
-                process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=self.workdir,
-                                           env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL)
+                command = [sys.executable, "-m", "bot", "serve", "--port", str(port)]
+                process = subprocess.Popen(command, cwd=self.workdir, env=self.env(), stdout=log,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             started.append(ServeProcess(port, process, log_path))
         self.processes += started
         deadline = time.monotonic() + timeout

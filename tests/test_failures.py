@@ -56,8 +56,10 @@ async def test_mid_stream_error_keeps_the_partial_text(harness: Harness) -> None
     harness.anthropic.fail_next("mid_stream_error", deltas=2)
     texts, record = await ask(harness)
     assert texts[0].startswith("one two three four f\n\n")  # the two deltas that arrived
-    assert "interrupted" in texts[0] and "the answer above is incomplete" in texts[0]
+    assert "interrupted" in texts[0] and "the answer above is cut off" in texts[0]
     assert record.error_type == "interrupted" and record.input_tokens > 0
+    (stream,) = harness.slack.streams.values()
+    assert stream["blocks"] is None  # a failed answer gets no rating buttons
 
 
 async def test_context_too_long_is_retried_once_with_less_history(harness: Harness) -> None:
@@ -115,3 +117,34 @@ async def test_database_failure_in_a_listener_gives_a_friendly_line(harness: Har
     await harness.mention("U1", "hello")
     await eventually(lambda: harness.ephemerals_for("U1"))
     assert "Something went wrong on my side" in harness.ephemerals_for("U1")[0]["text"]
+
+
+async def test_rate_limit_tells_the_wait(harness: Harness) -> None:
+    harness.anthropic.fail_next("rate_limit", retry_after="7", should_retry=False)
+    texts, record = await ask(harness)
+    assert texts == [":warning: Anthropic is rate-limiting this workspace right now. Try again in 7 s."]
+    assert (record.outcome, record.error_type) == ("error", "rate_limited")
+
+
+async def test_timeout_in_the_middle_keeps_the_partial_text(harness_factory) -> None:
+    harness = await harness_factory(answer_timeout_seconds=1.0)
+    harness.anthropic.reply = "first part arrives, " + "then the model stalls " * 5
+    harness.anthropic.chunk_chars = 20
+    harness.anthropic.chunk_delay = 0.7
+    texts, record = await ask(harness)
+    assert texts[0].startswith("first part arrives, ") and "took too long" in texts[0] and "cut off" in texts[0]
+    assert (record.outcome, record.error_type) == ("error", "timeout")
+
+
+async def test_slack_refusing_the_answer_is_recorded_and_others_are_still_served(harness: Harness) -> None:
+    harness.slack.streaming_supported = False
+    harness.slack.fail_next("chat.postMessage", "channel_not_found", times=2)  # the answer, then the note
+    harness.slack.add_user("U1")
+    await harness.grant("U1", Role.USER)
+    await harness.mention("U1", "hello")
+    (record,) = await harness.settled_records(1)
+    assert (record.outcome, record.error_type) == ("error", "delivery")
+    await harness.mention("U1", "again")
+    records = await harness.settled_records(2)
+    assert records[1].outcome == "ok"
+    assert harness.slack.posted_texts("C0001") == ["Echo: again"]

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CHARS_PER_TOKEN = 4  # a deliberately rough estimate, used only for trimming
+CONTEXT_WINDOW_TOKENS = 200_000  # every current Claude model (haiku, sonnet, opus)
+
+
+class AnswerNotDelivered(Exception):
+    """The answer could not be written where the user reads it (Slack kept failing)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,13 @@ def build_messages(history: list[Turn], budget_tokens: int) -> list[dict[str, st
     while merged and merged[0]["role"] != "user":
         merged.pop(0)
     return merged
+
+
+def history_budget(configured: int, *, max_tokens: int, system: str,
+                   context_window: int = CONTEXT_WINDOW_TOKENS) -> int:
+    """Tokens the conversation may use: the configured budget, never more than the model's window leaves
+    after the system prompt and the answer."""
+    return max(1, min(configured, context_window - max_tokens - estimate_tokens(system)))
 
 
 def system_prompt(template: str, *, user_name: str, channel: str) -> str:

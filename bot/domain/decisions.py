@@ -18,6 +18,7 @@ class RefusalReason(StrEnum):
     RATE_LIMITED = "rate_limited"
     BUDGET_EXHAUSTED = "budget_exhausted"
     NO_ACTIVE_KEY = "no_active_key"
+    DATABASE_UNAVAILABLE = "database_unavailable"
 
 
 @dataclass(frozen=True)

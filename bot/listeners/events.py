@@ -1,19 +1,22 @@
-"""Conversations: app mentions in channels and direct messages."""
+"""Conversations: app mentions in channels, direct messages, and (through bot/listeners/assistant) the panel."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.conversation import Turn
-from bot.domain.decisions import Refusal
+from bot.domain.decisions import Admission, Refusal
 from bot.domain.requests import ChatRequest, split_model_flag
 from bot.services.events import claim_event
 from bot.slack.render import refusal_blocks
-from bot.slack.stream import SlackAnswer
-from bot.slack.threads import strip_mention, thread_turns
+from bot.slack.render_answers import feedback_blocks, thread_title
+from bot.slack.stream import SlackAnswer, SlackRelay
+from bot.slack.threads import readable_text, thread_turns
 
 if TYPE_CHECKING:
     from bot.app import ClaudeGate
@@ -21,12 +24,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SORRY = ":warning: Something went wrong on my side while answering. Please try again."
+THINKING = "is thinking…"
+LOADING_MESSAGES = ["Reading the thread…", "Thinking it through…", "Writing the answer…"]
+WHERE = {"mention": "channel <#{channel}>", "dm": "a direct message",
+         "assistant": "Slack's assistant panel (a private thread with you)"}
 
 
-def register(gate: ClaudeGate) -> None:
+def register(gate: ClaudeGate) -> Conversations:
     conversations = Conversations(gate)
     gate.bolt.event("app_mention")(conversations.on_app_mention)
     gate.bolt.event("message")(conversations.on_message)
+    return conversations
 
 
 def is_human_message(event: dict[str, Any]) -> bool:
@@ -34,21 +42,41 @@ def is_human_message(event: dict[str, Any]) -> bool:
     return bool(event.get("user")) and not event.get("bot_id") and not event.get("subtype")
 
 
+@dataclass(frozen=True)
+class PanelThread:
+    """Bolt's helpers for a thread of the assistant panel (``set_status`` and ``set_title`` of that thread)."""
+
+    set_status: Callable[..., Awaitable[Any]]
+    set_title: Callable[[str], Awaitable[Any]]
+
+    async def thinking(self) -> None:
+        await self.set_status(status=THINKING, loading_messages=LOADING_MESSAGES)
+
+    async def name_after(self, question: str) -> None:
+        try:
+            await self.set_title(thread_title(question))
+        except Exception:
+            log.warning("could not set the title of an assistant thread", exc_info=True)
+
+
 class Conversations:
     def __init__(self, gate: ClaudeGate) -> None:
         self.gate = gate
+        self.relay = SlackRelay(gate.client)
 
     async def on_app_mention(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
-        if is_human_message(event) and await self._first_delivery(body):
+        if is_human_message(event) and await self.first_delivery(body):
             await self.converse(event, client, surface="mention")
 
     async def on_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        """Direct messages. Threaded ones are taken by the assistant panel's middleware before they get here."""
         if event.get("channel_type") != "im" or not is_human_message(event):
             return
-        if await self._first_delivery(body):
+        if await self.first_delivery(body):
             await self.converse(event, client, surface="dm")
 
-    async def _first_delivery(self, body: dict[str, Any]) -> bool:
+    async def first_delivery(self, body: dict[str, Any]) -> bool:
+        """True once per Slack event id across every process: a retried event is not answered again."""
         event_id = body.get("event_id")
         if not event_id:
             return True
@@ -57,34 +85,56 @@ class Conversations:
             log.info("event %s already taken (Slack retry or another process); not answering again", event_id)
         return first
 
-    async def converse(self, event: dict[str, Any], client: AsyncWebClient, *, surface: str) -> None:
+    async def converse(self, event: dict[str, Any], client: AsyncWebClient, *, surface: str,
+                       panel: PanelThread | None = None) -> None:
         channel, user_id = event["channel"], event["user"]
         thread_ts = event.get("thread_ts") or event["ts"]
+        answer: SlackAnswer | None = None
         try:
             requester = await self.gate.directory.requester(user_id)
             home = await self.gate.directory.installation()
-            model, text = split_model_flag(strip_mention(event.get("text") or "", home.bot_user_id))
+            text = await readable_text(event.get("text") or "", self.gate.directory, home.bot_user_id)
+            model, text = split_model_flag(text)
             request = ChatRequest(requester=requester, text=text, model=model, surface=surface, channel_id=channel,
-                                  channel_name="a direct message" if surface == "dm" else f"channel <#{channel}>",
-                                  thread_ts=thread_ts)
+                                  channel_name=WHERE[surface].format(channel=channel), thread_ts=thread_ts)
+            answer = self.relay.answer(channel=channel, thread_ts=thread_ts, user_id=user_id,
+                                       team_id=requester.team_id or home.team_id)
 
             async def history() -> list[Turn]:
                 if "thread_ts" not in event:
                     return []
-                return await thread_turns(client, self.gate.directory, channel=channel, thread_ts=thread_ts,
-                                          before_ts=event["ts"])
+                turns = await thread_turns(client, self.gate.directory, channel=channel, thread_ts=thread_ts,
+                                           before_ts=event["ts"])
+                if panel is not None and not any(turn.role == "user" and turn.text for turn in turns):
+                    self.gate.spawn(panel.name_after(text), name=f"title-{channel}-{thread_ts}")
+                return turns
 
-            sink = SlackAnswer(client, channel=channel, thread_ts=thread_ts, user_id=user_id,
-                               team_id=requester.team_id or home.team_id)
-            result = await self.gate.chat.answer(request, history, sink)
+            async def admitted(admission: Admission) -> None:
+                assert answer is not None
+                answer.feedback_blocks = feedback_blocks(admission.record_id)
+                if panel is not None:
+                    await panel.thinking()
+
+            result = await self.gate.chat.answer(request, history, answer, on_admitted=admitted)
             if isinstance(result.decision, Refusal):
                 fallback, blocks = refusal_blocks(result.decision)
-                await client.chat_postEphemeral(channel=channel, user=user_id, text=fallback, blocks=blocks,
-                                                thread_ts=event.get("thread_ts"))
+                await self.tell(client, event, fallback, blocks, privately=panel is None)
         except Exception:
             log.exception("conversation in %s for %s failed", channel, user_id)
             try:
-                await client.chat_postEphemeral(channel=channel, user=user_id, text=SORRY,
-                                                thread_ts=event.get("thread_ts"))
+                await self.tell(client, event, SORRY, None, privately=panel is None)
             except Exception:
                 log.exception("could not tell %s about the failure", user_id)
+        finally:
+            if answer is not None:
+                answer.abandon()
+
+    async def tell(self, client: AsyncWebClient, event: dict[str, Any], text: str,
+                   blocks: list[dict[str, Any]] | None, *, privately: bool) -> None:
+        """An ephemeral line where others could see the thread; a plain reply in the asker's own panel thread."""
+        if privately:
+            await client.chat_postEphemeral(channel=event["channel"], user=event["user"], text=text, blocks=blocks,
+                                            thread_ts=event.get("thread_ts"))
+        else:
+            await client.chat_postMessage(channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"],
+                                          text=text, blocks=blocks)

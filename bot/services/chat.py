@@ -12,19 +12,25 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.domain.conversation import Turn, build_messages, system_prompt
-from bot.domain.decisions import Admission, Outcome, Refusal
-from bot.domain.requests import ChatRequest
+from bot.domain.access import ChatAccess
+from bot.domain.conversation import AnswerNotDelivered, Turn, build_messages, history_budget, system_prompt
+from bot.domain.decisions import Admission, Outcome, Refusal, RefusalReason
+from bot.domain.requests import ChatRequest, Requester
 from bot.services.claude import ClaudeFailure, ClaudeGateway, StreamUsage, classify
 from bot.services.gate import Gate
 from bot.services.keys import secret_of
+from bot.services.policies import load_policy
+from bot.services.roles import admins_to_ask, effective_role
 from bot.services.usage import complete_request
 
 log = logging.getLogger(__name__)
 
+EMPTY_ANSWER = "_Claude returned an empty answer. Try asking in other words._"
+CONTEXT_RETRY_SHARE = 4  # on "prompt is too long", retry once with a quarter of the history budget
+
 
 class AnswerSink(Protocol):
-    """Where an answer goes (a Slack stream, a terminal). It starts on the first text."""
+    """Where an answer goes (a Slack thread, a terminal). It starts on the first text."""
 
     async def append(self, text: str) -> None: ...
 
@@ -35,7 +41,9 @@ class AnswerSink(Protocol):
 
 
 HistoryLoader = Callable[[], Awaitable[list[Turn]]]
+AdmissionHook = Callable[[Admission], Awaitable[None]]
 KeyFailureHandler = Callable[[str, ClaudeFailure], Awaitable[None]]
+NoKeyHandler = Callable[[ChatRequest], Awaitable[None]]  # the gate refused: no usable key
 
 
 @dataclass
@@ -45,32 +53,51 @@ class ChatResult:
     failure: ClaudeFailure | None = None
 
 
+def delivery_failure(exc: AnswerNotDelivered) -> ClaudeFailure:
+    return ClaudeFailure("delivery", "I could not post the whole answer in Slack. Please ask again.",
+                         detail=str(exc))
+
+
+def cut_off_note(max_tokens: int) -> str:
+    return (f"_The answer reached the {max_tokens:,}-token limit of your role and stops here. "
+            "Ask for the rest, or for a shorter answer._")
+
+
 class ChatService:
     def __init__(self, *, gate: Gate, claude: ClaudeGateway, sessions: async_sessionmaker[AsyncSession],
-                 settings: Settings, on_key_failure: KeyFailureHandler | None = None) -> None:
+                 settings: Settings, on_key_failure: KeyFailureHandler | None = None,
+                 on_no_active_key: NoKeyHandler | None = None) -> None:
         self.gate = gate
         self.claude = claude
         self.sessions = sessions
         self.settings = settings
         self.on_key_failure = on_key_failure
+        self.on_no_active_key = on_no_active_key
 
-    async def answer(self, request: ChatRequest, history: HistoryLoader, sink: AnswerSink) -> ChatResult:
+    async def answer(self, request: ChatRequest, history: HistoryLoader, sink: AnswerSink, *,
+                     on_admitted: AdmissionHook | None = None) -> ChatResult:
         """Ask the gate; if admitted, stream Claude's answer into ``sink``. Refusals are returned, not sent.
 
-        ``history`` loads the earlier turns of the conversation; it runs only for admitted requests.
+        ``history`` loads the earlier turns of the conversation and ``on_admitted`` prepares the surface (a
+        status, feedback buttons); both run only for admitted requests.
         """
         decision = await self.gate.admit_request(request)
         if isinstance(decision, Refusal):
+            if decision.reason is RefusalReason.NO_ACTIVE_KEY and self.on_no_active_key is not None:
+                await self.on_no_active_key(request)
             return ChatResult(decision)
         started = time.monotonic()
         usage = StreamUsage()
         parts: list[str] = []
         failure: ClaudeFailure | None = None
         try:
+            if on_admitted is not None:
+                await self._prepare(on_admitted, decision)
             secret = await self._secret(decision)
             system = system_prompt(self.settings.system_prompt, user_name=request.requester.name,
                                    channel=request.channel_name or request.surface)
-            budget = self.settings.context_token_budget
+            budget = history_budget(self.settings.context_token_budget, max_tokens=decision.max_tokens,
+                                    system=system)
             turns = [*await history(), Turn("user", request.text, request.requester.name)]
             for attempt in range(2):
                 try:
@@ -84,15 +111,20 @@ class ChatService:
                     break
                 except ClaudeFailure as exc:
                     if exc.kind == "context" and not parts and attempt == 0:
-                        budget //= 4  # trim harder and try once more
+                        budget //= CONTEXT_RETRY_SHARE
                         continue
                     raise
+            if not "".join(parts).strip():
+                await sink.append(EMPTY_ANSWER)
+            elif usage.output_tokens >= decision.max_tokens:
+                await sink.append("\n\n" + cut_off_note(decision.max_tokens))
             await sink.finish()
         except asyncio.CancelledError:
             failure = ClaudeFailure("cancelled", "The answer was cancelled.")
             raise
         except Exception as exc:  # every fault ends as one friendly line, never a stack trace in Slack
-            failure = classify(exc, mid_stream=bool(parts))
+            failure = delivery_failure(exc) if isinstance(exc, AnswerNotDelivered) else classify(
+                exc, mid_stream=bool(parts))
             if failure.kind == "internal":
                 log.exception("answer for record %s failed", decision.record_id)
             else:
@@ -109,6 +141,33 @@ class ChatService:
             ))
         return ChatResult(decision, "".join(parts), failure)
 
+    async def access(self, requester: Requester) -> ChatAccess:
+        """What ``requester`` may do, in the gate's order, without recording a request."""
+        async with self.sessions() as session:
+            role = (await effective_role(session, requester.user_id, self.settings.default_role)).role
+            policy = await load_policy(session, role)
+            admins = [] if policy.allows_chat else await admins_to_ask(session)
+        if not requester.known or requester.is_bot:
+            return ChatAccess(role, False, reason="I could not look up your Slack profile.",
+                              hint="Try again in a minute; if it keeps happening, tell an admin.")
+        if requester.is_external and not self.settings.allow_external_users:
+            return ChatAccess(role, False, reason="Claude Gate only answers members of this workspace.")
+        if requester.is_guest and not self.settings.allow_guests:
+            return ChatAccess(role, False, reason="Claude Gate does not answer guest accounts.")
+        if not policy.allows_chat:
+            who = ", ".join(f"<@{admin}>" for admin in admins) or "an admin"
+            return ChatAccess(role, False, reason=f"Your role *{role}* cannot ask Claude yet.",
+                              hint=f"Ask {who} to run `/claude-admin grant <@{requester.user_id}> user`.")
+        catalog = self.settings.models
+        aliases = tuple(catalog.alias_of(model) for model in catalog.allowed(policy.models))
+        return ChatAccess(role, True, aliases, policy.max_tokens, policy.rpm_limit)
+
+    async def _prepare(self, on_admitted: AdmissionHook, admission: Admission) -> None:
+        try:
+            await on_admitted(admission)
+        except Exception:  # a status or a button is not worth failing the answer for
+            log.warning("preparing the answer for record %s failed", admission.record_id, exc_info=True)
+
     async def _secret(self, admission: Admission) -> str:
         secret = secret_of(admission.key_env_var)
         if secret is None:
@@ -117,7 +176,8 @@ class ChatService:
 
     async def _tell_user(self, sink: AnswerSink, failure: ClaudeFailure, *, partial: bool) -> None:
         if partial:
-            note = f"_:warning: {failure.message.rstrip('.')}: the answer above is incomplete. Ask again to continue._"
+            note = (f"_:warning: {failure.message.rstrip('.')}: the answer above is cut off here. "
+                    "Ask again to continue._")
         else:
             note = f":warning: {failure.message}"
         try:

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.clock import Clock
 from bot.store.models import ProcessedEvent
 
+log = logging.getLogger(__name__)
+
 
 async def claim_event(sessions: async_sessionmaker[AsyncSession], clock: Clock, event_id: str) -> bool:
-    """True for the first claim of ``event_id`` in any process; False for a retry or a duplicate."""
+    """True for the first claim of ``event_id`` in any process; False for a retry or a duplicate.
+
+    If the database cannot be reached the event is treated as new: the gate then fails closed and tells the
+    user, which beats ignoring them (a Slack retry in that window may get the same one-line answer twice).
+    """
     try:
         async with sessions.begin() as session:
             session.add(ProcessedEvent(event_id=event_id[:64], received_at=clock()))
     except IntegrityError:
         return False
+    except (DBAPIError, OSError, TimeoutError) as exc:
+        log.warning("could not record event %s (database unreachable: %s)", event_id, type(exc).__name__)
     return True
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -17,6 +18,7 @@ from bot.domain.requests import ChatRequest
 from bot.domain.roles import Role
 from bot.services.access import AccessSnapshot, access_snapshot
 from bot.services.keys import active_key, secret_of
+from bot.services.outbox import RecordOutbox
 from bot.services.roles import admins_to_ask
 from bot.store.clock import Clock
 from bot.store.models import RequestRecord
@@ -66,13 +68,30 @@ async def tokens_today(session: AsyncSession, user_id: str, now: datetime) -> in
 
 
 class Gate:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
+                 outbox: RecordOutbox | None = None) -> None:
         self.sessions = sessions
         self.settings = settings
         self.clock = clock
+        self.outbox = outbox or RecordOutbox(sessions)
 
     async def admit_request(self, request: ChatRequest) -> Admission | Refusal:
-        """Admit (and record as in flight) or refuse (and record why). Never calls Anthropic."""
+        """Admit (and record as in flight) or refuse (and record why). Never calls Anthropic.
+
+        If the database is unreachable the gate fails closed: a refusal, whose record waits in the outbox.
+        """
+        try:
+            return await self._admit(request)
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            log.warning("database unreachable while admitting %s: %s", request.requester.user_id,
+                        type(exc).__name__)
+            refusal = Refusal(RefusalReason.DATABASE_UNAVAILABLE,
+                              "I cannot check your access right now: my database is unreachable.",
+                              "Nothing was sent to Claude. Try again in a minute.")
+            self.outbox.add(self._record_values(request, None, None, refusal=refusal))
+            return refusal
+
+    async def _admit(self, request: ChatRequest) -> Admission | Refusal:
         async with self.sessions.begin() as session:
             access, model, refusal = await self._check_access(session, request)
             role, policy = access.role.role, access.policy
@@ -173,16 +192,23 @@ class Gate:
                        f"The budget resets at 00:00 UTC, in {minutes // 60} h {minutes % 60} min.",
                        retry_after_seconds=minutes * 60)
 
+    def _record_values(self, request: ChatRequest, role: Role | None, model: str | None, *,
+                       refusal: Refusal | None = None, key_label: str | None = None,
+                       max_tokens: int | None = None) -> dict[str, object]:
+        return {
+            "created_at": self.clock(), "slack_user_id": request.requester.user_id,
+            "team_id": request.requester.team_id, "role": role.value if role else "unknown", "model": model,
+            "key_label": key_label, "max_tokens": max_tokens, "input_tokens": 0, "output_tokens": 0,
+            "estimated_cost": 0.0, "admitted": refusal is None,
+            "outcome": (Outcome.REFUSED if refusal else Outcome.ADMITTED).value,
+            "refusal_reason": refusal.reason.value if refusal else None, "surface": request.surface,
+            "channel_id": request.channel_id, "thread_ts": request.thread_ts,
+            "prompt": request.text if self.settings.log_prompts else None,
+        }
+
     async def _record(self, session: AsyncSession, request: ChatRequest, role: Role, model: str | None, *,
                       refusal: Refusal | None = None, key_label: str | None = None,
                       max_tokens: int | None = None) -> int:
-        statement = insert(RequestRecord).values(
-            created_at=self.clock(), slack_user_id=request.requester.user_id, team_id=request.requester.team_id,
-            role=role.value, model=model, key_label=key_label, max_tokens=max_tokens, input_tokens=0,
-            output_tokens=0, estimated_cost=0.0, admitted=refusal is None,
-            outcome=(Outcome.REFUSED if refusal else Outcome.ADMITTED).value,
-            refusal_reason=refusal.reason.value if refusal else None, surface=request.surface,
-            channel_id=request.channel_id, thread_ts=request.thread_ts,
-            prompt=request.text if self.settings.log_prompts else None,
-        ).returning(RequestRecord.id)
-        return (await session.execute(statement)).scalar_one()
+        values = self._record_values(request, role, model, refusal=refusal, key_label=key_label,
+                                     max_tokens=max_tokens)
+        return (await session.execute(insert(RequestRecord).values(**values).returning(RequestRecord.id))).scalar_one()

@@ -11,12 +11,39 @@ from bot.domain.conversation import Turn
 from bot.slack.directory import UserDirectory
 
 MAX_THREAD_MESSAGES = 500
+# Subtypes that are still someone speaking; others (joins, deletions, the assistant thread's root…) are not.
+SPOKEN_SUBTYPES = frozenset({"thread_broadcast", "file_share", "bot_message", "me_message"})
+
+_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+_CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
+_SUBTEAM = re.compile(r"<!subteam\^[A-Z0-9]+(?:\|([^>]*))?>")
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
 
 
 def strip_mention(text: str, bot_user_id: str | None) -> str:
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>", "", text)
     return text.strip()
+
+
+def unescape(text: str) -> str:
+    """Slack escapes exactly these three characters in message text."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+async def readable_text(text: str, directory: UserDirectory, bot_user_id: str | None) -> str:
+    """Slack's message markup as a person reads it: the bot mention removed, `<@U…>` → `@name`, channels,
+    groups and links spelled out, `&lt;`/`&gt;`/`&amp;` decoded (so code in a question reaches Claude intact)."""
+    text = strip_mention(text, bot_user_id)
+    names = {user: await directory.display_name(user) for user in set(_USER_MENTION.findall(text))}
+    text = _USER_MENTION.sub(lambda m: "@" + names[m.group(1)], text)
+    text = _CHANNEL.sub(lambda m: "#" + (m.group(2) or m.group(1)), text)
+    text = _SPECIAL.sub(lambda m: "@" + m.group(1), text)
+    text = _SUBTEAM.sub(lambda m: m.group(1) or "@group", text)
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) and m.group(2) != m.group(1)
+                     else m.group(1), text)
+    return unescape(text)
 
 
 async def thread_turns(client: AsyncWebClient, directory: UserDirectory, *, channel: str, thread_ts: str,
@@ -33,10 +60,11 @@ async def thread_turns(client: AsyncWebClient, directory: UserDirectory, *, chan
             break
     turns: list[Turn] = []
     for message in messages:
-        if float(message.get("ts", "0")) >= float(before_ts) or message.get("subtype") == "message_deleted":
+        subtype = message.get("subtype")
+        if float(message.get("ts", "0")) >= float(before_ts) or (subtype and subtype not in SPOKEN_SUBTYPES):
             continue
         own = message.get("bot_id") == home.bot_id or (home.bot_user_id and message.get("user") == home.bot_user_id)
-        text = strip_mention(message.get("text") or "", home.bot_user_id)
+        text = await readable_text(message.get("text") or "", directory, home.bot_user_id)
         if own:
             turns.append(Turn("assistant", text))
         elif message.get("bot_id"):

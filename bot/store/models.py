@@ -108,6 +108,14 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
     last_reminded_on: Mapped[date | None] = mapped_column(Date)
     last_alerted_at: Mapped[datetime | None]
+    # What Anthropic's Admin API says about the key (`keys sync`, `keys add … anthropic_id=`).
+    anthropic_name: Mapped[str | None] = mapped_column(String(256))
+    anthropic_workspace_id: Mapped[str | None] = mapped_column(String(128))
+    anthropic_status: Mapped[str | None] = mapped_column(String(16))
+    anthropic_creator_id: Mapped[str | None] = mapped_column(String(128))
+    anthropic_created_at: Mapped[datetime | None]  # the key's real age; created_at is when it was registered
+    creator_email: Mapped[str | None] = mapped_column(String(256))
+    synced_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_api_keys_workspace_status", "workspace", "status"),)
 

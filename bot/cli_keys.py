@@ -1,0 +1,171 @@
+"""`claude-gate keys [list|add|revoke|sync]` and `claude-gate remind [--now]`: the key registry from a shell."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bot.config import Settings
+from bot.services.keys import KeyCommandError
+
+KEY_OPTIONS = ("workspace", "rotate_days", "anthropic_id")
+
+
+def add_key_commands(sub: Any) -> None:
+    """Add the `keys` and `remind` commands to the `claude-gate` parser."""
+    keys = sub.add_parser("keys", help="API keys: list, add, revoke, sync (secrets stay in environment variables)")
+    keys.set_defaults(handler=cmd_keys_list)
+    actions = keys.add_subparsers(metavar="action")
+    actions.add_parser("list", help="label, workspace, hint, age, rotate-by date, status").set_defaults(
+        handler=cmd_keys_list)
+    add = actions.add_parser("add", help="register a key: keys add <label> env:<VAR> [workspace=<name>] "
+                                         "[rotate_days=<n>] [anthropic_id=<id>]")
+    add.add_argument("label")
+    add.add_argument("env", metavar="env:VAR", help="the environment variable holding the secret")
+    add.add_argument("options", nargs="*", metavar="name=value", help=", ".join(KEY_OPTIONS))
+    add.set_defaults(handler=cmd_keys_add)
+    revoke = actions.add_parser("revoke", help="stop using a key at once (and deactivate it at Anthropic)")
+    revoke.add_argument("label")
+    revoke.set_defaults(handler=cmd_keys_revoke)
+    actions.add_parser("sync", help="import the organisation's keys from the Admin API").set_defaults(
+        handler=cmd_keys_sync)
+
+    remind = sub.add_parser("remind", help="rotation reminders: show the schedule, or --now to post them")
+    remind.add_argument("--now", action="store_true", help="post the reminders now")
+    remind.set_defaults(handler=cmd_remind)
+
+
+def _run(settings: Settings, work: Any) -> Any:
+    from bot.cli import CliError, _with_sessions
+
+    try:
+        return _with_sessions(settings, work)
+    except KeyCommandError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _key_options(tokens: list[str]) -> dict[str, Any]:
+    from bot.cli import CliError
+
+    options: dict[str, Any] = {}
+    for token in tokens:
+        name, sep, value = token.partition("=")
+        if not sep or name not in KEY_OPTIONS or not value:
+            raise CliError(f"{token!r} is not one of {', '.join(o + '=…' for o in KEY_OPTIONS)}")
+        if name == "rotate_days":
+            if not value.isdigit():
+                raise CliError("rotate_days must be a whole number of days")
+            options[name] = int(value)
+        else:
+            options[name] = value
+    return options
+
+
+def cmd_keys_list(settings: Settings, _args: argparse.Namespace) -> int:
+    from bot.services.keys import list_keys
+    from bot.store.clock import system_clock
+
+    async def work(sessions: Any) -> Any:
+        return await list_keys(sessions, system_clock, settings)
+
+    listing = _run(settings, work)
+    if not listing.keys:
+        print("no keys")
+    for key in listing.keys:
+        rotation = key.rotation.phrase if key.usable else "-"
+        print("\t".join([key.label, key.workspace, key.hint or "-", f"{key.rotation.age_days}d",
+                         f"{key.rotation.rotate_by:%Y-%m-%d}", rotation,
+                         key.status + (" (in use)" if key.in_use else ""), key.env_var or "(not used)"]))
+    return 0
+
+
+def cmd_keys_add(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli import CliError
+    from bot.services.keys import add_key
+    from bot.services.roles import SHELL_ACTOR
+    from bot.store.clock import system_clock
+
+    if not args.env.startswith("env:"):
+        raise CliError("give the secret's variable as env:<VAR>: secrets never go on a command line")
+    options = _key_options(args.options)
+
+    async def work(sessions: Any) -> Any:
+        return await add_key(sessions, system_clock, settings, actor_id=SHELL_ACTOR, label=args.label,
+                             env_var=args.env.removeprefix("env:"), **options)
+
+    added = _run(settings, work)
+    key = added.key
+    print(f"key {key.label} registered for workspace {key.workspace} ({key.hint}); rotate by "
+          f"{key.rotation.rotate_by:%Y-%m-%d}")
+    for note in added.notes:
+        print(note.replace("`", ""))
+    return 0
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.services.keys import StepOutcome, revoke_key
+    from bot.services.roles import SHELL_ACTOR
+    from bot.store.clock import system_clock
+
+    async def work(sessions: Any) -> Any:
+        return await revoke_key(sessions, system_clock, settings, actor_id=SHELL_ACTOR, label=args.label)
+
+    revoked = _run(settings, work)
+    print(f"key {revoked.label} revoked")
+    for step in revoked.steps:
+        print(f"{step.what}: {step.outcome}: {step.detail.replace('`', '')}")
+    print(f"workspace {revoked.workspace} now uses {revoked.now_in_use}" if revoked.now_in_use
+          else f"workspace {revoked.workspace} has no usable key: its requests are refused")
+    return 1 if any(step.outcome == StepOutcome.FAILED for step in revoked.steps) else 0
+
+
+def cmd_keys_sync(settings: Settings, _args: argparse.Namespace) -> int:
+    from bot.services.key_sync import sync_keys
+    from bot.services.roles import SHELL_ACTOR
+    from bot.store.clock import system_clock
+
+    async def work(sessions: Any) -> Any:
+        return await sync_keys(sessions, system_clock, settings, actor_id=SHELL_ACTOR)
+
+    synced = _run(settings, work)
+    print(f"{synced.seen} organisation keys in {synced.pages} page(s): {len(synced.added)} new, "
+          f"{len(synced.updated)} updated")
+    for label in synced.retired:
+        print(f"no longer used (retired at Anthropic): {label}")
+    for label in synced.missing:
+        print(f"not listed by Anthropic any more: {label}")
+    for note in synced.notes:
+        print(note)
+    return 0
+
+
+def cmd_remind(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli import CliError
+    from bot.services.reminders import reminder_schedule, run_reminders
+    from bot.services.roles import SHELL_ACTOR
+    from bot.store.clock import system_clock
+
+    if not args.now:
+        schedule = _run(settings, lambda sessions: reminder_schedule(sessions, system_clock, settings))
+        print(f"{schedule.cron} in {schedule.timezone} → {schedule.channel or 'REMINDER_CHANNEL is not set'}")
+        for run in schedule.next_runs:
+            print(f"next: {run:%a %Y-%m-%d %H:%M %Z}")
+        print(f"due now: {', '.join(k.label for k in schedule.due) or 'none'}")
+        return 0
+    if settings.slack_bot_token is None:
+        raise CliError("remind --now posts to Slack: set SLACK_BOT_TOKEN")
+    from bot.app import slack_client
+
+    async def work(sessions: Any) -> Any:
+        return await run_reminders(sessions, system_clock, settings, slack_client(settings), actor_id=SHELL_ACTOR)
+
+    run = _run(settings, work)
+    if run.reminded:
+        print(f"posted {len(run.reminded)} key(s) to {run.channel}: {', '.join(k.label for k in run.reminded)}")
+    else:
+        print("nothing to post: no key is due that was not reminded today")
+    if run.already_reminded:
+        print(f"already reminded today: {', '.join(run.already_reminded)}")
+    for failure in run.dm_failures:
+        print(f"could not DM {failure}")
+    return 0

@@ -1,0 +1,67 @@
+"""Slack's assistant panel (Bolt's AsyncAssistant): a greeting and prompts that fit the user's role, then every
+message of an assistant thread through the same gate and ChatService as mentions and DMs.
+
+Bolt's assistant middleware takes threaded ``message.im`` events before the app's ``message`` listener sees
+them, so a message in an assistant thread is answered here, once (its event id is claimed like any other);
+top-level DMs go on to bot/listeners/events.py. The bot's own messages in these threads are dropped by Bolt
+(``ignoring_self_assistant_message_events_enabled``, on by default).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.context.say.async_say import AsyncSay
+from slack_bolt.context.set_status.async_set_status import AsyncSetStatus
+from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import AsyncSetSuggestedPrompts
+from slack_bolt.context.set_title.async_set_title import AsyncSetTitle
+from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.listeners.events import Conversations, PanelThread, is_human_message
+from bot.slack.render_answers import greeting, suggested_prompts
+
+if TYPE_CHECKING:
+    from bot.app import ClaudeGate
+
+log = logging.getLogger(__name__)
+
+PROMPTS_TITLE = "Try one of these:"
+
+
+def register(gate: ClaudeGate, conversations: Conversations) -> None:
+    panel = AssistantPanel(gate, conversations)
+    assistant = AsyncAssistant(logger=logging.getLogger("slack_bolt.assistant"))
+    assistant.thread_started(panel.on_thread_started)
+    assistant.user_message(panel.on_user_message)
+    gate.bolt.assistant(assistant)
+
+
+class AssistantPanel:
+    def __init__(self, gate: ClaudeGate, conversations: Conversations) -> None:
+        self.gate = gate
+        self.conversations = conversations
+
+    async def on_thread_started(self, event: dict[str, Any], body: dict[str, Any], say: AsyncSay,
+                                set_suggested_prompts: AsyncSetSuggestedPrompts) -> None:
+        if not await self.conversations.first_delivery(body):
+            return
+        user_id = event["assistant_thread"]["user_id"]
+        try:
+            requester = await self.gate.directory.requester(user_id)
+            access = await self.gate.chat.access(requester)
+            text, blocks = greeting(access, requester.name)
+            await say(text=text, blocks=blocks)
+            prompts = suggested_prompts(access)
+            if prompts:
+                await set_suggested_prompts(prompts=prompts, title=PROMPTS_TITLE)
+        except Exception:
+            log.exception("could not greet %s in the assistant panel", user_id)
+
+    async def on_user_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
+                              set_status: AsyncSetStatus, set_title: AsyncSetTitle) -> None:
+        if not is_human_message(event) or not await self.conversations.first_delivery(body):
+            return
+        await self.conversations.converse(event, client, surface="assistant",
+                                          panel=PanelThread(set_status=set_status, set_title=set_title))

@@ -1,0 +1,179 @@
+"""APScheduler jobs on the app's event loop: rotation reminders and housekeeping, led by one process at a time.
+
+- Job definitions live in memory: two schedulers sharing a job store run jobs twice (APScheduler's FAQ). What
+  must hold across processes comes from the database: a leader lease in `scheduler_state`, renewed every
+  RENEW_SECONDS, and the per-key daily claims of the reminders themselves.
+- The reminders job fires on REMINDER_CRON in REMINDER_TZ (crontab weekdays translated, see bot/domain/cron).
+  coalesce=True with a generous misfire grace: a late wake-up (a suspended host, a busy loop) runs once, late.
+- The in-memory store cannot know fires missed while no process ran; the last run is kept in the database,
+  and a process that becomes leader runs the reminders once if a fire passed since then ("down across three
+  fires → exactly one run on start").
+- Housekeeping prunes processed Slack event ids. The rpm limit has no state of its own to prune: its window is
+  the admitted rows of `request_records` in the last 60 s, and those rows are the usage history, kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.domain.cron import cron_trigger, fires_between
+from bot.services.events import prune_events
+from bot.services.keys import KeyCommandError
+from bot.services.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR, ReminderRun, run_reminders
+from bot.store.clock import Clock
+from bot.store.leases import claim_lease, last_run, mark_run, release_lease
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 90.0
+RENEW_SECONDS = 30.0
+MISFIRE_GRACE_SECONDS = 6 * 3600  # a reminder up to six hours late is still worth posting
+HOUSEKEEPING_MINUTES = 60
+EVENT_RETENTION_HOURS = 24
+
+
+def process_name() -> str:
+    """Who holds the lease, as shown by `reminders`: host, pid and a random tag (pids repeat across hosts)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class JobScheduler:
+    """The scheduled jobs of one process. Only `claude-gate serve` starts it (tests build many apps)."""
+
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
+                 client: AsyncWebClient, holder: str | None = None, lease_seconds: float = LEASE_SECONDS,
+                 renew_seconds: float = RENEW_SECONDS) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.settings = settings
+        self.client = client
+        self.holder = holder or process_name()
+        self.lease_seconds = lease_seconds
+        self.renew_seconds = renew_seconds
+        self.zone = ZoneInfo(settings.reminder_tz)
+        self.trigger = cron_trigger(settings.reminder_cron, self.zone)
+        self.scheduler = AsyncIOScheduler(timezone=self.zone, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS})
+        self.leading = False
+        self._run_lock = asyncio.Lock()
+
+    @property
+    def reminders_enabled(self) -> bool:
+        return bool(self.settings.reminder_channel)
+
+    @property
+    def next_reminder_run(self) -> datetime | None:
+        job = self.scheduler.get_job(REMINDERS_JOB)
+        return job.next_run_time if job is not None else None
+
+    async def start(self) -> None:
+        """Add the jobs, start APScheduler on the running loop, and try to lead (running a missed reminder)."""
+        self.scheduler.add_job(self.keep_leadership, IntervalTrigger(seconds=self.renew_seconds, timezone=self.zone),
+                               id="leadership", name="scheduler leader lease")
+        if self.reminders_enabled:
+            self.scheduler.add_job(self.scheduled_reminders, self.trigger, id=REMINDERS_JOB,
+                                   name="API key rotation reminders")
+        else:
+            log.info("REMINDER_CHANNEL is not set: no rotation reminders are scheduled")
+        self.scheduler.add_job(self.housekeeping, IntervalTrigger(minutes=HOUSEKEEPING_MINUTES, timezone=self.zone),
+                               id="housekeeping", name="prune processed Slack events")
+        self.scheduler.start()
+        await self.keep_leadership()
+        if self.reminders_enabled:
+            log.info("rotation reminders: %s (%s), next run %s", self.settings.reminder_cron,
+                     self.settings.reminder_tz, self.next_reminder_run)
+
+    async def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.leading:
+            self.leading = False
+            try:
+                async with self.sessions.begin() as session:
+                    await release_lease(session, LEADER_LEASE, self.holder)
+            except Exception as exc:  # the lease expires by itself
+                log.warning("could not release the scheduler lease: %s", type(exc).__name__)
+
+    async def keep_leadership(self) -> bool:
+        """Take or renew the leader lease; on becoming leader, run a reminder missed while nobody led."""
+        try:
+            async with self.sessions.begin() as session:
+                leading = await claim_lease(session, LEADER_LEASE, self.holder, self.clock(), self.lease_seconds)
+        except Exception as exc:
+            log.warning("could not renew the scheduler lease (%s): not leading until the database answers",
+                        type(exc).__name__)
+            leading = False
+        became_leader = leading and not self.leading
+        if self.leading and not leading:
+            log.info("another process leads the scheduled jobs now")
+        self.leading = leading
+        if became_leader:
+            log.info("this process (%s) leads the scheduled jobs", self.holder)
+            await self.catch_up()
+        return leading
+
+    async def catch_up(self) -> ReminderRun | None:
+        """One run if a scheduled fire passed since the last run (however many fires passed)."""
+        if not self.reminders_enabled:
+            return None
+        async with self._run_lock:
+            now = self.clock()
+            async with self.sessions.begin() as session:
+                last = await last_run(session, REMINDERS_JOB)
+                if last is None:  # the first start on this database: the schedule begins now
+                    await mark_run(session, REMINDERS_JOB, now)
+                    return None
+            if not fires_between(self.trigger, last, now):
+                return None
+            log.info("a rotation reminder was due while no process ran (last run %s): running it once now",
+                     f"{last:%Y-%m-%d %H:%M} UTC")
+            return await self._remind()
+
+    async def scheduled_reminders(self) -> ReminderRun | None:
+        """The cron job: the leader runs the reminders unless this fire was already served."""
+        if not await self.keep_leadership():
+            return None
+        async with self._run_lock:
+            async with self.sessions() as session:
+                last = await last_run(session, REMINDERS_JOB)
+            if last is not None and not fires_between(self.trigger, last, self.clock()):
+                return None
+            return await self._remind()
+
+    async def _remind(self) -> ReminderRun | None:
+        try:
+            run = await run_reminders(self.sessions, self.clock, self.settings, self.client, actor_id=SCHEDULER_ACTOR)
+        except KeyCommandError as exc:
+            log.warning("rotation reminders not posted: %s", exc)
+            return None
+        except Exception:
+            log.exception("rotation reminders failed")
+            return None
+        log.info("rotation reminders: %d posted, %d already reminded today, %d DMs", len(run.reminded),
+                 len(run.already_reminded), len(run.direct_messages))
+        return run
+
+    async def housekeeping(self) -> int:
+        """Prune processed Slack event ids older than a day (leader only; Slack retries for minutes)."""
+        if not self.leading:
+            return 0
+        try:
+            pruned = await prune_events(self.sessions, self.clock, keep_hours=EVENT_RETENTION_HOURS)
+        except Exception:
+            log.exception("housekeeping failed")
+            return 0
+        if pruned:
+            log.info("housekeeping: pruned %d processed Slack event ids", pruned)
+        return pruned

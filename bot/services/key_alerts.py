@@ -1,0 +1,78 @@
+"""Alerts to ADMIN_ALERT_CHANNEL about keys: a key Anthropic refuses (401/403), a workspace with no usable key.
+
+Each alert is sent once, not once per request: a refused key is alerted by whoever (in any process) moves it
+from ``active`` to ``failing``; "no usable key" at most once an hour per workspace (a lease row). Alerts never
+raise: a broken alert must not break an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.domain.requests import ChatRequest
+from bot.services.claude import ClaudeFailure
+from bot.services.keys import mark_key_failing, secret_of
+from bot.services.policies import load_policy
+from bot.services.roles import effective_role
+from bot.slack.render_keys import key_failure_alert, no_key_alert
+from bot.store.clock import Clock
+from bot.store.leases import claim_once_per
+from bot.store.models import ApiKey
+
+log = logging.getLogger(__name__)
+
+NO_KEY_ALERT_PERIOD = timedelta(hours=1)
+
+
+class KeyAlerts:
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
+                 client: AsyncWebClient) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.settings = settings
+        self.client = client
+
+    async def key_failed(self, label: str, failure: ClaudeFailure) -> None:
+        """ChatService's ``on_key_failure``: mark the key ``failing`` and alert once."""
+        try:
+            reason = f"{failure.status or '-'} {failure.detail}".strip()
+            async with self.sessions.begin() as session:
+                first = await mark_key_failing(session, self.clock, label, reason=reason)
+                row = await session.scalar(select(ApiKey).where(ApiKey.label == label)) if first else None
+            if row is not None:
+                log.warning("API key %s was refused by Anthropic (%s): marked failing", label, reason)
+                await self._post(*key_failure_alert(label=label, workspace=row.workspace, status=failure.status,
+                                                    error_type=failure.detail))
+        except Exception:
+            log.exception("alerting about key %s failed", label)
+
+    async def no_active_key(self, request: ChatRequest) -> None:
+        """ChatService's ``on_no_active_key``: tell admins which workspace has no usable key (once an hour)."""
+        try:
+            now = self.clock()
+            async with self.sessions.begin() as session:
+                role = (await effective_role(session, request.requester.user_id, self.settings.default_role)).role
+                workspace = (await load_policy(session, role)).workspace
+                if not await claim_once_per(session, f"alert.no-key:{workspace}"[:64], now, NO_KEY_ALERT_PERIOD):
+                    return
+                rows = list(await session.scalars(select(ApiKey).where(ApiKey.workspace == workspace,
+                                                                       ApiKey.env_var.is_not(None))))
+            known = [(row.label, row.status, bool(row.env_var and secret_of(row.env_var)), row.env_var or "")
+                     for row in rows]
+            log.warning("no usable API key for workspace %s (role %s refused)", workspace, role)
+            await self._post(*no_key_alert(workspace=workspace, role=role.value, keys=known))
+        except Exception:
+            log.exception("alerting about a workspace without a key failed")
+
+    async def _post(self, text: str, blocks: list[dict[str, object]]) -> None:
+        channel = self.settings.admin_alert_channel
+        if not channel:
+            log.warning("ADMIN_ALERT_CHANNEL is not set; alert not posted: %s", text)
+            return
+        await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)

@@ -1,0 +1,86 @@
+"""Named leases and last-run marks in `scheduler_state`, shared by every process on the database.
+
+A lease is held by one holder until it expires; claiming is one conditional UPDATE (or the INSERT of a new
+row), so two processes never both win: PostgreSQL re-checks the WHERE clause on the row it waited for,
+SQLite serialises writers with BEGIN IMMEDIATE.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store.models import SchedulerState
+
+
+@dataclass(frozen=True)
+class Lease:
+    holder: str
+    until: datetime
+
+
+async def claim_lease(session: AsyncSession, name: str, holder: str, now: datetime, seconds: float) -> bool:
+    """Take or renew lease ``name`` for ``holder`` unless someone else holds it unexpired. Call inside a transaction."""
+    until = now + timedelta(seconds=seconds)
+    result = await session.execute(
+        update(SchedulerState)
+        .where(SchedulerState.name == name,
+               or_(SchedulerState.holder == holder, SchedulerState.holder.is_(None),
+                   SchedulerState.expires_at.is_(None), SchedulerState.expires_at <= now))
+        .values(holder=holder, expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount:
+        return True
+    if await session.scalar(select(SchedulerState.name).where(SchedulerState.name == name)) is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(SchedulerState(name=name, holder=holder, expires_at=until))
+    except IntegrityError:  # another process inserted it first
+        return False
+    return True
+
+
+async def release_lease(session: AsyncSession, name: str, holder: str) -> None:
+    await session.execute(
+        update(SchedulerState).where(SchedulerState.name == name, SchedulerState.holder == holder)
+        .values(holder=None, expires_at=None).execution_options(synchronize_session=False)
+    )
+
+
+async def current_lease(session: AsyncSession, name: str, now: datetime) -> Lease | None:
+    row = await session.get(SchedulerState, name, populate_existing=True)
+    if row is None or row.holder is None or row.expires_at is None or row.expires_at <= now:
+        return None
+    return Lease(row.holder, row.expires_at)
+
+
+async def claim_once_per(session: AsyncSession, name: str, now: datetime, period: timedelta) -> bool:
+    """True for at most one caller per ``period`` across processes (alert throttling)."""
+    return await claim_lease(session, name, f"once:{uuid.uuid4().hex}", now, period.total_seconds())
+
+
+async def last_run(session: AsyncSession, name: str) -> datetime | None:
+    row = await session.get(SchedulerState, name, populate_existing=True)
+    return row.last_run_at if row is not None else None
+
+
+async def mark_run(session: AsyncSession, name: str, at: datetime) -> None:
+    """Record a run of job ``name`` at ``at`` (never moving the mark backwards)."""
+    row = await session.get(SchedulerState, name, with_for_update=True, populate_existing=True)
+    if row is None:
+        try:
+            async with session.begin_nested():
+                session.add(SchedulerState(name=name, last_run_at=at))
+            return
+        except IntegrityError:
+            row = await session.get(SchedulerState, name, with_for_update=True, populate_existing=True)
+            assert row is not None
+    if row.last_run_at is None or row.last_run_at < at:
+        row.last_run_at = at
