@@ -84,7 +84,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('request_records', schema=None) as batch_op:
         batch_op.create_index('ix_request_records_created_at', ['created_at'], unique=False)
-        batch_op.create_index('ix_request_records_user_admitted_time', ['slack_user_id', 'admitted', 'created_at'], unique=False)
+        batch_op.create_index('ix_request_records_user_admitted_time', ['slack_user_id', 'admitted', 'created_at'],
+                              unique=False)
 
     op.create_table('role_grants',
     sa.Column('slack_user_id', sa.String(length=32), nullable=False),
