@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.domain.roles import Right, Role
 
-_USER = re.compile(r"^(?:<@(?P<mention>[UW][A-Z0-9]{2,20})(?:\|[^>]*)?>|(?P<plain>[UW][A-Z0-9]{2,20}))$")
+_USER = re.compile(r"^(?:<@(?P<mention>[UW][A-Z0-9]{1,20})(?:\|[^>]*)?>|(?P<plain>[UW][A-Z0-9]{1,20}))$")
 _GROUP = re.compile(r"^(?:<!subteam\^(?P<mention>S[A-Z0-9]{2,20})(?:\|(?P<handle>@?[^>]*))?>|(?P<plain>S[A-Z0-9]{2,20})"
                     r"|@(?P<bare>[a-z0-9][a-z0-9._-]{0,79}))$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

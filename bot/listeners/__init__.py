@@ -9,12 +9,13 @@ if TYPE_CHECKING:
 
 
 def register_listeners(gate: ClaudeGate) -> None:
-    from bot.listeners import actions, assistant, commands, errors, events, groups, home
+    from bot.listeners import actions, admin_keys, assistant, commands, errors, events, groups, home
 
     errors.register(gate)
     conversations = events.register(gate)
     assistant.register(gate, conversations)  # the panel answers through the same Conversations
     actions.register(gate)
     commands.register(gate)
+    admin_keys.register(gate)
     home.register(gate)
     groups.register(gate)

@@ -10,6 +10,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.domain.commands import ADMIN, SELF, CommandError, parse_command
 from bot.domain.replies import Reply
+from bot.services.admin import Answer
 from bot.slack.render import reply_blocks
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class SlashCommands:
         await ack()
         await self._answer(respond, command, self._run_self)
 
-    async def _run_admin(self, command: dict[str, Any]) -> Reply:
+    async def _run_admin(self, command: dict[str, Any]) -> Answer:
         parsed = parse_command(ADMIN, command.get("text") or "")
         requester = await self.gate.directory.requester(command["user_id"])
         caller = await self.gate.admin.caller(requester)
@@ -55,7 +56,7 @@ class SlashCommands:
         except Exception:
             log.exception("%s %r failed for %s", command.get("command"), command.get("text"), command.get("user_id"))
             reply = Reply.error("Something went wrong on my side. Please try again.")
-        text, blocks = reply_blocks(reply)
+        text, blocks = reply_blocks(reply) if isinstance(reply, Reply) else reply
         try:
             await respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
         except Exception:

@@ -50,7 +50,7 @@ def _access_statement(user_id: str) -> Select:  # type: ignore[type-arg]
     usable_key = (select(ApiKey.label, ApiKey.env_var)
                   .where(ApiKey.workspace == policy.workspace, ApiKey.status.in_(USABLE_STATUSES),
                          ApiKey.env_var.is_not(None))
-                  .order_by(ApiKey.status, ApiKey.created_at.desc()).limit(1))
+                  .order_by(ApiKey.status, ApiKey.created_at.desc(), ApiKey.id.desc()).limit(1))
     key_label = usable_key.with_only_columns(ApiKey.label).scalar_subquery()
     key_env = usable_key.with_only_columns(ApiKey.env_var).scalar_subquery()
     return select(policy.role, policy.models, policy.max_tokens, policy.rpm_limit, policy.daily_token_budget,

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,7 +39,9 @@ DEFAULT_USAGE_DAYS = 7
 DEFAULT_AUDIT_ROWS = 20
 MAX_AUDIT_ROWS = 100
 
-Handler = Callable[["Caller", ParsedCommand], Awaitable[Reply]]
+# A handler answers with a Reply, or (fallback text, Block Kit) already rendered by the Slack layer.
+Answer = Reply | tuple[str, list[dict[str, Any]]]
+Handler = Callable[["Caller", ParsedCommand], Awaitable[Answer]]
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ class AdminService:
             role = await effective_role(session, requester.user_id, self.settings.default_role)
         return Caller(requester, role)
 
-    async def run(self, caller: Caller, command: ParsedCommand) -> Reply:
+    async def run(self, caller: Caller, command: ParsedCommand) -> Answer:
         right = command.subcommand.right
         if right is not None and not self.trusted(caller, right):
             return await self.deny(caller, command.name, None, f"`{command.name}` needs a role with "
