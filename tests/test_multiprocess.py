@@ -104,3 +104,56 @@ async def test_a_policy_change_through_one_process_applies_in_another(cluster: C
         assert await post_signed(http, b.url, event_body(mention(cluster.slack, "U1", "hi"))) == 200
     await eventually(lambda: cluster.anthropic.message_requests(), timeout=20)
     assert cluster.anthropic.last_body()["max_tokens"] == 77
+
+
+async def test_a_key_revoked_through_one_process_is_never_used_by_another(cluster: Cluster, database_url: str) -> None:
+    second = "sk-ant-api03-second-process-key-QrSt"
+    cluster.extra_env["SECOND_KEY"] = second  # the secret is in every process's environment, as in production
+    for user, role in (("UADMIN", Role.ADMIN), ("U1", Role.POWER)):
+        cluster.slack.add_user(user)
+        await grant(database_url, user, role)
+    a, b = await asyncio.to_thread(cluster.start, 2)
+
+    async def admin(text: str) -> str:
+        url = cluster.slack.new_response_url()
+        await post_signed(http, a.url, command_body("/claude-admin", text, "UADMIN", response_url=url))
+        return await eventually(lambda: next((r["body"]["text"] for r in cluster.slack.responses if r["url"] == url),
+                                             None), timeout=20)
+
+    async with aiohttp.ClientSession() as http:
+        assert "registered" in await admin("keys add second env:SECOND_KEY")
+        await post_signed(http, b.url, event_body(mention(cluster.slack, "U1", "before")))
+        await eventually(lambda: len(cluster.anthropic.message_requests()) == 1, timeout=20)
+        assert cluster.anthropic.message_requests()[0]["api_key"] == second
+        assert "revoked" in await admin("keys revoke second")
+        for i in range(5):
+            await post_signed(http, b.url, event_body(mention(cluster.slack, "U1", f"after {i}")))
+        await eventually(lambda: len(cluster.anthropic.message_requests()) == 6, timeout=20)
+    assert all(r["api_key"] != second for r in cluster.anthropic.message_requests()[1:])
+
+
+async def test_two_schedulers_post_a_missed_reminder_once(cluster: Cluster, database_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from bot.services.keys import ensure_default_key
+    from bot.services.reminders import REMINDERS_JOB
+    from bot.store.leases import mark_run
+    from bot.store.models import ApiKey
+
+    engine = create_engine(database_url)
+    async with session_factory(engine).begin() as session:  # a due key, and a last run three days ago
+        await ensure_default_key(session, system_clock, rotate_days=90)
+        await session.execute(update(ApiKey).values(created_at=datetime.now(UTC) - timedelta(days=100)))
+        await mark_run(session, REMINDERS_JOB, datetime.now(UTC) - timedelta(days=3))
+    await engine.dispose()
+    cluster.extra_env |= {"REMINDER_CHANNEL": "CREMIND", "REMINDER_CRON": "0 9 * * *"}
+    await asyncio.to_thread(cluster.start, 2)
+
+    def reminders() -> list[dict]:
+        return [c for c in cluster.slack.calls_to("chat.postMessage") if c.get("channel") == "CREMIND"]
+
+    await eventually(reminders, timeout=30)
+    await asyncio.sleep(3)  # time for a second, wrong, post
+    assert len(reminders()) == 1
