@@ -84,8 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     chat.set_defaults(handler=cmd_chat)
 
     from bot.cli_keys import add_key_commands
+    from bot.cli_reports import add_report_commands
 
     add_key_commands(sub)
+    add_report_commands(sub)
     return parser
 
 
@@ -98,7 +100,7 @@ def _user_id(text: str) -> str:
     return user
 
 
-def _with_sessions(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+def with_sessions(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
     from bot.store.db import create_engine, session_factory
     from bot.store.migrate import upgrade_database
 
@@ -133,7 +135,7 @@ def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
             await grant_role(session, system_clock, actor_id=SHELL_ACTOR, actor_role=None, target_id=user, role=role)
 
     try:
-        _with_sessions(settings, work)
+        with_sessions(settings, work)
     except RoleChangeDenied as exc:
         raise CliError(str(exc)) from None
     print(f"{user} is now {role}")
@@ -151,7 +153,7 @@ def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
             return await revoke_role(session, system_clock, actor_id=SHELL_ACTOR, actor_role=None, target_id=user)
 
     try:
-        old = _with_sessions(settings, work)
+        old = with_sessions(settings, work)
     except RoleChangeDenied as exc:
         raise CliError(str(exc)) from None
     print(f"{user} had no explicit role" if old is None else f"{user} is no longer {old}")
@@ -165,7 +167,7 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
         async with sessions() as session:
             return await list_grants(session, Role(args.role) if args.role else None)
 
-    grants = _with_sessions(settings, work)
+    grants = with_sessions(settings, work)
     if not grants:
         print("no explicit grants")
     for grant in grants:

@@ -36,10 +36,10 @@ def add_key_commands(sub: Any) -> None:
 
 
 def _run(settings: Settings, work: Any) -> Any:
-    from bot.cli import CliError, _with_sessions
+    from bot.cli import CliError, with_sessions
 
     try:
-        return _with_sessions(settings, work)
+        return with_sessions(settings, work)
     except KeyCommandError as exc:
         raise CliError(str(exc)) from None
 

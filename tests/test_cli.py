@@ -119,3 +119,19 @@ def test_bootstrap_owners_become_owners_once(tmp_path: Path, database_url: str, 
     run_cli("revoke", "U0DEPUTY", env=env, cwd=tmp_path)
     run_cli("chat", "--as", "U0BOSS", "hi", env=env, cwd=tmp_path)  # an owner exists: nothing re-granted
     assert "U0DEPUTY" not in run_cli("users", env=env, cwd=tmp_path).stdout
+
+
+def test_policy_usage_and_audit_from_the_shell(tmp_path: Path, database_url: str, fake_anthropic) -> None:
+    env = {"DATABASE_URL": database_url, "ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake_anthropic.base_url}
+    changed = run_cli("policy", "set", "user", "max_tokens", "300", env=env, cwd=tmp_path)
+    assert changed.returncode == 0 and "user max_tokens: 512 → 300" in changed.stdout
+    bad = run_cli("policy", "set", "user", "max_tokens", "lots", env=env, cwd=tmp_path)
+    assert bad.returncode == 2 and "max_tokens must be a whole number" in bad.stderr
+    assert "max_tokens 300" in run_cli("policy", "user", env=env, cwd=tmp_path).stdout
+    run_cli("grant", "U0CSV", "user", env=env, cwd=tmp_path)
+    assert run_cli("chat", "--as", "U0CSV", "hello", env=env, cwd=tmp_path).returncode == 0
+    rows = run_cli("usage", "--csv", "--days", "1", env=env, cwd=tmp_path).stdout.splitlines()
+    assert rows[0].startswith("slack_user_id,requests,refused") and rows[1].startswith("U0CSV,1,0,0,")
+    assert "1 requests" in run_cli("usage", "U0CSV", env=env, cwd=tmp_path).stdout
+    audit = run_cli("audit", "5", env=env, cwd=tmp_path).stdout
+    assert "cli policy.set user" in audit and "cli grant U0CSV" in audit

@@ -6,8 +6,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -99,3 +100,23 @@ async def usage_summary(session: AsyncSession, *, since: datetime, user_id: str 
             .group_by(RequestRecord.slack_user_id).order_by(cost.desc(), func.count().desc()).limit(top))
         summary.top_users = [(user, int(count), float(total)) for user, count, total in rows]
     return summary
+
+
+async def usage_by_user(session: AsyncSession, *, since: datetime) -> list[tuple[Any, ...]]:
+    """One row per user since ``since``: requests, refused, errors, tokens in/out, cost, 👍, 👎 (for CSV)."""
+    admitted = RequestRecord.admitted.is_(True)
+    rows = await session.execute(
+        select(RequestRecord.slack_user_id,
+               func.sum(case((admitted, 1), else_=0)),
+               func.sum(case((RequestRecord.outcome == Outcome.REFUSED.value, 1), else_=0)),
+               func.sum(case((RequestRecord.outcome == Outcome.ERROR.value, 1), else_=0)),
+               func.coalesce(func.sum(RequestRecord.input_tokens), 0),
+               func.coalesce(func.sum(RequestRecord.output_tokens), 0),
+               func.coalesce(func.sum(RequestRecord.estimated_cost), 0.0),
+               func.sum(case((RequestRecord.feedback == "up", 1), else_=0)),
+               func.sum(case((RequestRecord.feedback == "down", 1), else_=0)))
+        .where(RequestRecord.created_at >= since)
+        .group_by(RequestRecord.slack_user_id)
+        .order_by(func.coalesce(func.sum(RequestRecord.estimated_cost), 0.0).desc(), RequestRecord.slack_user_id))
+    return [(user, int(req), int(ref), int(err), int(tin), int(tout), round(float(cost), 6), int(up), int(down))
+            for user, req, ref, err, tin, tout, cost, up, down in rows]

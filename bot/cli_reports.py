@@ -1,0 +1,105 @@
+"""`claude-gate policy …`, `usage …` and `audit …`: the same admin subcommands as Slack, run as the shell.
+
+They go through the `/claude-admin` grammar and AdminService, so rules, validation and audit are the same;
+the shell acts with owner rights (whoever can run `claude-gate` already holds the database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from datetime import timedelta
+from typing import Any
+
+from bot.config import Settings
+from bot.domain.commands import ADMIN, CommandError, GroupRef, parse_command
+from bot.domain.replies import Reply
+from bot.domain.requests import Requester
+from bot.domain.roles import Role
+from bot.services.access import EffectiveRole
+from bot.services.admin import AdminService, Caller
+from bot.services.roles import SHELL_ACTOR
+from bot.services.usage import usage_by_user
+from bot.store.clock import system_clock
+
+SHELL = Caller(Requester(user_id=SHELL_ACTOR, name="shell"), EffectiveRole(Role.OWNER, "explicit"))
+
+
+class NoSlack:
+    """The shell has no Slack connection: subcommands that need one are for Slack only."""
+
+    async def send_dm(self, user_id: str, text: str) -> None:
+        return None
+
+    async def user_group(self, ref: GroupRef) -> tuple[str, str | None, list[str]]:
+        raise CommandError("User groups are managed from Slack: /claude-admin groups map …", "")
+
+    async def profile(self, user_id: str) -> Requester:
+        return Requester(user_id=user_id, known=False)
+
+
+def add_report_commands(sub: Any) -> None:
+    policy = sub.add_parser("policy", help="show role policies, or `policy set <role> <field> <value>`")
+    policy.add_argument("words", nargs="*", help="[role] | set <role> <field> <value>")
+    policy.set_defaults(handler=cmd_policy)
+    usage = sub.add_parser("usage", help="requests, refusals, tokens, estimated cost")
+    usage.add_argument("subject", nargs="?", default="all", help="a Slack user ID, a role, or all")
+    usage.add_argument("--days", type=int, default=7)
+    usage.add_argument("--csv", action="store_true", help="one CSV row per user instead of the summary")
+    usage.set_defaults(handler=cmd_usage)
+    audit = sub.add_parser("audit", help="the last admin actions")
+    audit.add_argument("n", nargs="?", type=int, default=20)
+    audit.set_defaults(handler=cmd_audit)
+
+
+def terminal_text(reply: Reply) -> str:
+    """Slack mrkdwn made plain: no bold stars, backticks or angle-bracket mentions."""
+    text = reply.plain_text()
+    text = re.sub(r"<[@#!](?:subteam\^)?([A-Z0-9]+)(?:\|[^>]*)?>", r"\1", text)
+    return text.replace("*", "").replace("`", "").replace(":white_check_mark: ", "").replace(":warning: ", "! ")
+
+
+def _run(settings: Settings, text: str) -> int:
+    from bot.cli import with_sessions
+
+    async def work(sessions: Any) -> Reply:
+        service = AdminService(sessions=sessions, settings=settings, clock=system_clock, workspace=NoSlack())
+        try:
+            answer = await service.run(SHELL, parse_command(ADMIN, text))
+        except CommandError as exc:
+            return Reply.error(exc.message, exc.usage)
+        assert isinstance(answer, Reply)
+        return answer
+
+    reply = with_sessions(settings, work)
+    print(terminal_text(reply), file=sys.stdout if reply.ok else sys.stderr)
+    return 0 if reply.ok else 2
+
+
+def cmd_policy(settings: Settings, args: argparse.Namespace) -> int:
+    return _run(settings, " ".join(["policy", *args.words]))
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    return _run(settings, f"audit {args.n}")
+
+
+def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
+    if not args.csv:
+        return _run(settings, f"usage {args.subject} days={args.days}")
+    from bot.cli import CliError, with_sessions
+
+    if args.days < 1:
+        raise CliError("--days must be at least 1")
+
+    async def work(sessions: Any) -> list[tuple[Any, ...]]:
+        async with sessions() as session:
+            return await usage_by_user(session, since=system_clock() - timedelta(days=args.days))
+
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["slack_user_id", "requests", "refused", "errors", "input_tokens", "output_tokens",
+                     "estimated_cost_usd", "thumbs_up", "thumbs_down"])
+    writer.writerows(with_sessions(settings, work))
+    return 0
