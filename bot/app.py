@@ -120,7 +120,12 @@ class ClaudeGate:
         """HTTP mode: POST /slack/events (signature-checked by Bolt) and GET /healthz."""
 
         async def slack_events(request: web.Request) -> web.Response:
-            bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
+            try:
+                bolt_request = await to_bolt_request(request)
+            except (TypeError, AttributeError, KeyError, ValueError) as exc:  # Bolt could not read the payload
+                log.warning("malformed request body refused: %s", type(exc).__name__)
+                return web.Response(status=400, text="malformed payload")
+            bolt_response = await self.bolt.async_dispatch(bolt_request)
             return await to_aiohttp_response(bolt_response)
 
         async def healthz(_request: web.Request) -> web.Response:

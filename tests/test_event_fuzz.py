@@ -1,0 +1,92 @@
+"""Fuzzing event payloads into the real app: malformed shapes never raise out of a listener, never change state,
+and the app keeps answering well-formed events afterwards."""
+
+from __future__ import annotations
+
+import logging
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.domain.roles import Role
+from tests.conftest import Harness, eventually
+from tests.fakes.signing import event_body, json_body
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                    st.text(max_size=30), st.text(alphabet="🦀ﷺ\u202e\x00\n<>@&", max_size=10))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                      max_leaves=6)
+EVENT_TYPES = st.sampled_from(["app_mention", "message", "app_home_opened", "assistant_thread_started",
+                               "subteam_members_changed", "subteam_updated", "reaction_added"])
+
+
+@st.composite
+def broken_events(draw: st.DrawFn) -> dict:
+    """An event of a real type whose required fields are missing, of the wrong type, or absurd."""
+    event: dict = {"type": draw(EVENT_TYPES)}
+    for field in ("user", "channel", "ts", "text", "thread_ts", "channel_type", "subteam_id", "subteam",
+                  "assistant_thread", "tab", "added_users", "subtype", "bot_id"):
+        choice = draw(st.integers(0, 3))
+        if choice == 1:
+            event[field] = draw(VALUES)
+        elif choice == 2:
+            event[field] = draw(st.text(max_size=20))
+    if draw(st.booleans()):
+        event["text"] = "x" * draw(st.integers(0, 50_000))
+    # never a complete, valid question from a known user: those are supposed to change state
+    if isinstance(event.get("user"), str) and event.get("user", "").startswith("U0KNOWN"):
+        event["user"] = 42
+    return event
+
+
+async def test_malformed_events_change_nothing_and_raise_nothing(harness: Harness, caplog) -> None:
+    harness.slack.add_user("U0KNOWN")
+    await harness.grant("U0KNOWN", Role.USER)
+    before = await harness.table_snapshot()
+    examples: list[dict] = []
+
+    @settings(max_examples=150, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(broken_events())
+    def collect(event: dict) -> None:
+        examples.append(event)
+
+    collect()
+    caplog.set_level(logging.ERROR, logger="bot")
+    for event in examples:
+        status, _ = await harness.post_signed(json_body(event_body(event)))
+        allowed = (200, 400, 413, 404) if event["type"] == "reaction_added" else (200, 400, 413)  # not subscribed
+        assert status in allowed, (status, event)
+    await harness.mention("U0KNOWN", "still there?")  # the app keeps working
+    await harness.settled_records(1)
+    await eventually(lambda: harness.slack.posted_texts("C0001"))
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("bot")]
+    assert errors == [], [r.getMessage() for r in errors][:3]
+    after = await harness.table_snapshot()
+    # the only changes: the one valid question's record, and the event ids that were claimed
+    assert len(after["request_records"]) == len(before["request_records"]) + 1
+    assert after["audit_log"] == before["audit_log"] and after["role_grants"] == before["role_grants"]
+    assert after["group_members"] == before["group_members"]
+
+
+async def test_every_subscribed_event_is_acknowledged(harness: Harness) -> None:
+    """Slack retries, and eventually disables, event subscriptions that are not answered with 200."""
+    from bot.slack.manifest import BOT_EVENTS
+
+    samples = {
+        "app_mention": {"type": "app_mention", "user": "U0X", "text": "<@UBOT> hi", "ts": "1.1", "channel": "C1"},
+        "message.im": {"type": "message", "channel_type": "im", "user": "U0X", "text": "hi", "ts": "1.2",
+                       "channel": "D1"},
+        "assistant_thread_started": {"type": "assistant_thread_started", "assistant_thread": {
+            "user_id": "U0X", "channel_id": "D1", "thread_ts": "1.3", "context": {}}},
+        "assistant_thread_context_changed": {"type": "assistant_thread_context_changed", "assistant_thread": {
+            "user_id": "U0X", "channel_id": "D1", "thread_ts": "1.3", "context": {"channel_id": "C1"}}},
+        "app_home_opened": {"type": "app_home_opened", "user": "U0X", "channel": "D1", "tab": "home"},
+        "subteam_members_changed": {"type": "subteam_members_changed", "subteam_id": "S1", "added_users": []},
+        "subteam_updated": {"type": "subteam_updated", "subteam": {"id": "S1", "handle": "x"}},
+    }
+    assert set(samples) == set(BOT_EVENTS)
+    for name, event in samples.items():
+        status, _ = await harness.post_signed(json_body(event_body(event)))
+        assert status == 200, name
