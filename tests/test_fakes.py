@@ -368,7 +368,9 @@ async def test_messages_stream_text_and_usage(claude: FakeAnthropic, claude_clie
     assert final.stop_reason == "end_turn"
     assert claude.requests[0]["api_key"] == "sk-ant-test"
     assert claude.requests[0]["body"]["stream"] is True
-    assert claude.max_in_flight == 1 and claude.in_flight == 0
+    # the server thread counts the request out just after the client has read its last byte
+    assert await claude.awaitfor(lambda fake: fake.in_flight == 0)
+    assert claude.max_in_flight == 1
 
 
 async def test_messages_create_and_max_tokens(claude: FakeAnthropic, claude_client: ClaudeFactory) -> None:
