@@ -1,3 +1,7 @@
-from bench import gate_overhead
+"""`make bench`: every benchmark, one table each (gate overhead, first visible text, concurrency and the rest)."""
+
+from bench import concurrency, first_text, gate_overhead
 
 gate_overhead.main()
+first_text.main()
+concurrency.main()

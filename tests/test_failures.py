@@ -109,14 +109,23 @@ async def test_long_answer_continues_in_follow_up_messages(harness: Harness) -> 
     assert record.outcome == "ok"
 
 
-async def test_database_failure_in_a_listener_gives_a_friendly_line(harness: Harness) -> None:
+async def test_unreachable_database_fails_closed_with_a_clear_line(harness: Harness) -> None:
+    from bot.store.db import create_engine
+
     harness.slack.add_user("U1")
     await harness.grant("U1", Role.USER)
-    await harness.gate.engine.dispose()
-    harness.gate.gate.sessions = harness.gate.gate.sessions.__class__(bind=None)  # no database at all
-    await harness.mention("U1", "hello")
-    await eventually(lambda: harness.ephemerals_for("U1"))
-    assert "Something went wrong on my side" in harness.ephemerals_for("U1")[0]["text"]
+    working = harness.gate.gate.engine
+    harness.gate.gate.engine = create_engine("postgresql://nobody@127.0.0.1:9/none")  # the gate's database is gone
+    try:
+        await harness.mention("U1", "hello")
+        await eventually(lambda: harness.ephemerals_for("U1"))
+    finally:
+        await harness.gate.gate.engine.dispose()
+        harness.gate.gate.engine = working
+    assert "database is unreachable" in harness.ephemerals_for("U1")[0]["text"]
+    assert harness.anthropic.message_requests() == []
+    (record,) = await harness.settled_records(1)  # the held record is written once the database answers
+    assert record.refusal_reason == "database_unavailable"
 
 
 async def test_rate_limit_tells_the_wait(harness: Harness) -> None:

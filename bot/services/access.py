@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.domain.policy import DEFAULT_POLICIES, RolePolicy
 from bot.domain.roles import Role
@@ -37,8 +37,12 @@ class AccessSnapshot:
     key: KeyChoice | None  # the newest usable key of the policy's workspace (its secret may still be unset)
 
 
-def _access_statement(user_id: str) -> Select:  # type: ignore[type-arg]
-    """One row per role policy, each saying whether this user holds that role, explicitly or through a group."""
+def _access_statement() -> Select:  # type: ignore[type-arg]
+    """One row per role policy, each saying whether this user holds that role, explicitly or through a group.
+
+    Built once (building a statement costs more than running it); the user is the bind parameter ``user_id``.
+    """
+    user_id = bindparam("user_id")
     policy = RolePolicyRow.__table__.c
     granted = select(RoleGrant.role).where(RoleGrant.slack_user_id == user_id).scalar_subquery()
     preferred = (select(UserPreference.preferred_model).where(UserPreference.slack_user_id == user_id)
@@ -58,7 +62,10 @@ def _access_statement(user_id: str) -> Select:  # type: ignore[type-arg]
                   key_label.label("key_label"), key_env.label("key_env"))
 
 
-async def access_snapshot(session: AsyncSession, user_id: str, default_role: Role) -> AccessSnapshot:
+ACCESS_STATEMENT = _access_statement()
+
+
+async def access_snapshot(session: AsyncSession | AsyncConnection, user_id: str, default_role: Role) -> AccessSnapshot:
     """The effective role is the highest of the explicit grant, mapped groups and DEFAULT_ROLE.
 
     On a tie the explicit grant is named as the source, then a group, then the default.
@@ -66,7 +73,7 @@ async def access_snapshot(session: AsyncSession, user_id: str, default_role: Rol
     candidates = [EffectiveRole(default_role, "default")]
     policies: dict[Role, tuple[RolePolicy, KeyChoice | None]] = {}
     preferred = None
-    for row in (await session.execute(_access_statement(user_id))).all():
+    for row in (await session.execute(ACCESS_STATEMENT, {"user_id": user_id})).all():
         role = Role(row.role)
         policy = RolePolicy(role=role, models=tuple(row.models or ()), max_tokens=row.max_tokens,
                             rpm_limit=row.rpm_limit, daily_token_budget=row.daily_token_budget,

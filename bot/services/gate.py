@@ -7,9 +7,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.decisions import Admission, Outcome, Refusal, RefusalReason
@@ -25,6 +25,8 @@ from bot.store.models import RequestRecord
 
 log = logging.getLogger(__name__)
 
+Db = AsyncConnection | AsyncSession  # the gate's queries run on either
+
 
 @dataclass(frozen=True)
 class RateWindow:
@@ -37,18 +39,21 @@ class RateWindow:
         return max(0, self.limit - self.used)
 
 
-async def rate_window(session: AsyncSession, user_id: str, limit: int, now: datetime) -> RateWindow:
+RECENT_ADMISSIONS = (
+    select(RequestRecord.created_at)
+    .where(RequestRecord.slack_user_id == bindparam("user_id"), RequestRecord.admitted.is_(True),
+           RequestRecord.created_at > bindparam("since", type_=RequestRecord.created_at.type))
+    .order_by(RequestRecord.created_at.desc())
+    .limit(bindparam("limit"))
+)
+
+
+async def rate_window(session: Db, user_id: str, limit: int, now: datetime) -> RateWindow:
     """Exact rolling window: the limit-th most recent admission in the window frees a slot 60 s after it."""
     if limit <= 0:
         return RateWindow(0, 0, None)
-    window_start = now - timedelta(seconds=RPM_WINDOW_SECONDS)
-    recent = list(await session.scalars(
-        select(RequestRecord.created_at)
-        .where(RequestRecord.slack_user_id == user_id, RequestRecord.admitted.is_(True),
-               RequestRecord.created_at > window_start)
-        .order_by(RequestRecord.created_at.desc())
-        .limit(limit)
-    ))
+    since = now - timedelta(seconds=RPM_WINDOW_SECONDS)
+    recent = list(await session.scalars(RECENT_ADMISSIONS, {"user_id": user_id, "since": since, "limit": limit}))
     if len(recent) < limit:
         return RateWindow(len(recent), limit, None)
     blocking = recent[-1]
@@ -56,7 +61,7 @@ async def rate_window(session: AsyncSession, user_id: str, limit: int, now: date
     return RateWindow(len(recent), limit, wait)
 
 
-async def tokens_today(session: AsyncSession, user_id: str, now: datetime) -> int:
+async def tokens_today(session: Db, user_id: str, now: datetime) -> int:
     """Input + output tokens of the user's admitted requests since 00:00 UTC."""
     day_start = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
     used = await session.scalar(
@@ -67,6 +72,9 @@ async def tokens_today(session: AsyncSession, user_id: str, now: datetime) -> in
     return int(used or 0)
 
 
+INSERT_RECORD = insert(RequestRecord).returning(RequestRecord.id)
+
+
 class Gate:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
                  outbox: RecordOutbox | None = None) -> None:
@@ -74,6 +82,7 @@ class Gate:
         self.settings = settings
         self.clock = clock
         self.outbox = outbox or RecordOutbox(sessions)
+        self.engine: AsyncEngine = sessions.kw["bind"]
 
     async def admit_request(self, request: ChatRequest) -> Admission | Refusal:
         """Admit (and record as in flight) or refuse (and record why). Never calls Anthropic.
@@ -92,7 +101,8 @@ class Gate:
             return refusal
 
     async def _admit(self, request: ChatRequest) -> Admission | Refusal:
-        async with self.sessions.begin() as session:
+        # A Core connection, not an ORM session: the gate runs on every request and needs no identity map.
+        async with self.engine.begin() as session:
             access, model, refusal = await self._check_access(session, request)
             role, policy = access.role.role, access.policy
             if refusal is not None:
@@ -125,7 +135,7 @@ class Gate:
                              max_tokens=max_tokens, key_label=key.label, key_env_var=key.env_var,
                              workspace=policy.workspace)
 
-    async def _check_access(self, session: AsyncSession, request: ChatRequest
+    async def _check_access(self, session: Db, request: ChatRequest
                             ) -> tuple[AccessSnapshot, str | None, Refusal | None]:
         asker = request.requester
         access = await access_snapshot(session, asker.user_id, self.settings.default_role)
@@ -166,13 +176,13 @@ class Gate:
         preferred = catalog.resolve(access.preferred_model) if access.preferred_model else None
         return access, preferred if preferred in allowed else allowed[0], None
 
-    async def _lock_user(self, session: AsyncSession, user_id: str) -> None:
+    async def _lock_user(self, session: Db, user_id: str) -> None:
         """Serialise one user's admissions across processes (SQLite: BEGIN IMMEDIATE already did)."""
-        if session.bind.dialect.name == "postgresql":
+        if session.dialect.name == "postgresql":
             await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                                   {"key": f"rpm:{user_id}"})
 
-    async def _rpm_refusal(self, session: AsyncSession, user_id: str, policy: RolePolicy,
+    async def _rpm_refusal(self, session: Db, user_id: str, policy: RolePolicy,
                            now: datetime) -> Refusal | None:
         window = await rate_window(session, user_id, policy.rpm_limit, now)
         if window.free_in is None:
@@ -181,7 +191,7 @@ class Gate:
                        f"You have used your {policy.rpm_limit} requests for this minute (role *{policy.role}*).",
                        f"A slot frees in {window.free_in} s.", retry_after_seconds=window.free_in)
 
-    async def _tokens_today(self, session: AsyncSession, request: ChatRequest, now: datetime) -> int:
+    async def _tokens_today(self, session: Db, request: ChatRequest, now: datetime) -> int:
         return await tokens_today(session, request.requester.user_id, now)
 
     def _budget_refusal(self, policy: RolePolicy, now: datetime) -> Refusal:
@@ -206,9 +216,9 @@ class Gate:
             "prompt": request.text if self.settings.log_prompts else None,
         }
 
-    async def _record(self, session: AsyncSession, request: ChatRequest, role: Role, model: str | None, *,
+    async def _record(self, session: Db, request: ChatRequest, role: Role, model: str | None, *,
                       refusal: Refusal | None = None, key_label: str | None = None,
                       max_tokens: int | None = None) -> int:
         values = self._record_values(request, role, model, refusal=refusal, key_label=key_label,
                                      max_tokens=max_tokens)
-        return (await session.execute(insert(RequestRecord).values(**values).returning(RequestRecord.id))).scalar_one()
+        return (await session.execute(INSERT_RECORD, values)).scalar_one()
