@@ -8,6 +8,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
@@ -105,6 +106,8 @@ class ClaudeGate:
         await self.claude.close()
         await self.gate.outbox.close()
         await self.engine.dispose()
+        if self.client.session is not None:
+            await self.client.session.close()
 
     async def database_ok(self) -> bool:
         try:
@@ -144,10 +147,18 @@ NO_SLACK_TOKEN = "xoxb-not-configured"
 
 
 def slack_client(settings: Settings) -> AsyncWebClient:
+    """One client with one aiohttp session: without it slack_sdk opens a new session, and so a new connection
+    (and a DNS lookup in a thread), for every API call."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else NO_SLACK_TOKEN
+    try:
+        asyncio.get_running_loop()
+        session: aiohttp.ClientSession | None = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+    except RuntimeError:  # built outside an event loop (a script): slack_sdk makes sessions as it goes
+        session = None
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
+        session=session,
         retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=2),
                         AsyncRateLimitErrorRetryHandler(max_retry_count=4)],
     )

@@ -102,9 +102,11 @@ class ClaudeGateway:
         fingerprint = hashlib.sha256(secret.encode()).hexdigest()
         client = self._clients.get(fingerprint)
         if client is None:
+            # The SDK's aiohttp transport: with hundreds of answers streaming at once, httpx's connection pool
+            # spends its time matching requests to connections (quadratic); aiohttp's does not.
             client = anthropic.AsyncAnthropic(
                 api_key=secret, base_url=self.base_url, max_retries=self.max_retries,
-                timeout=self.timeout,
+                timeout=self.timeout, http_client=anthropic.DefaultAioHttpClient(timeout=self.timeout),
             )
             self._clients[fingerprint] = client
         return client

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,8 +22,8 @@ async def claim_event(sessions: async_sessionmaker[AsyncSession], clock: Clock, 
     user, which beats ignoring them (a Slack retry in that window may get the same one-line answer twice).
     """
     try:
-        async with sessions.begin() as session:
-            session.add(ProcessedEvent(event_id=event_id[:64], received_at=clock()))
+        async with sessions.kw["bind"].begin() as connection:  # Core: one INSERT, no unit of work
+            await connection.execute(insert(ProcessedEvent).values(event_id=event_id[:64], received_at=clock()))
     except IntegrityError:
         return False
     except (DBAPIError, OSError, TimeoutError) as exc:

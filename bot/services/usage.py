@@ -36,8 +36,8 @@ async def complete_request(sessions: async_sessionmaker[AsyncSession], *, record
     for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
         await asyncio.sleep(delay)
         try:
-            async with sessions.begin() as session:
-                await session.execute(update(RequestRecord).where(RequestRecord.id == record_id).values(**values))
+            async with sessions.kw["bind"].begin() as connection:  # Core: one UPDATE, no unit of work
+                await connection.execute(update(RequestRecord).where(RequestRecord.id == record_id).values(**values))
             return
         except (OperationalError, DBAPIError, OSError) as exc:
             log.warning("could not finish request record %s (attempt %d): %s", record_id, attempt + 1,
