@@ -9,9 +9,14 @@ from bot.domain.roles import Role
 from tests.conftest import Harness, eventually
 
 
-async def open_panel(harness: Harness, user: str, *, event_id: str | None = None, root: str | None = None) -> str:
-    """The user opens the assistant panel: Slack creates the thread and sends assistant_thread_started."""
+async def open_panel(harness: Harness, user: str, *, event_id: str | None = None, root: str | None = None,
+                     greeted: bool = True) -> str:
+    """The user opens the assistant panel: Slack creates the thread and sends assistant_thread_started.
+
+    With ``greeted`` it returns once the greeting is posted, as a person would wait to see it.
+    """
     channel = "D" + user
+    posted = len(harness.slack.posted_texts(channel))
     if root is None:
         root = harness.slack.next_ts()
         harness.slack.add_message(channel, root, "", subtype="assistant_app_thread")
@@ -21,6 +26,8 @@ async def open_panel(harness: Harness, user: str, *, event_id: str | None = None
                              "context": {"channel_id": "C0001", "team_id": "T0001", "enterprise_id": None}},
         "event_ts": root,
     }, event_id=event_id)
+    if greeted:
+        await eventually(lambda: len(harness.slack.posted_texts(channel)) > posted)
     return root
 
 
@@ -77,7 +84,7 @@ async def test_thread_started_retry_greets_once(harness: Harness) -> None:
     harness.slack.add_user("U1")
     await harness.grant("U1", Role.USER)
     root = await open_panel(harness, "U1", event_id="EvPANEL0001")
-    await open_panel(harness, "U1", event_id="EvPANEL0001", root=root)
+    await open_panel(harness, "U1", event_id="EvPANEL0001", root=root, greeted=False)
     await eventually(lambda: prompts_for(harness, "U1", root))
     assert len(harness.slack.posted_texts("DU1")) == 1
 
@@ -179,7 +186,8 @@ async def test_model_flag_in_the_panel_allowed_and_refused(harness: Harness) -> 
     root = await open_panel(harness, "U1")
     await say_in_panel(harness, "U1", "--model opus think hard", root)
     await harness.settled_records(1)
-    refusal = await eventually(lambda: harness.slack.posted_texts("DU1")[1:])
+    # the greeting and the refusal are posted by two tasks: find the refusal by what it says
+    refusal = await eventually(lambda: [t for t in harness.slack.posted_texts("DU1") if "may not use" in t])
     assert "may not use `opus`" in refusal[0] and "`haiku`" in refusal[0]
     await say_in_panel(harness, "U1", "--model haiku quick one", root)
     records = await harness.settled_records(2)
