@@ -235,8 +235,8 @@ async def _chat(settings: Settings, user: str, text: str, model: str | None) -> 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from bot.store.migrate import upgrade_database
 
+    upgrade_database(settings.database_url)  # first, so even a first `make run` without credentials migrates
     settings.require_serving()
-    upgrade_database(settings.database_url)
     asyncio.run(serve(settings, port=args.port or settings.port))
     return 0
 
