@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -10,8 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dotenv import load_dotenv
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from bot.domain.models import ModelCatalog, default_model_ids
+from bot.domain.pricing import DEFAULT_PRICES, Price
 from bot.domain.roles import Role
 
 _DEFAULT_MODELS = default_model_ids()
@@ -33,6 +36,7 @@ HOW_TO_GET: dict[str, str] = {
     "REMINDER_CRON": "five crontab fields, e.g. '0 9 * * 1-5'",
     "REMINDER_TZ": "an IANA time zone such as UTC or Europe/Berlin",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
+    "MODEL_PRICES": 'JSON dollars per million tokens by family, e.g. {"opus": [5, 25]}',
 }
 
 
@@ -71,6 +75,9 @@ class Settings(BaseSettings):
     model_haiku: str = _DEFAULT_MODELS["haiku"]
     model_sonnet: str = _DEFAULT_MODELS["sonnet"]
     model_opus: str = _DEFAULT_MODELS["opus"]
+
+    # Estimated-cost table override, US dollars per million tokens: {"opus": [5, 25], ...} (JSON)
+    model_prices: dict[str, tuple[float, float]] = {}
 
     system_prompt: str = (
         "You are Claude, answering inside Slack for {user_name} in {channel}. "
@@ -122,6 +129,11 @@ class Settings(BaseSettings):
         return self.slack_app_token is not None
 
     @property
+    def prices(self) -> dict[str, Price]:
+        """The price table per model family: the defaults, with MODEL_PRICES on top."""
+        return DEFAULT_PRICES | {family: Price(*pair) for family, pair in self.model_prices.items()}
+
+    @property
     def models(self) -> ModelCatalog:
         return ModelCatalog(haiku=self.model_haiku, sonnet=self.model_sonnet, opus=self.model_opus)
 
@@ -158,6 +170,11 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(_one_line(exc)) from None
+    except SettingsError as exc:  # a complex value (JSON) that does not parse
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = match.group(1).upper() if match else "setting"
+        how = HOW_TO_GET.get(name, "valid JSON")
+        raise ConfigError(f"Invalid setting {name}: it is not valid JSON (expected {how}).") from None
 
 
 def _one_line(exc: ValidationError) -> str:

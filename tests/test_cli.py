@@ -40,6 +40,7 @@ def test_socket_mode_does_not_need_a_signing_secret(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("variable", "value"), [
     ("DEFAULT_ROLE", "emperor"), ("REMINDER_CRON", "every day"), ("REMINDER_TZ", "Mars/Olympus"),
     ("PORT", "http"), ("ROTATION_DAYS", "0"), ("LOG_LEVEL", "LOUD"), ("ALLOW_GUESTS", "perhaps"),
+    ("MODEL_PRICES", "cheap"), ("MODEL_PRICES", '{"opus": [1]}'),
 ])
 def test_invalid_setting_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys,
                                            variable: str, value: str) -> None:

@@ -276,3 +276,12 @@ async def test_bots_and_edits_are_ignored(harness: Harness) -> None:
     assert len(records) == 1 and records[0].surface == "dm"
     await eventually(lambda: harness.slack.posted_texts("DU1"))
     assert harness.slack.posted_texts("DU1") == ["Echo: a real question"]
+
+
+async def test_price_table_override_sets_the_estimated_cost(harness_factory) -> None:
+    harness = await harness_factory(model_prices={"haiku": (1000.0, 2000.0)})
+    harness.slack.add_user("U1")
+    await harness.grant("U1", Role.USER)
+    await harness.mention("U1", "what does it cost?")
+    (record,) = await harness.settled_records(1)
+    assert record.estimated_cost == pytest.approx((record.input_tokens * 1000 + record.output_tokens * 2000) / 1e6)

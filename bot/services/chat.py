@@ -137,7 +137,7 @@ class ChatService:
                 self.sessions, record_id=decision.record_id, model=decision.model,
                 outcome=Outcome.ERROR if failure else Outcome.OK, input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens, latency_ms=round((time.monotonic() - started) * 1000),
-                error_type=failure.kind if failure else None,
+                error_type=failure.kind if failure else None, prices=self.settings.prices,
             ))
         return ChatResult(decision, "".join(parts), failure)
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.decisions import Outcome
-from bot.domain.pricing import estimated_cost
+from bot.domain.pricing import Price, estimated_cost
 from bot.store.models import RequestRecord
 
 log = logging.getLogger(__name__)
@@ -23,13 +23,13 @@ RETRY_DELAYS = (0.2, 0.5, 1, 2, 4, 8, 15, 30)
 
 async def complete_request(sessions: async_sessionmaker[AsyncSession], *, record_id: int, model: str,
                            outcome: Outcome, input_tokens: int, output_tokens: int, latency_ms: int,
-                           error_type: str | None = None) -> None:
+                           error_type: str | None = None, prices: dict[str, Price] | None = None) -> None:
     """Write the final numbers of an admitted request, retrying through a database hiccup."""
     values = {
         "outcome": outcome.value,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "estimated_cost": estimated_cost(model, input_tokens, output_tokens),
+        "estimated_cost": estimated_cost(model, input_tokens, output_tokens, prices),
         "latency_ms": latency_ms,
         "error_type": error_type,
     }
