@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.roles import Right
+from bot.services.keys import list_keys
 from bot.services.overview import admin_overview
 from bot.slack.render import reply_blocks
 
@@ -40,9 +41,9 @@ class AppHome:
         _, blocks = reply_blocks(await self.gate.personal.status(requester))
         caller = await self.gate.admin.caller(requester)
         if self.gate.admin.trusted(caller, Right.MANAGE_ROLES) or self.gate.admin.trusted(caller, Right.VIEW_USAGE):
+            keys = await list_keys(self.gate.sessions, self.gate.clock, self.gate.settings)
             async with self.gate.sessions() as session:
-                overview = await admin_overview(session, now=self.gate.clock(),
-                                                remind_before_days=self.gate.settings.remind_before_days)
+                overview = await admin_overview(session, now=self.gate.clock(), keys=keys)
             _, more = reply_blocks(overview)
             blocks += [{"type": "divider"}, *more]
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":

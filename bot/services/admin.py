@@ -21,7 +21,7 @@ from bot.domain.policy import RolePolicy
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Right, Role, has_right, may_manage_role
-from bot.services.access import EffectiveRole, effective_role
+from bot.services.access import EffectiveRole, access_snapshot, effective_role
 from bot.services.audit import add_audit, recent_audit
 from bot.services.gate import tokens_today
 from bot.services.groups import find_mapping, list_mappings, map_group, unmap_group
@@ -186,8 +186,8 @@ class AdminService:
         profile = await self.workspace.profile(target)
         now = self.clock()
         async with self.sessions() as session:
-            role = await effective_role(session, target, self.settings.default_role)
-            policy = await load_policy(session, role.role)
+            snapshot = await access_snapshot(session, target, self.settings.default_role)
+            role, policy = snapshot.role, snapshot.policy
             day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
             requests = await session.scalar(select(func.count()).where(
                 RequestRecord.slack_user_id == target, RequestRecord.admitted.is_(True),

@@ -19,8 +19,6 @@ from bot.domain.requests import ChatRequest, Requester
 from bot.services.claude import ClaudeFailure, ClaudeGateway, StreamUsage, classify
 from bot.services.gate import Gate
 from bot.services.keys import secret_of
-from bot.services.policies import load_policy
-from bot.services.roles import admins_to_ask, effective_role
 from bot.services.usage import complete_request
 
 log = logging.getLogger(__name__)
@@ -142,25 +140,14 @@ class ChatService:
         return ChatResult(decision, "".join(parts), failure)
 
     async def access(self, requester: Requester) -> ChatAccess:
-        """What ``requester`` may do, in the gate's order, without recording a request."""
-        async with self.sessions() as session:
-            role = (await effective_role(session, requester.user_id, self.settings.default_role)).role
-            policy = await load_policy(session, role)
-            admins = [] if policy.allows_chat else await admins_to_ask(session)
-        if not requester.known or requester.is_bot:
-            return ChatAccess(role, False, reason="I could not look up your Slack profile.",
-                              hint="Try again in a minute; if it keeps happening, tell an admin.")
-        if requester.is_external and not self.settings.allow_external_users:
-            return ChatAccess(role, False, reason="Claude Gate only answers members of this workspace.")
-        if requester.is_guest and not self.settings.allow_guests:
-            return ChatAccess(role, False, reason="Claude Gate does not answer guest accounts.")
-        if not policy.allows_chat:
-            who = ", ".join(f"<@{admin}>" for admin in admins) or "an admin"
-            return ChatAccess(role, False, reason=f"Your role *{role}* cannot ask Claude yet.",
-                              hint=f"Ask {who} to run `/claude-admin grant <@{requester.user_id}> user`.")
+        """What ``requester`` may do, by the gate's own checks, without recording a request."""
+        access, refusal = await self.gate.who_may_chat(requester)
+        role = access.role.role
+        if refusal is not None:
+            return ChatAccess(role, False, reason=refusal.message, hint=refusal.hint)
         catalog = self.settings.models
-        aliases = tuple(catalog.alias_of(model) for model in catalog.allowed(policy.models))
-        return ChatAccess(role, True, aliases, policy.max_tokens, policy.rpm_limit)
+        aliases = tuple(catalog.alias_of(model) for model in catalog.allowed(access.policy.models))
+        return ChatAccess(role, True, aliases, access.policy.max_tokens, access.policy.rpm_limit)
 
     async def _prepare(self, on_admitted: AdmissionHook, admission: Admission) -> None:
         try:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from bot.config import Settings
 from bot.domain.decisions import Admission, Outcome, Refusal, RefusalReason
 from bot.domain.policy import RPM_WINDOW_SECONDS, RolePolicy, granted_max_tokens
-from bot.domain.requests import ChatRequest
+from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
 from bot.services.access import AccessSnapshot, access_snapshot
 from bot.services.keys import active_key, secret_of
@@ -135,29 +135,41 @@ class Gate:
                              max_tokens=max_tokens, key_label=key.label, key_env_var=key.env_var,
                              workspace=policy.workspace)
 
-    async def _check_access(self, session: Db, request: ChatRequest
-                            ) -> tuple[AccessSnapshot, str | None, Refusal | None]:
-        asker = request.requester
-        access = await access_snapshot(session, asker.user_id, self.settings.default_role)
-        role, policy = access.role.role, access.policy
+    async def who_may_chat(self, requester: Requester) -> tuple[AccessSnapshot, Refusal | None]:
+        """The first checks of the gate (account, role) without recording anything: for greetings and status."""
+        async with self.engine.connect() as session:
+            access = await access_snapshot(session, requester.user_id, self.settings.default_role)
+            return access, await self._account_refusal(session, requester, access)
+
+    async def _account_refusal(self, session: Db, asker: Requester, access: AccessSnapshot) -> Refusal | None:
+        """Unknown, external, guest, or a role without chat — in PRODUCT §2's order."""
         if not asker.known or asker.is_bot:
-            return access, None, Refusal(
+            return Refusal(
                 RefusalReason.UNKNOWN_USER, "I could not look up your Slack profile, so I cannot check your access.",
                 "Try again in a minute; if it keeps happening, tell an admin.")
         if asker.is_external and not self.settings.allow_external_users:
-            return access, None, Refusal(
+            return Refusal(
                 RefusalReason.EXTERNAL_USER, "Claude Gate only answers members of this workspace.",
                 "Users from other organisations (Slack Connect) need ALLOW_EXTERNAL_USERS=true, set by an admin.")
         if asker.is_guest and not self.settings.allow_guests:
-            return access, None, Refusal(
+            return Refusal(
                 RefusalReason.GUEST, "Claude Gate does not answer guest accounts.",
                 "Guests need ALLOW_GUESTS=true, set by an admin.")
-        if not policy.allows_chat:
+        if not access.policy.allows_chat:
             admins = await admins_to_ask(session)
             who = ", ".join(f"<@{a}>" for a in admins) if admins else "an admin"
-            return access, None, Refusal(
-                RefusalReason.ROLE_CANNOT_CHAT, f"Your role *{role}* cannot ask Claude.",
+            return Refusal(
+                RefusalReason.ROLE_CANNOT_CHAT, f"Your role *{access.role.role}* cannot ask Claude.",
                 f"Ask {who} to run `/claude-admin grant <@{asker.user_id}> user`.")
+        return None
+
+    async def _check_access(self, session: Db, request: ChatRequest
+                            ) -> tuple[AccessSnapshot, str | None, Refusal | None]:
+        access = await access_snapshot(session, request.requester.user_id, self.settings.default_role)
+        role, policy = access.role.role, access.policy
+        refusal = await self._account_refusal(session, request.requester, access)
+        if refusal is not None:
+            return access, None, refusal
         catalog = self.settings.models
         allowed = catalog.allowed(policy.models)
         allowed_names = ", ".join(f"`{catalog.alias_of(m)}`" for m in allowed)

@@ -2,37 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.replies import Reply
 from bot.services.groups import list_mappings
+from bot.services.keys import KeyListing
 from bot.services.usage import usage_summary
-from bot.store.models import ApiKey, RoleGrant
-
-USABLE = ("active", "failing")
+from bot.store.models import RoleGrant
 
 
-async def admin_overview(session: AsyncSession, *, now: datetime, remind_before_days: int) -> Reply:
+async def admin_overview(session: AsyncSession, *, now: datetime, keys: KeyListing) -> Reply:
     counts = dict((await session.execute(select(RoleGrant.role, func.count()).group_by(RoleGrant.role))).all())
     roles = " · ".join(f"{role} {count}" for role, count in sorted(counts.items())) or "no explicit grants"
     groups = await list_mappings(session)
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     today = await usage_summary(session, since=day_start)
-    keys = list(await session.scalars(select(ApiKey).where(ApiKey.status.in_(USABLE))))
-    horizon = now + timedelta(days=remind_before_days)
-    due = sorted((k.created_at + timedelta(days=k.rotate_days), k) for k in keys
-                 if k.created_at + timedelta(days=k.rotate_days) <= horizon)
+    usable = [k for k in keys.keys if k.usable]
+    due = sorted((k for k in usable if k.rotation.due_within(keys.remind_before_days)),
+                 key=lambda k: k.rotation.rotate_by)
     fields = [
         ("Explicit roles", roles),
         ("Mapped groups", ", ".join(f"@{m.handle or m.usergroup_id} → {m.role}" for m, _ in groups) or "none"),
         ("Today", f"{today.requests} requests · {today.refused} refused · ${today.cost:,.2f} estimated"),
-        ("Keys due for rotation", ", ".join(
-            f"`{k.label}` {'overdue since' if when <= now else 'by'} {when:%Y-%m-%d}" for when, k in due) or "none"),
+        ("Keys due for rotation", ", ".join(f"`{k.label}` {k.rotation.phrase}" for k in due) or "none"),
     ]
-    failing = [k.label for k in keys if k.status == "failing"]
+    failing = [k.label for k in usable if k.status == "failing"]
     if failing:
         fields.append(("Failing keys", ", ".join(f"`{label}`" for label in failing)))
     return Reply("Overview (admins and owners)", fields=fields)

@@ -10,10 +10,9 @@ from bot.config import Settings
 from bot.domain.commands import SELF, ParsedCommand, subcommands_of
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
-from bot.services.access import effective_role
+from bot.services.access import access_snapshot
 from bot.services.audit import add_audit
 from bot.services.gate import rate_window, tokens_today
-from bot.services.policies import load_policy
 from bot.services.preferences import preferred_model, set_preferred_model
 from bot.services.usage import usage_summary
 from bot.store.clock import Clock
@@ -45,8 +44,8 @@ class PersonalService:
         now = self.clock()
         catalog = self.settings.models
         async with self.sessions() as session:
-            role = await effective_role(session, requester.user_id, self.settings.default_role)
-            policy = await load_policy(session, role.role)
+            snapshot = await access_snapshot(session, requester.user_id, self.settings.default_role)
+            role, policy = snapshot.role, snapshot.policy
             window = await rate_window(session, requester.user_id, policy.rpm_limit, now)
             used = await tokens_today(session, requester.user_id, now)
             preferred = await preferred_model(session, requester.user_id)
@@ -81,8 +80,8 @@ class PersonalService:
         catalog = self.settings.models
         model = catalog.resolve(name)
         async with self.sessions.begin() as session:
-            role = await effective_role(session, requester.user_id, self.settings.default_role)
-            policy = await load_policy(session, role.role)
+            snapshot = await access_snapshot(session, requester.user_id, self.settings.default_role)
+            role, policy = snapshot.role, snapshot.policy
             allowed = catalog.allowed(policy.models)
             names = ", ".join(f"`{catalog.alias_of(m)}`" for m in allowed) or "none"
             if model is None:
