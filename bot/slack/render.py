@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from bot.domain.decisions import Refusal
@@ -24,32 +25,50 @@ FIELD_CHARS = 1900  # a field may hold 2,000
 FIELDS_PER_SECTION = 10
 
 
-def reply_blocks(reply: Reply) -> tuple[str, list[dict[str, Any]]]:
+Block = dict[str, Any]
+
+
+def reply_blocks(reply: Reply) -> tuple[str, list[Block]]:
     """(plain-text fallback, Block Kit) for a command's Reply, always within Slack's block limits."""
-    blocks: list[dict[str, Any]] = [_section(reply.title)]
+    blocks: list[Block] = [section(reply.title)]
     for start in range(0, len(reply.fields), FIELDS_PER_SECTION):
         chunk = reply.fields[start:start + FIELDS_PER_SECTION]
         blocks.append({"type": "section", "fields": [
             {"type": "mrkdwn", "text": _cut(f"*{name.strip('*')}*\n{value}", FIELD_CHARS)} for name, value in chunk]})
-    text = ""
-    for line in reply.lines:
-        line = _cut(line, SECTION_CHARS)
-        if text and len(text) + len(line) + 1 > SECTION_CHARS:
-            blocks.append(_section(text))
-            text = ""
-        text = f"{text}\n{line}" if text else line
-    if text:
-        blocks.append(_section(text))
-    if len(blocks) > MAX_BLOCKS:
-        dropped = len(blocks) - MAX_BLOCKS + 1
-        blocks = [*blocks[:MAX_BLOCKS - 1], _section(f"…{dropped} more section(s) not shown")]
+    blocks = capped([*blocks, *sections(reply.lines)], MAX_BLOCKS)
     if reply.footer:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(reply.footer, 2900)}]})
+        blocks.append(context(reply.footer))
     return _cut(reply.plain_text(), 3000), blocks
 
 
-def _section(text: str) -> dict[str, Any]:
+def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, SECTION_CHARS)}}
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, SECTION_CHARS)}]}
+
+
+def sections(lines: Iterable[str]) -> list[Block]:
+    """Lines packed into as few sections as fit Slack's section limit."""
+    blocks: list[Block] = []
+    text = ""
+    for line in lines:
+        line = _cut(line, SECTION_CHARS)
+        if text and len(text) + len(line) + 1 > SECTION_CHARS:
+            blocks.append(section(text))
+            text = ""
+        text = f"{text}\n{line}" if text else line
+    if text:
+        blocks.append(section(text))
+    return blocks
+
+
+def capped(blocks: list[Block], limit: int = 50) -> list[Block]:
+    """At most ``limit`` blocks, the last saying how many were left out."""
+    if len(blocks) <= limit:
+        return blocks
+    return [*blocks[: limit - 1], context(f"…{len(blocks) - limit + 1} more section(s) not shown")]
 
 
 def _cut(text: str, limit: int) -> str:

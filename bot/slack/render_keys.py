@@ -6,11 +6,11 @@ Slack limits respected here: 50 blocks per message, 3,000 characters per section
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.commands import parse_user
+from bot.slack.render import capped, context, section, sections
 
 if TYPE_CHECKING:
     from bot.services.key_sync import KeySync
@@ -21,9 +21,7 @@ if TYPE_CHECKING:
 Block = dict[str, Any]
 Rendered = tuple[str, list[Block]]
 
-MAX_BLOCKS = 50
 MAX_FALLBACK_KEYS = 60  # the notification text, not the message: keep it short
-SECTION_CHARS = 2900
 STATUS_ICON = {"active": ":large_green_circle:", "failing": ":warning:", "revoked": ":no_entry_sign:"}
 STEP_ICON = {"done": ":white_check_mark:", "skipped": ":heavy_minus_sign:", "failed": ":x:"}
 
@@ -35,37 +33,6 @@ def escape(text: str) -> str:
 
 def _header(text: str) -> Block:
     return {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}}
-
-
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
-
-
-def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
-
-
-def _sections(lines: Iterable[str]) -> list[Block]:
-    """Lines packed into as few sections as fit Slack's section limit."""
-    blocks: list[Block] = []
-    current: list[str] = []
-    size = 0
-    for line in lines:
-        line = line[:SECTION_CHARS]
-        if current and size + len(line) + 1 > SECTION_CHARS:
-            blocks.append(_section("\n".join(current)))
-            current, size = [], 0
-        current.append(line)
-        size += len(line) + 1
-    if current:
-        blocks.append(_section("\n".join(current)))
-    return blocks
-
-
-def _capped(blocks: list[Block]) -> list[Block]:
-    if len(blocks) <= MAX_BLOCKS:
-        return blocks
-    return [*blocks[: MAX_BLOCKS - 1], _context(f"…{len(blocks) - MAX_BLOCKS + 1} more sections not shown.")]
 
 
 def _rotation_text(days_left: int, rotate_by: date, remind_before_days: int) -> str:
@@ -106,28 +73,28 @@ def key_list(listing: KeyListing) -> Rendered:
     blocks: list[Block] = [_header("API keys")]
     summary = f"{len(used)} used by Claude Gate · {len(org)} other organisation keys · {len(retired)} revoked or " \
               f"retired · {due} due for rotation within {listing.remind_before_days} days"
-    blocks.append(_context(summary))
+    blocks.append(context(summary))
     if used:
-        blocks.extend(_sections(_key_line(k, listing.remind_before_days) for k in used))
+        blocks.extend(sections(_key_line(k, listing.remind_before_days) for k in used))
     else:
-        blocks.append(_section(":warning: No usable key: every request is refused. "
+        blocks.append(section(":warning: No usable key: every request is refused. "
                                "`/claude-admin keys add <label> env:<VAR>` registers one."))
     if org:
-        blocks.append(_context("*Organisation keys Claude Gate does not use* (from `keys sync`)"))
-        blocks.extend(_sections(_key_line(k, listing.remind_before_days) for k in org))
+        blocks.append(context("*Organisation keys Claude Gate does not use* (from `keys sync`)"))
+        blocks.extend(sections(_key_line(k, listing.remind_before_days) for k in org))
     if retired:
-        blocks.append(_context("*Revoked and retired*"))
-        blocks.extend(_sections(_key_line(k, listing.remind_before_days) for k in retired))
+        blocks.append(context("*Revoked and retired*"))
+        blocks.extend(sections(_key_line(k, listing.remind_before_days) for k in retired))
     if listing.admin_api:
         synced = f"last `keys sync` {listing.last_synced_at:%Y-%m-%d %H:%M} UTC" if listing.last_synced_at \
             else "never synced: `keys sync` imports the organisation's keys"
     else:
         synced = "ANTHROPIC_ADMIN_KEY is not set: no Admin API sync or deactivation"
-    blocks.append(_context(f"Rotate: `keys add <new-label> env:<VAR>`, then `keys revoke <old-label>` · {synced}"))
+    blocks.append(context(f"Rotate: `keys add <new-label> env:<VAR>`, then `keys revoke <old-label>` · {synced}"))
     shown = [f"{k.label} ({k.workspace}, {k.status})" for k in listing.keys[:MAX_FALLBACK_KEYS]]
     more = len(listing.keys) - len(shown)
     text = f"API keys: {summary}.\n" + "\n".join(shown) + (f"\n…and {more} more" if more > 0 else "")
-    return text, _capped(blocks)
+    return text, capped(blocks)
 
 
 def key_added(result: KeyAdded) -> Rendered:
@@ -136,7 +103,7 @@ def key_added(result: KeyAdded) -> Rendered:
     detail = (f"Hint `{escape(key.hint or '?')}` · secret in `{key.env_var}` · rotate by "
               f"{key.rotation.rotate_by:%Y-%m-%d} ({key.rotate_days} days)"
               + (f" · Anthropic id `{key.anthropic_id}`" if key.anthropic_id else ""))
-    blocks = [_section(f"{title}\n{detail}"), *(_context(note) for note in result.notes)]
+    blocks = [section(f"{title}\n{detail}"), *(context(note) for note in result.notes)]
     return f"Key {key.label} registered for workspace {key.workspace}.", blocks
 
 
@@ -152,7 +119,7 @@ def key_revoked(result: KeyRevoked) -> Rendered:
                  f"is added (`keys add <label> env:<VAR> workspace={result.workspace}`).")
     lines = [f":no_entry_sign: Key *{result.label}* revoked.", *_steps(result.steps)]
     return "\n".join([f"Key {result.label} revoked.", *(f"{s.what}: {s.outcome}: {s.detail}" for s in result.steps),
-                      after]), [*_sections(lines), _context(after)]
+                      after]), [*sections(lines), context(after)]
 
 
 def key_sync(result: KeySync) -> Rendered:
@@ -167,7 +134,7 @@ def key_sync(result: KeySync) -> Rendered:
     if result.missing:
         lines.append("Not listed by Anthropic any more: " + ", ".join(f"`{label}`" for label in result.missing))
     lines.extend(f":warning: {note}" for note in result.notes)
-    return "\n".join(lines), _capped(_sections(lines))
+    return "\n".join(lines), capped(sections(lines))
 
 
 def offboarded(result: Offboarded) -> Rendered:
@@ -183,7 +150,7 @@ def offboarded(result: Offboarded) -> Rendered:
                      + ". Rotate them if they had access to the values.")
     plain = "\n".join([f"Offboarded {result.user_id}.", *(f"{s.what}: {s.outcome}: {s.detail}" for s in result.steps),
                        *result.failed])
-    return plain, _capped(_sections(lines))
+    return plain, capped(sections(lines))
 
 
 def _due_line(key: DueKey, *, with_creator: bool = True) -> str:
@@ -203,20 +170,20 @@ def reminder_message(keys: list[DueKey], *, today: date, remind_before_days: int
     overdue = sum(1 for key in keys if key.rotation.overdue)
     summary = f"{len(keys)} API key{'s' if len(keys) != 1 else ''} to rotate ({overdue} overdue, the others due " \
               f"within {remind_before_days} days)"
-    blocks = [_header(":key: API key rotation"), _context(f"{today:%A %Y-%m-%d} · {summary}"),
-              *_sections(_due_line(key) for key in keys),
-              _context("Rotate: create a new key in the Anthropic Console, put it in a new environment variable, "
+    blocks = [_header(":key: API key rotation"), context(f"{today:%A %Y-%m-%d} · {summary}"),
+              *sections(_due_line(key) for key in keys),
+              context("Rotate: create a new key in the Anthropic Console, put it in a new environment variable, "
                        "`/claude-admin keys add <new-label> env:<VAR> workspace=<ws>`, then "
                        "`/claude-admin keys revoke <old-label>`.")]
     text = f"API key rotation: {summary}: " + ", ".join(f"{k.label} ({k.rotation.phrase})" for k in keys)
-    return text, _capped(blocks)
+    return text, capped(blocks)
 
 
 def reminder_dm(keys: list[DueKey], *, today: date) -> Rendered:
     """A DM to a key's creator about their keys."""
     lines = [f":key: {'These API keys you created are' if len(keys) > 1 else 'An API key you created is'} due for "
              f"rotation ({today:%Y-%m-%d}):", *(_due_line(key, with_creator=False) for key in keys)]
-    return "\n".join([lines[0], *(f"{k.label}: {k.rotation.phrase}" for k in keys)]), _capped(_sections(lines))
+    return "\n".join([lines[0], *(f"{k.label}: {k.rotation.phrase}" for k in keys)]), capped(sections(lines))
 
 
 def reminder_schedule(schedule: ReminderSchedule) -> Rendered:
@@ -236,9 +203,9 @@ def reminder_schedule(schedule: ReminderSchedule) -> Rendered:
         lines.extend(_due_line(key) for key in schedule.due)
     else:
         lines.append("No key is due now.")
-    blocks = [_header("Rotation reminders"), *_sections(lines), _context("`reminders run` posts them now.")]
+    blocks = [_header("Rotation reminders"), *sections(lines), context("`reminders run` posts them now.")]
     text = f"Rotation reminders: {schedule.cron} ({schedule.timezone}); next {nexts}; {len(schedule.due)} due now."
-    return text, _capped(blocks)
+    return text, capped(blocks)
 
 
 def reminder_run(run: ReminderRun) -> Rendered:
@@ -254,7 +221,7 @@ def reminder_run(run: ReminderRun) -> Rendered:
         lines.append("Creators told by DM: " + ", ".join(f"<@{user}>" for user in run.direct_messages))
     if run.dm_failures:
         lines.append(":warning: Could not DM: " + ", ".join(escape(f) for f in run.dm_failures))
-    return "\n".join(lines), _sections(lines)
+    return "\n".join(lines), sections(lines)
 
 
 def key_failure_alert(*, label: str, workspace: str, status: int | None, error_type: str) -> Rendered:
@@ -263,7 +230,7 @@ def key_failure_alert(*, label: str, workspace: str, status: int | None, error_t
             "failing; requests move to another active key of the workspace if there is one.")
     fix = (f"Fix: put a valid key in a new variable, `/claude-admin keys add <label> env:<VAR> workspace={workspace}`, "
            f"then `/claude-admin keys revoke {label}`.")
-    return f"{text} {fix}", [_section(text), _context(fix)]
+    return f"{text} {fix}", [section(text), context(fix)]
 
 
 def no_key_alert(*, workspace: str, role: str, keys: list[tuple[str, str, bool, str]]) -> Rendered:
@@ -276,12 +243,12 @@ def no_key_alert(*, workspace: str, role: str, keys: list[tuple[str, str, bool, 
     else:
         known = "no key is registered for it"
     fix = f"Register one: `/claude-admin keys add <label> env:<VAR> workspace={workspace}`."
-    return f"{text} Keys: {known}. {fix}", [_section(text), _context(f"Keys: {known}"), _context(fix)]
+    return f"{text} Keys: {known}. {fix}", [section(text), context(f"Keys: {known}"), context(fix)]
 
 
 def key_error(message: str, usage: str | None = None) -> Rendered:
     """A KeyCommandError as an ephemeral answer."""
-    blocks = [_section(f":warning: {message}")]
+    blocks = [section(f":warning: {message}")]
     if usage:
-        blocks.append(_context(f"Usage: {usage}"))
+        blocks.append(context(f"Usage: {usage}"))
     return f":warning: {message}" + (f" Usage: {usage}" if usage else ""), blocks
