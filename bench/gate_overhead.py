@@ -1,5 +1,6 @@
 """Gate overhead: signed event arriving at the app → request reaching the (fake) Anthropic API, with the gate,
-minus the same path with the gate disabled in-process (role lookup, policy, rpm, budget, key, record).
+minus the same path with the gate disabled in-process (role lookup, policy, rpm, budget, key, record). Both
+paths claim the Slack event once (retries are answered once either way).
 
 Trials alternate between the two variants so drift and noise hit both alike; p50 and p99 are reported for
 SQLite and, with BENCH_DATABASE_URL, PostgreSQL.
@@ -16,11 +17,12 @@ import aiohttp
 from aiohttp import web
 
 from bench.harness import API_KEY, BOT_TOKEN, SIGNING_SECRET, Row, median, percentile, post_event, print_table
-from bot.app import build_app
+from bot.app import ClaudeGate, build_app
 from bot.config import Settings
-from bot.domain.decisions import Admission
+from bot.domain.decisions import Admission, AlreadyTaken
 from bot.domain.requests import ChatRequest
 from bot.domain.roles import Role
+from bot.services.events import claim_event
 from bot.store.migrate import upgrade_database
 from tests.fakes import FakeAnthropic, FakeSlack
 
@@ -29,12 +31,16 @@ USERS = 50
 
 
 class GateDisabled:
-    """Admits everything without touching the database: the path minus the gate."""
+    """Admits everything: the path minus the gate. A retried Slack event is still answered once (the gate claims
+    events in its own transaction; without it, the claim is a transaction of its own, as it was before)."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, app: ClaudeGate) -> None:
         self.model = model
+        self.app = app
 
-    async def admit_request(self, request: ChatRequest) -> Admission:
+    async def admit_request(self, request: ChatRequest) -> Admission | AlreadyTaken:
+        if request.event_id and not await claim_event(self.app.sessions, self.app.clock, request.event_id):
+            return AlreadyTaken(request.event_id)
         return Admission(record_id=0, user_id=request.requester.user_id, role=Role.ADMIN, model=self.model,
                          max_tokens=1024, key_label="default", key_env_var="ANTHROPIC_API_KEY", workspace="default")
 
@@ -50,7 +56,7 @@ async def measure(database_url: str) -> dict[str, list[float]]:
                             anthropic_base_url=anthropic.base_url, database_url=database_url, default_role="admin")
         app = build_app(settings)
         await app.start()
-        real_gate, no_gate = app.chat.gate, GateDisabled(settings.model_haiku)
+        real_gate, no_gate = app.chat.gate, GateDisabled(settings.model_haiku, app)
         runner = web.AppRunner(app.web_app(), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -104,6 +104,7 @@ class ClaudeGate:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
         await self.claude.close()
+        await self.chat.records.close()
         await self.gate.outbox.close()
         await self.engine.dispose()
         if self.client.session is not None:

@@ -211,6 +211,10 @@ class Harness:
     def ephemerals_for(self, user: str) -> list[dict[str, Any]]:
         return [call for call in self.slack.calls_to("chat.postEphemeral") if call.get("user") == user]
 
+    async def told(self, user: str, count: int = 1) -> list[dict[str, Any]]:
+        """The ephemeral lines ``user`` was shown, once there are ``count`` (a refusal is recorded first)."""
+        return await eventually(lambda: len(found := self.ephemerals_for(user)) >= count and found)
+
 
 @pytest.fixture
 async def harness_factory(settings_factory: Callable[..., Settings], fake_slack: FakeSlack,

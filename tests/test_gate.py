@@ -51,7 +51,7 @@ async def test_roles_without_chat_are_refused_with_how_to_ask(harness: Harness, 
     await harness.mention("U1", "hello")
     (record,) = await harness.settled_records(1)
     assert (record.outcome, record.refusal_reason, record.role) == ("refused", "role_cannot_chat", role.value)
-    (ephemeral,) = harness.ephemerals_for("U1")
+    (ephemeral,) = await harness.told("U1")
     assert f"Your role *{role}* cannot ask Claude" in ephemeral["text"]
     assert "<@UADMIN>" in ephemeral["text"] and "/claude-admin grant <@U1> user" in ephemeral["text"]
     assert harness.anthropic.message_requests() == []
@@ -63,7 +63,7 @@ async def test_user_without_grant_gets_default_role_viewer(harness: Harness) -> 
     await harness.mention("U1", "hello")
     (record,) = await harness.settled_records(1)
     assert record.role == "viewer" and record.refusal_reason == "role_cannot_chat"
-    assert "an admin" in harness.ephemerals_for("U1")[0]["text"]
+    assert "an admin" in (await harness.told("U1"))[0]["text"]
 
 
 async def test_default_role_setting_applies_to_everyone(harness_factory) -> None:
@@ -79,7 +79,7 @@ async def test_unknown_slack_user_fails_closed(harness: Harness) -> None:
     await harness.mention("UGHOST", "hello")
     (record,) = await harness.settled_records(1)
     assert record.refusal_reason == "unknown_user"
-    assert "could not look up your Slack profile" in harness.ephemerals_for("UGHOST")[0]["text"]
+    assert "could not look up your Slack profile" in (await harness.told("UGHOST"))[0]["text"]
     assert harness.anthropic.message_requests() == []
 
 
@@ -99,7 +99,7 @@ async def test_model_not_allowed_lists_the_allowed_ones(harness: Harness) -> Non
     (record,) = await harness.settled_records(1)
     assert record.refusal_reason == "model_not_allowed"
     assert record.model == harness.gate.settings.model_opus
-    text = harness.ephemerals_for("U1")[0]["text"]
+    text = (await harness.told("U1"))[0]["text"]
     assert "may not use `opus`" in text and "`haiku`" in text
     assert harness.anthropic.message_requests() == []
 
@@ -110,7 +110,7 @@ async def test_unknown_model_is_refused(harness: Harness) -> None:
     await harness.mention("U1", "--model gpt-9 hi")
     (record,) = await harness.settled_records(1)
     assert record.refusal_reason == "unknown_model"
-    assert "`haiku`, `sonnet`, `opus`" in harness.ephemerals_for("U1")[0]["text"]
+    assert "`haiku`, `sonnet`, `opus`" in (await harness.told("U1"))[0]["text"]
 
 
 async def test_full_model_id_is_accepted_when_the_role_lists_it(harness: Harness) -> None:
@@ -148,7 +148,7 @@ async def test_rpm_boundary_eleventh_refused_then_admitted_after_the_window(harn
     assert [r.outcome for r in records] == ["ok"] * 10 + ["refused"]
     assert records[-1].refusal_reason == "rate_limited"
     # the first admission was at t0; we are at t0+10 s: the oldest slot frees 50 s from now
-    assert "A slot frees in 50 s" in harness.ephemerals_for("U1")[-1]["text"]
+    assert "A slot frees in 50 s" in (await harness.told("U1"))[-1]["text"]
     assert len(harness.anthropic.message_requests()) == 10
 
     harness.clock.advance(50)  # t0+60: the first admission has left the rolling window
@@ -188,7 +188,7 @@ async def test_daily_token_budget_refuses_once_spent_and_caps_max_tokens(harness
     await harness.mention("U1", "second")
     records = await harness.settled_records(2)
     assert records[-1].refusal_reason == "budget_exhausted"
-    assert "today's 60 tokens" in harness.ephemerals_for("U1")[-1]["text"]
+    assert "today's 60 tokens" in (await harness.told("U1"))[-1]["text"]
     assert len(harness.anthropic.message_requests()) == 1
 
 
@@ -202,7 +202,7 @@ async def test_guest_refused_unless_allowed(harness_factory) -> None:
     await harness.mention("UUG", "hi")
     records = await harness.settled_records(2)
     assert [r.refusal_reason for r in records] == ["guest", "guest"]
-    assert "guest" in harness.ephemerals_for("UG")[0]["text"]
+    assert "guest" in (await harness.told("UG"))[0]["text"]
 
     allowed = await harness_factory(allow_guests=True)
     await allowed.mention("UG", "hi again")
@@ -217,7 +217,7 @@ async def test_slack_connect_user_is_external_even_without_guest_flags(harness_f
     await harness.mention("UEXT", "hi")
     (record,) = await harness.settled_records(1)
     assert record.refusal_reason == "external_user"
-    assert "ALLOW_EXTERNAL_USERS" in harness.ephemerals_for("UEXT")[0]["text"]
+    assert "ALLOW_EXTERNAL_USERS" in (await harness.told("UEXT"))[0]["text"]
 
     allowed = await harness_factory(allow_external_users=True)
     await allowed.mention("UEXT", "hi again")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from bot.domain.roles import Role
@@ -69,6 +70,19 @@ async def test_retried_event_is_answered_once(harness: Harness) -> None:
     assert harness.slack.posted_texts("C0001") == ["Echo: once please"]
 
 
+async def test_retried_refused_event_is_refused_and_recorded_once(harness: Harness) -> None:
+    harness.slack.add_user("U1")  # DEFAULT_ROLE viewer: refused
+    event_id = new_event_id()
+    event = mention_event("U1", "may I?", ts=harness.slack.next_ts())
+    await asyncio.gather(*(harness.send_event(event, event_id=event_id, headers={"X-Slack-Retry-Num": str(attempt)})
+                           for attempt in range(4)))  # the first delivery and three retries, all at once
+    (record,) = await harness.settled_records(1)
+    assert record.refusal_reason == "role_cannot_chat"
+    await harness.told("U1")
+    await asyncio.sleep(0.2)
+    assert len(await harness.records()) == 1 and len(harness.ephemerals_for("U1")) == 1
+
+
 async def test_thread_context_is_sent_in_order_with_bot_turns_as_assistant(harness: Harness) -> None:
     harness.slack.add_user("U1", name="ana")
     harness.slack.add_user("U2", name="ben")
@@ -121,7 +135,7 @@ async def test_refusal_in_a_dm_is_ephemeral(harness: Harness) -> None:
     harness.slack.add_user("U1")
     await harness.dm("U1", "hello")
     await harness.settled_records(1)
-    (ephemeral,) = harness.ephemerals_for("U1")
+    (ephemeral,) = await harness.told("U1")
     assert ephemeral["channel"] == "DU1"
     assert harness.slack.posted_texts() == []
 

@@ -1,4 +1,4 @@
-"""What the gate decides: an admitted request, or a refusal the user can act on."""
+"""What the gate decides: an admitted request, a refusal the user can act on, or a Slack event already taken."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ class Refusal:
     message: str  # why, in one line
     hint: str  # what to do about it
     retry_after_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class AlreadyTaken:
+    """The Slack event was claimed before (a retry, or another process has it): nothing to answer or record."""
+
+    event_id: str
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class ChatRequest:
     channel_id: str | None = None
     channel_name: str | None = None
     thread_ts: str | None = None
+    event_id: str | None = None  # the Slack event asking: claimed by the gate, so a retry is not answered twice
 
 
 def split_model_flag(text: str) -> tuple[str | None, str]:

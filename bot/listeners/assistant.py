@@ -61,7 +61,7 @@ class AssistantPanel:
 
     async def on_user_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
                               set_status: AsyncSetStatus, set_title: AsyncSetTitle) -> None:
-        if not is_human_message(event) or not await self.conversations.first_delivery(body):
+        if not is_human_message(event):
             return
-        await self.conversations.converse(event, client, surface="assistant",
+        await self.conversations.converse(event, body, client, surface="assistant",
                                           panel=PanelThread(set_status=set_status, set_title=set_title))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.conversation import Turn
-from bot.domain.decisions import Admission, Refusal
+from bot.domain.decisions import Admission, AlreadyTaken, Refusal
 from bot.domain.requests import ChatRequest, split_model_flag
 from bot.services.events import claim_event
 from bot.slack.render import refusal_blocks
@@ -42,6 +42,10 @@ def is_human_message(event: dict[str, Any]) -> bool:
     return bool(event.get("user")) and not event.get("bot_id") and not event.get("subtype")
 
 
+def log_taken(event_id: str) -> None:
+    log.info("event %s already taken (Slack retry or another process); not answering again", event_id)
+
+
 @dataclass(frozen=True)
 class PanelThread:
     """Bolt's helpers for a thread of the assistant panel (``set_status`` and ``set_title`` of that thread)."""
@@ -65,27 +69,29 @@ class Conversations:
         self.relay = SlackRelay(gate.client)
 
     async def on_app_mention(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
-        if is_human_message(event) and await self.first_delivery(body):
-            await self.converse(event, client, surface="mention")
+        if is_human_message(event):
+            await self.converse(event, body, client, surface="mention")
 
     async def on_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
         """Direct messages. Threaded ones are taken by the assistant panel's middleware before they get here."""
         if event.get("channel_type") != "im" or not is_human_message(event):
             return
-        if await self.first_delivery(body):
-            await self.converse(event, client, surface="dm")
+        await self.converse(event, body, client, surface="dm")
 
     async def first_delivery(self, body: dict[str, Any]) -> bool:
-        """True once per Slack event id across every process: a retried event is not answered again."""
+        """True once per Slack event id across every process: a retried event is not answered again.
+
+        Conversations need not ask: the gate claims their event in its own transaction.
+        """
         event_id = body.get("event_id")
         if not event_id:
             return True
         first = await claim_event(self.gate.sessions, self.gate.clock, event_id)
         if not first:
-            log.info("event %s already taken (Slack retry or another process); not answering again", event_id)
+            log_taken(event_id)
         return first
 
-    async def converse(self, event: dict[str, Any], client: AsyncWebClient, *, surface: str,
+    async def converse(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient, *, surface: str,
                        panel: PanelThread | None = None) -> None:
         channel, user_id = event["channel"], event["user"]
         thread_ts = event.get("thread_ts") or event["ts"]
@@ -96,7 +102,8 @@ class Conversations:
             text = await readable_text(event.get("text") or "", self.gate.directory, home.bot_user_id)
             model, text = split_model_flag(text)
             request = ChatRequest(requester=requester, text=text, model=model, surface=surface, channel_id=channel,
-                                  channel_name=WHERE[surface].format(channel=channel), thread_ts=thread_ts)
+                                  channel_name=WHERE[surface].format(channel=channel), thread_ts=thread_ts,
+                                  event_id=body.get("event_id"))
             answer = self.relay.answer(channel=channel, thread_ts=thread_ts, user_id=user_id,
                                        team_id=requester.team_id or home.team_id)
 
@@ -116,7 +123,9 @@ class Conversations:
                     await panel.thinking()
 
             result = await self.gate.chat.answer(request, history, answer, on_admitted=admitted)
-            if isinstance(result.decision, Refusal):
+            if isinstance(result.decision, AlreadyTaken):
+                log_taken(result.decision.event_id)
+            elif isinstance(result.decision, Refusal):
                 fallback, blocks = refusal_blocks(result.decision)
                 await self.tell(client, event, fallback, blocks, privately=panel is None)
         except Exception:

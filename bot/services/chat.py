@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.domain.access import ChatAccess
 from bot.domain.conversation import AnswerNotDelivered, Turn, build_messages, history_budget, system_prompt
-from bot.domain.decisions import Admission, Outcome, Refusal, RefusalReason
+from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
 from bot.domain.requests import ChatRequest, Requester
 from bot.services.claude import ClaudeFailure, ClaudeGateway, StreamUsage, classify
 from bot.services.gate import Gate
 from bot.services.keys import secret_of
-from bot.services.usage import complete_request
+from bot.services.usage import RecordFinisher
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ NoKeyHandler = Callable[[ChatRequest], Awaitable[None]]  # the gate refused: no 
 
 @dataclass
 class ChatResult:
-    decision: Admission | Refusal
+    decision: Admission | Refusal | AlreadyTaken
     text: str = ""
     failure: ClaudeFailure | None = None
 
@@ -67,10 +67,10 @@ class ChatService:
                  on_no_active_key: NoKeyHandler | None = None) -> None:
         self.gate = gate
         self.claude = claude
-        self.sessions = sessions
         self.settings = settings
         self.on_key_failure = on_key_failure
         self.on_no_active_key = on_no_active_key
+        self.records = RecordFinisher(sessions.kw["bind"], settings.prices)
 
     async def answer(self, request: ChatRequest, history: HistoryLoader, sink: AnswerSink, *,
                      on_admitted: AdmissionHook | None = None) -> ChatResult:
@@ -80,6 +80,8 @@ class ChatService:
         status, feedback buttons); both run only for admitted requests.
         """
         decision = await self.gate.admit_request(request)
+        if isinstance(decision, AlreadyTaken):
+            return ChatResult(decision)
         if isinstance(decision, Refusal):
             if decision.reason is RefusalReason.NO_ACTIVE_KEY and self.on_no_active_key is not None:
                 await self.on_no_active_key(request)
@@ -131,12 +133,11 @@ class ChatService:
             if failure.is_key_failure and self.on_key_failure is not None:
                 await self.on_key_failure(decision.key_label, failure)
         finally:
-            await asyncio.shield(complete_request(
-                self.sessions, record_id=decision.record_id, model=decision.model,
-                outcome=Outcome.ERROR if failure else Outcome.OK, input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens, latency_ms=round((time.monotonic() - started) * 1000),
-                error_type=failure.kind if failure else None, prices=self.settings.prices,
-            ))
+            await self.records.finish(
+                record_id=decision.record_id, model=decision.model, outcome=Outcome.ERROR if failure else Outcome.OK,
+                input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                latency_ms=round((time.monotonic() - started) * 1000), error_type=failure.kind if failure else None,
+            )
         return ChatResult(decision, "".join(parts), failure)
 
     async def access(self, requester: Requester) -> ChatAccess:

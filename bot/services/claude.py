@@ -117,10 +117,16 @@ class ClaudeGateway:
         client = self.client_for(secret)
         started = False
         try:
-            async with client.messages.stream(model=model, max_tokens=max_tokens, system=system,
-                                              messages=messages) as stream:  # type: ignore[arg-type]
+            # The raw event stream, not ``messages.stream``: that helper also rebuilds the whole message after
+            # every event, which we never read; measured here it cost a third more CPU per answer.
+            stream = await client.messages.create(model=model, max_tokens=max_tokens, system=system,
+                                                  messages=messages, stream=True)  # type: ignore[arg-type]
+            async with stream:
                 async for event in stream:
-                    if event.type == "message_start":
+                    if event.type == "content_block_delta":
+                        if event.delta.type == "text_delta":
+                            yield event.delta.text
+                    elif event.type == "message_start":
                         started = True
                         usage.input_tokens = event.message.usage.input_tokens
                         usage.output_tokens = event.message.usage.output_tokens
@@ -128,8 +134,6 @@ class ClaudeGateway:
                         usage.output_tokens = event.usage.output_tokens
                         if event.usage.input_tokens:
                             usage.input_tokens = event.usage.input_tokens
-                    elif event.type == "text":
-                        yield event.text
         except anthropic.AnthropicError as exc:
             raise classify(exc, mid_stream=started) from exc
 

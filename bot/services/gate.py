@@ -8,19 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import bindparam, func, insert, select, text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.domain.decisions import Admission, Outcome, Refusal, RefusalReason
+from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
 from bot.domain.policy import RPM_WINDOW_SECONDS, RolePolicy, granted_max_tokens
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
 from bot.services.access import AccessSnapshot, access_snapshot
+from bot.services.events import claim_in
 from bot.services.keys import active_key, secret_of
 from bot.services.outbox import RecordOutbox
 from bot.services.roles import admins_to_ask
 from bot.store.clock import Clock
+from bot.store.db import DATABASE_FAULTS
 from bot.store.models import RequestRecord
 
 log = logging.getLogger(__name__)
@@ -84,14 +85,15 @@ class Gate:
         self.outbox = outbox or RecordOutbox(sessions)
         self.engine: AsyncEngine = sessions.kw["bind"]
 
-    async def admit_request(self, request: ChatRequest) -> Admission | Refusal:
+    async def admit_request(self, request: ChatRequest) -> Admission | Refusal | AlreadyTaken:
         """Admit (and record as in flight) or refuse (and record why). Never calls Anthropic.
 
-        If the database is unreachable the gate fails closed: a refusal, whose record waits in the outbox.
+        The request's Slack event is claimed in the same transaction: a retried event is AlreadyTaken. If the
+        database is unreachable the gate fails closed: a refusal, whose record waits in the outbox.
         """
         try:
             return await self._admit(request)
-        except (DBAPIError, OSError, TimeoutError) as exc:
+        except DATABASE_FAULTS as exc:
             log.warning("database unreachable while admitting %s: %s", request.requester.user_id,
                         type(exc).__name__)
             refusal = Refusal(RefusalReason.DATABASE_UNAVAILABLE,
@@ -100,9 +102,11 @@ class Gate:
             self.outbox.add(self._record_values(request, None, None, refusal=refusal))
             return refusal
 
-    async def _admit(self, request: ChatRequest) -> Admission | Refusal:
+    async def _admit(self, request: ChatRequest) -> Admission | Refusal | AlreadyTaken:
         # A Core connection, not an ORM session: the gate runs on every request and needs no identity map.
         async with self.engine.begin() as session:
+            if request.event_id and not await claim_in(session, request.event_id, self.clock()):
+                return AlreadyTaken(request.event_id)
             access, model, refusal = await self._check_access(session, request)
             role, policy = access.role.role, access.policy
             if refusal is not None:

@@ -1,12 +1,28 @@
-"""Engine and session factory for SQLite (aiosqlite) and PostgreSQL (psycopg 3)."""
+"""Engine and session factory for SQLite (sqlite3 on the event loop) and PostgreSQL (psycopg 3)."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from bot.store.sqlite_inline import InlineConnection
+
+# What an unreachable, locked or overloaded database raises through SQLAlchemy: callers that must not fail (the
+# gate fails closed, records are retried) catch exactly these; anything else is a bug and is not hidden.
+DATABASE_FAULTS: tuple[type[BaseException], ...] = (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError, TimeoutError)
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    # WAL + NORMAL: a commit survives a crash of the process; only an OS crash or power cut can lose the last
+    # commits (never corrupt the file). FULL would fsync on every commit: 3-4 ms per request here.
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+)
 
 
 def _normalised(url: str | URL) -> URL:
@@ -39,37 +55,39 @@ def is_sqlite(url: str | URL) -> bool:
 def create_engine(url: str | URL, *, pool_size: int = 5) -> AsyncEngine:
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
-        # One connection per process: SQLite has one writer anyway, and queueing for the pool (an asyncio wait)
-        # is far cheaper than SQLite's busy handler, which sleeps in growing steps while another writer holds
-        # the lock (50 concurrent answers took 1.4 s to get past their first write with a pool of 15).
-        engine = create_async_engine(target, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-                                     pool_size=1, max_overflow=0, pool_timeout=60)
-        _serialise_sqlite_writers(engine)
-        return engine
+        return _sqlite_engine(target)
     return create_async_engine(target, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
 
 
-def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
-    """WAL + busy timeout, and BEGIN IMMEDIATE so a read-then-write transaction cannot interleave.
+def _sqlite_engine(target: URL) -> AsyncEngine:
+    """One connection per process, run on the event loop (bot/store/sqlite_inline.py says why).
 
-    pysqlite/aiosqlite defer BEGIN; SQLAlchemy documents taking over BEGIN from the "begin" event.
+    SQLite has one writer anyway, and queueing for the pool (an asyncio wait) is far cheaper than SQLite's busy
+    handler. WAL, and BEGIN IMMEDIATE so a read-then-write transaction cannot interleave: pysqlite defers BEGIN,
+    and SQLAlchemy documents taking over BEGIN from the "begin" event. The pool rolls back only a transaction
+    that is still open when a connection comes back.
     """
+    path = target.database or ":memory:"
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: a commit survives a crash of the process; only an OS crash or power cut can lose the
-        # last commits (never corrupt the file). FULL would fsync on every commit: 3-4 ms per request here.
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+    async def connect() -> InlineConnection:
+        return InlineConnection.open(path, busy_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, pragmas=SQLITE_PRAGMAS)
+
+    engine = create_async_engine(target, async_creator=connect, pool_size=1, max_overflow=0, pool_timeout=60,
+                                 pool_reset_on_return=None)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            connection.connection.dbapi_connection.run_async(lambda driver: driver.begin_immediate())
+        except sqlite3.Error as error:  # an event's errors are not wrapped by SQLAlchemy: wrap them like a statement's
+            raise sa_exc.DBAPIError.instance("BEGIN IMMEDIATE", None, error, sqlite3.Error) from error
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection, _record, state) -> None:  # type: ignore[no-untyped-def]
+        if state.asyncio_safe and not state.transaction_was_reset and dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
+
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

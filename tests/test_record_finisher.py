@@ -1,0 +1,93 @@
+"""Finishing request records: answers ending together share a commit, a database hiccup is retried, and shutting
+down writes what is queued."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
+from bot.domain.decisions import Admission, Outcome
+from bot.domain.requests import ChatRequest, Requester
+from bot.domain.roles import Role
+from bot.services.usage import RecordFinisher
+from tests.conftest import Harness
+
+
+async def admitted(harness: Harness, count: int) -> list[int]:
+    for i in range(count):
+        harness.slack.add_user(f"UF{i:03d}")
+        await harness.grant(f"UF{i:03d}", Role.USER)
+    ids = []
+    for i in range(count):
+        decision = await harness.gate.chat.gate.admit_request(
+            ChatRequest(requester=Requester(f"UF{i:03d}", team_id="T0001"), text="q"))
+        assert isinstance(decision, Admission)
+        ids.append(decision.record_id)
+    return ids
+
+
+def counting_commits(harness: Harness) -> list[int]:
+    commits: list[int] = []
+    event.listen(harness.gate.engine.sync_engine, "commit", lambda _connection: commits.append(1))
+    return commits
+
+
+async def test_answers_ending_together_share_a_commit(harness: Harness) -> None:
+    ids = await admitted(harness, 40)
+    commits = counting_commits(harness)
+    finisher = harness.gate.chat.records
+    await asyncio.gather(*(finisher.finish(record_id=record_id, model="claude-haiku-4-5", outcome=Outcome.OK,
+                                           input_tokens=10 + n, output_tokens=5, latency_ms=n)
+                           for n, record_id in enumerate(ids)))
+    records = await harness.records()
+    assert [(r.outcome, r.input_tokens, r.latency_ms) for r in records] == [("ok", 10 + n, n) for n in range(40)]
+    assert all(r.estimated_cost > 0 for r in records)
+    assert 1 <= len(commits) <= 3  # 40 records, not 40 transactions
+
+
+@pytest.mark.parametrize("failure", [OperationalError("UPDATE request_records", {}, Exception("disk I/O error")),
+                                     ValueError("a bug, not the database")], ids=["database", "bug"])
+async def test_a_failed_write_is_retried_and_nothing_is_lost(harness: Harness, caplog, failure: Exception) -> None:
+    (record_id,) = await admitted(harness, 1)
+    failures = [failure]
+
+    def fail_once(*_args: object) -> None:
+        if failures:
+            raise failures.pop()
+
+    event.listen(harness.gate.engine.sync_engine, "before_cursor_execute", fail_once)
+    with caplog.at_level(logging.WARNING, logger="bot.services.usage"):
+        await harness.gate.chat.records.finish(record_id=record_id, model="claude-haiku-4-5", outcome=Outcome.ERROR,
+                                               input_tokens=3, output_tokens=0, latency_ms=7, error_type="server")
+    (record,) = await harness.records()
+    assert (record.outcome, record.error_type, record.latency_ms) == ("error", "server", 7)
+    assert f"could not finish 1 request record(s) (attempt 1): {type(failure).__name__}" in caplog.text
+
+
+async def test_closing_writes_the_queued_records(harness: Harness) -> None:
+    ids = await admitted(harness, 3)
+    finisher = RecordFinisher(harness.gate.engine)
+    pending = [asyncio.create_task(finisher.finish(record_id=record_id, model="claude-haiku-4-5",
+                                                   outcome=Outcome.OK, input_tokens=1, output_tokens=1,
+                                                   latency_ms=1)) for record_id in ids]
+    await asyncio.sleep(0)  # queued, not yet written
+    await finisher.close()
+    assert [r.outcome for r in await harness.records()] == ["ok", "ok", "ok"]
+    await asyncio.gather(*pending)
+
+
+@pytest.mark.parametrize("outcome", [Outcome.OK, Outcome.ERROR])
+async def test_a_cancelled_answer_still_finishes_its_record(harness: Harness, outcome: Outcome) -> None:
+    (record_id,) = await admitted(harness, 1)
+    waiting = asyncio.create_task(harness.gate.chat.records.finish(
+        record_id=record_id, model="claude-haiku-4-5", outcome=outcome, input_tokens=1, output_tokens=1,
+        latency_ms=1))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await harness.gate.chat.records.close()
+    (record,) = await harness.records()
+    assert record.outcome == outcome.value
