@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.listeners.in_flight import InFlightListeners
 from bot.services.admin import AdminService
 from bot.services.chat import ChatService
 from bot.services.claude import ClaudeGateway
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024  # Slack payloads are far smaller; bigger bodies are refused with 413
+SHUTDOWN_GRACE_SECONDS = 20.0  # answers under way may finish; Heroku sends SIGKILL 30 s after SIGTERM
 
 
 @dataclass
@@ -60,6 +62,7 @@ class ClaudeGate:
     admin: AdminService
     personal: PersonalService
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    listeners: InFlightListeners = field(default_factory=InFlightListeners)  # Bolt's listener tasks under way
     jobs: JobScheduler | None = None  # started by start_jobs() (`serve`), never by build_app
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
@@ -97,7 +100,10 @@ class ClaudeGate:
         await self.jobs.start()
         return self.jobs
 
-    async def close(self) -> None:
+    async def close(self, *, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Stop after the intake has stopped: running listeners get ``grace`` seconds to finish, then the jobs,
+        background work, clients, record writers and the database close, in that order."""
+        await self.listeners.drain(grace)
         if self.jobs is not None:
             await self.jobs.shutdown()
         for task in list(self.background):

@@ -40,6 +40,8 @@ ON_POSTGRES = bool(TEST_DATABASE_URL and TEST_DATABASE_URL.startswith("postgres"
 def reset_postgres(url: str) -> None:
     engine = create_engine(sync_url(url), isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
+        # a connection some earlier test left holding locks makes this fail with LockNotAvailable, never hang CI
+        connection.execute(text("SET lock_timeout = '30s'"))
         connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
     engine.dispose()
@@ -238,6 +240,8 @@ async def harness_factory(settings_factory: Callable[..., Settings], fake_slack:
         await http.close()
         await runner.cleanup()
         await gate.close()
+        # a connection outliving close() would keep, on PostgreSQL, its locks: the next test's reset would wait
+        assert gate.engine.pool.checkedout() == 0, "a database connection outlived the app"
 
 
 @pytest.fixture

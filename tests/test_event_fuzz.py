@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -90,3 +91,26 @@ async def test_every_subscribed_event_is_acknowledged(harness: Harness) -> None:
     for name, event in samples.items():
         status, _ = await harness.post_signed(json_body(event_body(event)))
         assert status == 200, name
+
+
+@pytest.mark.parametrize("event", [
+    {"type": "app_home_opened", "user": "U0\x00X", "tab": "home"},  # found by the fuzzer on PostgreSQL
+    {"type": "app_home_opened", "user": "u0x; drop", "tab": "home"},
+    {"type": "app_mention", "user": "U0KNOWN", "channel": "C1", "ts": "1.1", "text": "hi\x00"},
+    {"type": "app_mention", "user": "U0KNOWN", "channel": "C1", "ts": "yesterday", "text": "hi"},
+    {"type": "subteam_members_changed", "subteam_id": "S1", "added_users": ["U1", "\x00"]},
+    {"type": "assistant_thread_started", "assistant_thread": {"user_id": "U0KNOWN", "channel_id": "D1",
+                                                              "thread_ts": "1.\x003"}},
+])
+async def test_ids_timestamps_and_nul_bytes_slack_never_sends_are_dropped(harness: Harness, caplog,
+                                                                         event: dict) -> None:
+    """PostgreSQL refuses NUL in text; Slack IDs and timestamps have one shape, which is what reaches the database."""
+    harness.slack.add_user("U0KNOWN")
+    await harness.grant("U0KNOWN", Role.USER)
+    before = await harness.table_snapshot()
+    caplog.set_level(logging.WARNING, logger="bot")
+    status, _ = await harness.post_signed(json_body(event_body(event)))
+    assert status == 200
+    assert any("dropped a malformed event" in r.getMessage() for r in caplog.records)
+    assert await harness.table_snapshot() == before
+    assert harness.slack.calls_to("views.publish") == [] and harness.slack.posted_texts() == []

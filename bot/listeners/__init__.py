@@ -9,9 +9,21 @@ if TYPE_CHECKING:
 
 
 def register_listeners(gate: ClaudeGate) -> None:
-    from bot.listeners import actions, admin_keys, assistant, commands, errors, events, groups, home, payloads
+    from bot.listeners import (
+        actions,
+        admin_keys,
+        assistant,
+        commands,
+        errors,
+        events,
+        groups,
+        home,
+        in_flight,
+        payloads,
+    )
 
     errors.register(gate)
+    in_flight.register(gate)
     payloads.register(gate)  # before every listener and the assistant middleware
     conversations = events.register(gate)
     assistant.register(gate, conversations)  # the panel answers through the same Conversations

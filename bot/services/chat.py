@@ -119,8 +119,9 @@ class ChatService:
             elif usage.output_tokens >= decision.max_tokens:
                 await sink.append("\n\n" + cut_off_note(decision.max_tokens))
             await sink.finish()
-        except asyncio.CancelledError:
-            failure = ClaudeFailure("cancelled", "The answer was cancelled.")
+        except asyncio.CancelledError:  # shutdown: the answer outlasted the grace (ClaudeGate.close)
+            failure = ClaudeFailure("cancelled", "Claude Gate restarted before this answer was finished.")
+            await asyncio.shield(self._tell_user(sink, failure, partial=bool(parts)))
             raise
         except Exception as exc:  # every fault ends as one friendly line, never a stack trace in Slack
             failure = delivery_failure(exc) if isinstance(exc, AnswerNotDelivered) else classify(

@@ -23,6 +23,7 @@ class ClaudeFailure(Exception):
     """A failure of the call, classified; ``message`` is one line a Slack user understands."""
 
     # key / rate_limited / spend_limit / overloaded / server / timeout / connection / context / invalid / interrupted
+    # / cancelled (shutdown)
     kind: str
     message: str
     status: int | None = None

@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-STR, LIST_OF_STR, DICT = "str", "list[str]", "dict"
+STR, ID, TS, LIST_OF_IDS, DICT = "str", "Slack ID", "timestamp", "list of Slack IDs", "dict"
+SLACK_ID = re.compile(r"[A-Z0-9]{1,40}")  # U…, W…, C…, D…, G…, S…, B…: what reaches the database as a key
+SLACK_TS = re.compile(r"\d{1,12}(\.\d{1,9})?")
 
 # event type → {field: (kind, required)}
 EVENT_FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
-    "app_mention": {"user": (STR, True), "channel": (STR, True), "ts": (STR, True), "text": (STR, False),
-                    "thread_ts": (STR, False), "bot_id": (STR, False), "subtype": (STR, False)},
-    "message": {"channel": (STR, True), "ts": (STR, True), "user": (STR, False), "text": (STR, False),
-                "thread_ts": (STR, False), "channel_type": (STR, False), "subtype": (STR, False),
-                "bot_id": (STR, False)},
-    "app_home_opened": {"user": (STR, True), "tab": (STR, False), "channel": (STR, False)},
+    "app_mention": {"user": (ID, True), "channel": (ID, True), "ts": (TS, True), "text": (STR, False),
+                    "thread_ts": (TS, False), "bot_id": (ID, False), "subtype": (STR, False)},
+    "message": {"channel": (ID, True), "ts": (TS, True), "user": (ID, False), "text": (STR, False),
+                "thread_ts": (TS, False), "channel_type": (STR, False), "subtype": (STR, False),
+                "bot_id": (ID, False)},
+    "app_home_opened": {"user": (ID, True), "tab": (STR, False), "channel": (ID, False)},
     "assistant_thread_started": {"assistant_thread": (DICT, True)},
     "assistant_thread_context_changed": {"assistant_thread": (DICT, True)},
-    "subteam_members_changed": {"subteam_id": (STR, True), "added_users": (LIST_OF_STR, False),
-                                "removed_users": (LIST_OF_STR, False)},
+    "subteam_members_changed": {"subteam_id": (ID, True), "added_users": (LIST_OF_IDS, False),
+                                "removed_users": (LIST_OF_IDS, False)},
     "subteam_updated": {"subteam": (DICT, True)},
 }
-ASSISTANT_THREAD_FIELDS = ("user_id", "channel_id", "thread_ts")
+ASSISTANT_THREAD_FIELDS = {"user_id": ID, "channel_id": ID, "thread_ts": TS}
 
 
 def _fits(value: Any, kind: str) -> bool:
-    if kind == STR:
-        return isinstance(value, str) and 0 < len(value) <= 200_000
-    if kind == LIST_OF_STR:
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == STR:  # Slack never sends NUL, and PostgreSQL cannot store it
+        return isinstance(value, str) and 0 < len(value) <= 200_000 and "\x00" not in value
+    if kind == ID:
+        return isinstance(value, str) and SLACK_ID.fullmatch(value) is not None
+    if kind == TS:
+        return isinstance(value, str) and SLACK_TS.fullmatch(value) is not None
+    if kind == LIST_OF_IDS:
+        return isinstance(value, list) and all(_fits(v, ID) for v in value)
     return isinstance(value, dict)
 
 
@@ -51,12 +58,12 @@ def malformed_event(body: Any) -> str | None:
             return f"{event['type']}.{name} is not a {kind}"
     if event["type"].startswith("assistant_thread"):
         thread = event["assistant_thread"]
-        if not all(isinstance(thread.get(f), str) and thread.get(f) for f in ASSISTANT_THREAD_FIELDS):
+        if not all(_fits(thread.get(name), kind) for name, kind in ASSISTANT_THREAD_FIELDS.items()):
             return f"{event['type']} without user, channel and thread"
         if not isinstance(thread.get("context", {}), dict):
             return f"{event['type']}.assistant_thread.context is not an object"
     if event["type"] == "subteam_updated":
         subteam = event["subteam"]
-        if not isinstance(subteam.get("id"), str) or not isinstance(subteam.get("users", []), list):
+        if not _fits(subteam.get("id"), ID) or not _fits(subteam.get("users", []), LIST_OF_IDS):
             return "subteam_updated without a usable subteam"
     return None
