@@ -88,6 +88,7 @@ async def burst(url: str | list[str], slack: FakeSlack, n: int, *, probe: bool =
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     cpu_before = sum(cpu_seconds(p) for p in pids)
+    driver_before = cpu_seconds(os.getpid())  # this process: the client sending events, and both fakes
     connector = aiohttp.TCPConnector(limit=connections)  # 0: no limit
     async with aiohttp.ClientSession(connector=connector) as http:
         events = [mention(slack, i) for i in range(n)]
@@ -107,6 +108,8 @@ async def burst(url: str | list[str], slack: FakeSlack, n: int, *, probe: bool =
     figures["ratio"] = (done - started) / MODEL_SECONDS
     if pids:
         figures["cpu_ms"] = (sum(cpu_seconds(p) for p in pids) - cpu_before) / n * 1000
+    figures["driver_cpu_ms"] = (cpu_seconds(os.getpid()) - driver_before) / n * 1000
+    figures["seconds"] = done - started
     figures["ack_p50"], figures["ack_p99"] = median(acks), percentile(acks, 0.99)
     if rss_samples:
         figures["rss_peak_kib"] = max(rss_samples)

@@ -12,8 +12,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-import anthropic
-
 from bot.config import Settings
 
 log = logging.getLogger(__name__)
@@ -61,6 +59,8 @@ def _org_key(key: Any) -> OrgKey:
 
 
 def _failure(exc: Exception, doing: str) -> AdminApiError:
+    import anthropic
+
     if isinstance(exc, anthropic.AuthenticationError):
         return AdminApiError(f"Anthropic refused ANTHROPIC_ADMIN_KEY while {doing} (401): it must be an Admin API "
                              "key (sk-ant-admin…) from Console → Settings → Admin keys.")
@@ -84,9 +84,12 @@ class AnthropicAdmin:
 
     def __init__(self, admin_key: str, *, base_url: str | None = None, max_retries: int = 2,
                  timeout: float = 30.0, page_size: int = PAGE_SIZE) -> None:
+        import anthropic  # here, not at the top: the SDK's import takes seconds, and `claude-gate grant` needs none
+
         self.page_size = page_size
         self.client = anthropic.AsyncAnthropic(api_key=admin_key, base_url=base_url, max_retries=max_retries,
                                                timeout=timeout)
+        self.errors = anthropic.AnthropicError
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> AnthropicAdmin | None:
@@ -116,21 +119,21 @@ class AnthropicAdmin:
                 page = await page.get_next_page()
                 keys.extend(_org_key(key) for key in page.data)
                 pages += 1
-        except anthropic.AnthropicError as exc:
+        except self.errors as exc:
             raise _failure(exc, "listing API keys") from exc
         return OrgKeyListing(keys, pages)
 
     async def get_key(self, key_id: str) -> OrgKey:
         try:
             return _org_key(await self.client.organization.api_keys.retrieve(key_id))
-        except anthropic.AnthropicError as exc:
+        except self.errors as exc:
             raise _failure(exc, f"reading key {key_id}") from exc
 
     async def deactivate_key(self, key_id: str) -> OrgKey:
         """Set the key ``inactive``: Anthropic refuses it from then on (it can be re-activated in the Console)."""
         try:
             return _org_key(await self.client.organization.api_keys.update(key_id, status="inactive"))
-        except anthropic.AnthropicError as exc:
+        except self.errors as exc:
             raise _failure(exc, f"deactivating key {key_id}") from exc
 
     async def list_users(self) -> list[OrgUser]:
@@ -140,14 +143,14 @@ class AnthropicAdmin:
             while page.has_next_page():
                 page = await page.get_next_page()
                 users.extend(OrgUser(u.id, u.email, u.name) for u in page.data)
-        except anthropic.AnthropicError as exc:
+        except self.errors as exc:
             raise _failure(exc, "listing organisation users") from exc
         return users
 
     async def find_user_by_email(self, email: str) -> OrgUser | None:
         try:
             page = await self.client.organization.users.list(email=email, limit=self.page_size)
-        except anthropic.AnthropicError as exc:
+        except self.errors as exc:
             raise _failure(exc, "looking up a user by email") from exc
         for user in page.data:
             if user.email.lower() == email.lower():
