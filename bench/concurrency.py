@@ -5,6 +5,8 @@ answer is complete ÷ 2 s, median of BENCH_ROUNDS rounds. Beside it in the same 
 
 - the floor (bench/async_baseline.py): the same handler on Bolt's AsyncApp with the same SDK clients but no gate,
   no database and no streaming relay: what the libraries alone cost per conversation on this machine;
+- the harness floor (bench/null_server.py): a server that only acknowledges; how long this client takes to have
+  N events acknowledged at all, plus the model's 2 s, is the best ratio any app could get here;
 - the baseline (bench/sync_baseline.py): the same handler on Bolt's synchronous `App` with its default thread
   pool, which is what most Slack bots run (one round: it takes minutes).
 
@@ -116,6 +118,15 @@ async def burst(url: str | list[str], slack: FakeSlack, n: int, *, probe: bool =
     return figures
 
 
+async def acks_only(url: str, slack: FakeSlack, n: int) -> float:
+    """Seconds until n simultaneous mentions are all acknowledged (for the null server, which answers nothing)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        events = [mention(slack, i) for i in range(n)]
+        started = time.perf_counter()
+        await asyncio.gather(*(post_event(http, url, e) for e in events))
+        return time.perf_counter() - started
+
+
 def start_baseline(module: str, slack: FakeSlack, anthropic: FakeAnthropic) -> tuple[subprocess.Popen[bytes], str]:
     """``python -m <module>`` serving Slack events on a free port, configured like Claude Gate."""
     port = free_port()
@@ -172,18 +183,22 @@ async def main_async(sizes: list[int], baseline_sizes: list[int], rounds: int) -
         app = ServedApp(env)
         app.wait_healthy()
         floor, floor_url = start_baseline("bench.async_baseline", slack, anthropic)
+        null, null_url = start_baseline("bench.null_server", slack, anthropic)
         try:
             await asyncio.sleep(1)
             idle = rss_kib(app.process.pid)
             rows.append(Row("memory: idle RSS", f"{idle / 1024:.0f} MiB", "—", None))
             await burst(app.url, slack, 20)  # warm caches and connection pools
             await burst(floor_url, slack, 20)
+            await acks_only(null_url, slack, 20)
             for n in sizes:
                 ours: list[dict[str, float]] = []
                 bare: list[dict[str, float]] = []
-                for _ in range(rounds):  # alternating, so drift and noise hit both alike
+                harness: list[float] = []
+                for _ in range(rounds):  # alternating, so drift and noise hit all alike
                     ours.append(await burst(app.url, slack, n, pid=app.process.pid))
                     bare.append(await burst(floor_url, slack, n, pid=floor.pid))
+                    harness.append((MODEL_SECONDS + await acks_only(null_url, slack, n)) / MODEL_SECONDS)
                 print(f"  N={n} done", flush=True)
                 ratio = median([f["ratio"] for f in ours])
                 rows.append(Row(f"concurrency N={n}: all answers ÷ 2 s (Claude Gate, AsyncApp, one process)",
@@ -191,9 +206,13 @@ async def main_async(sizes: list[int], baseline_sizes: list[int], rounds: int) -
                                 ratio <= 1.25 if n == 500 else None))
                 rows.append(Row(f"  floor N={n}: the same handler on AsyncApp, no gate, database or relay",
                                 spread([f["ratio"] for f in bare]), "—", None))
+                rows.append(Row(f"  harness floor N={n}: 2 s + the time this client takes to have the N events "
+                                "acknowledged by a server that does nothing, ÷ 2 s", spread(harness), "—", None))
                 rows.append(Row(f"  CPU per conversation at N={n}: Claude Gate / floor",
                                 f"{spread([f['cpu_ms'] for f in ours], '{:.1f}')} / "
                                 f"{spread([f['cpu_ms'] for f in bare], '{:.1f}')} ms", "—", None))
+                rows.append(Row(f"  CPU of this client and both fakes per conversation at N={n}, beside Claude Gate",
+                                f"{spread([f['driver_cpu_ms'] for f in ours], '{:.1f}')} ms", "—", None))
                 if n == max(sizes):  # one more round, with events and commands sent while the answers are in flight
                     probed = await burst(app.url, slack, n, probe=True, pid=app.process.pid)
                     rows.append(Row(f"ack latency while {n} answers are in flight: p50 / p99",
@@ -222,6 +241,7 @@ async def main_async(sizes: list[int], baseline_sizes: list[int], rounds: int) -
         finally:
             app.stop()
             stop(floor)
+            stop(null)
 
         process, url = start_baseline("bench.sync_baseline", slack, anthropic)
         try:
