@@ -40,8 +40,10 @@ from bench.harness import (
     percentile,
     post_command,
     post_event,
+    post_signed,
     print_table,
     rss_kib,
+    signed_event,
 )
 from tests.fakes import FakeAnthropic, FakeSlack
 
@@ -93,9 +95,9 @@ async def burst(url: str | list[str], slack: FakeSlack, n: int, *, probe: bool =
     driver_before = cpu_seconds(os.getpid())  # this process: the client sending events, and both fakes
     connector = aiohttp.TCPConnector(limit=connections)  # 0: no limit
     async with aiohttp.ClientSession(connector=connector) as http:
-        events = [mention(slack, i) for i in range(n)]
+        events = [signed_event(mention(slack, i)) for i in range(n)]  # signed before the clock starts: Slack signs
         started = time.perf_counter()
-        acks = await asyncio.gather(*(post_event(http, urls[i % len(urls)], e) for i, e in enumerate(events)))
+        acks = await asyncio.gather(*(post_signed(http, urls[i % len(urls)], e) for i, e in enumerate(events)))
         if probe:
             probes: list[float] = []
             for i in range(40):  # events and slash commands while the answers are in flight
@@ -121,9 +123,9 @@ async def burst(url: str | list[str], slack: FakeSlack, n: int, *, probe: bool =
 async def acks_only(url: str, slack: FakeSlack, n: int) -> float:
     """Seconds until n simultaneous mentions are all acknowledged (for the null server, which answers nothing)."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        events = [mention(slack, i) for i in range(n)]
+        events = [signed_event(mention(slack, i)) for i in range(n)]
         started = time.perf_counter()
-        await asyncio.gather(*(post_event(http, url, e) for e in events))
+        await asyncio.gather(*(post_signed(http, url, e) for e in events))
         return time.perf_counter() - started
 
 

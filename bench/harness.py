@@ -123,15 +123,28 @@ class ServedApp:
         self.log.close()
 
 
-async def post_event(http: aiohttp.ClientSession, url: str, event: dict, *, path: str = "/slack/events") -> float:
-    """POST a signed event; returns the seconds until Slack would have its 200 (the ack)."""
+SignedEvent = tuple[bytes, dict[str, str]]
+
+
+def signed_event(event: dict) -> SignedEvent:
+    """The body and headers Slack would send for ``event`` (Slack signs; the app only verifies)."""
     raw = json_body(event_body(event))
-    headers = sign(raw, SIGNING_SECRET)
+    return raw.encode(), sign(raw, SIGNING_SECRET)
+
+
+async def post_signed(http: aiohttp.ClientSession, url: str, signed: SignedEvent, *,
+                      path: str = "/slack/events") -> float:
+    """POST a signed event; returns the seconds until Slack would have its 200 (the ack)."""
+    body, headers = signed
     started = time.perf_counter()
-    async with http.post(url + path, data=raw.encode(), headers=headers) as response:
+    async with http.post(url + path, data=body, headers=headers) as response:
         await response.read()
         assert response.status == 200, response.status
     return time.perf_counter() - started
+
+
+async def post_event(http: aiohttp.ClientSession, url: str, event: dict, *, path: str = "/slack/events") -> float:
+    return await post_signed(http, url, signed_event(event), path=path)
 
 
 async def post_command(http: aiohttp.ClientSession, url: str, command: str, text: str, user: str,
