@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.domain.policy import DEFAULT_POLICIES, RolePolicy
@@ -51,9 +51,10 @@ def _access_statement() -> Select:  # type: ignore[type-arg]
              .join(GroupMember, GroupMember.usergroup_id == GroupRoleMapping.usergroup_id)
              .where(GroupMember.slack_user_id == user_id, GroupRoleMapping.role == policy.role)
              .limit(1).scalar_subquery())
+    # ``status = … OR status = …``, not ``IN (…)``: SQLAlchemy re-renders the SQL of an IN list on every execution
+    usable = or_(*(ApiKey.status == status for status in USABLE_STATUSES))
     usable_key = (select(ApiKey.label, ApiKey.env_var)
-                  .where(ApiKey.workspace == policy.workspace, ApiKey.status.in_(USABLE_STATUSES),
-                         ApiKey.env_var.is_not(None))
+                  .where(ApiKey.workspace == policy.workspace, usable, ApiKey.env_var.is_not(None))
                   .order_by(ApiKey.status, ApiKey.created_at.desc(), ApiKey.id.desc()).limit(1))
     key_label = usable_key.with_only_columns(ApiKey.label).scalar_subquery()
     key_env = usable_key.with_only_columns(ApiKey.env_var).scalar_subquery()
