@@ -136,3 +136,19 @@ def test_policy_usage_and_audit_from_the_shell(tmp_path: Path, database_url: str
     assert "1 requests" in run_cli("usage", "U0CSV", env=env, cwd=tmp_path).stdout
     audit = run_cli("audit", "5", env=env, cwd=tmp_path).stdout
     assert "cli policy.set user" in audit and "cli grant U0CSV" in audit
+
+
+def test_role_commands_do_not_import_the_anthropic_sdk() -> None:
+    """`import anthropic` takes seconds; `grant`, `users`, `db upgrade` and reports never call Anthropic. The model
+    defaults come from the SDK's data module alone, and are the ones the whole SDK declares."""
+    probe = ("import sys, typing\n"
+             "import bot.cli, bot.cli_keys, bot.cli_reports, bot.services.roles, bot.store.migrate\n"
+             "from bot.config import Settings\n"
+             "from bot.domain.models import newest_known_models, sdk_model_ids\n"
+             "assert 'anthropic' not in sys.modules, 'the command line imported the Anthropic SDK'\n"
+             "ids = sdk_model_ids()\n"
+             "from anthropic.types import ModelParam\n"
+             "full = [a for arg in typing.get_args(ModelParam) for a in typing.get_args(arg) if isinstance(a, str)]\n"
+             "assert ids == full and newest_known_models(ids), (ids, full)\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
