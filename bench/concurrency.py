@@ -261,7 +261,7 @@ async def main_async(sizes: list[int], baseline_sizes: list[int], rounds: int) -
 
 def main() -> None:
     sizes = [int(n) for n in os.environ.get("BENCH_SIZES", "50,200,500").split(",")]
-    baseline = [int(n) for n in os.environ.get("BENCH_BASELINE_SIZES", "50,200").split(",") if n]
+    baseline = [int(n) for n in os.environ.get("BENCH_BASELINE_SIZES", "50,200,500").split(",") if n]
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     rows = asyncio.run(main_async(sizes, baseline, rounds))
     database = "PostgreSQL" if os.environ.get("BENCH_DATABASE_URL", "").startswith("postgres") else "SQLite"
