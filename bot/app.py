@@ -188,7 +188,8 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     gate = Gate(sessions, settings, clock)
     alerts = KeyAlerts(sessions=sessions, clock=clock, settings=settings, client=client)
     chat = ChatService(gate=gate, claude=claude, sessions=sessions, settings=settings,
-                       on_key_failure=alerts.key_failed, on_no_active_key=alerts.no_active_key)
+                       on_key_failure=alerts.key_failed, on_key_recovered=alerts.key_recovered,
+                       on_no_active_key=alerts.no_active_key)
     admin = AdminService(sessions=sessions, settings=settings, clock=clock,
                          workspace=SlackWorkspace(client, directory))
     personal = PersonalService(sessions=sessions, settings=settings, clock=clock)

@@ -371,6 +371,33 @@ async def test_a_401_marks_the_key_failing_and_alerts_once(harness_factory) -> N
     assert (await audit_actions(first)).count("keys.failing") == 1
 
 
+async def test_a_failing_key_that_gets_through_again_is_active_again_and_admins_are_told_once(harness_factory) -> None:
+    """A 401 can pass: the key was re-activated in the Console, or Anthropic had a bad minute. The next request that
+    gets through marks the key active again, whichever process makes it, and admins hear it once."""
+    first = await harness_factory(admin_alert_channel="CALERT")
+    second = await harness_factory(admin_alert_channel="CALERT")
+    await chatting_user(first)
+    first.anthropic.fail_next("auth")
+    assert (await ask(first)).error_type == "key"
+    assert (await key_row(first, "default")).status == "failing"
+    record = await ask(second)  # the key is the workspace's only one, so it is still tried
+    assert (record.outcome, record.key_label) == ("ok", "default")
+    assert (await key_row(first, "default")).status == "active"
+    assert (await ask(first)).outcome == "ok"
+    alerts = [m["text"] for m in first.slack.bot_messages("CALERT")]
+    assert len(alerts) == 2 and "refused" in alerts[0] and "works again" in alerts[1] and "`default`" in alerts[1]
+    assert (await audit_actions(first)).count("keys.recovered") == 1
+
+
+async def test_a_key_refused_again_stays_failing(harness: Harness) -> None:
+    await chatting_user(harness)
+    harness.anthropic.fail_next("auth", times=2)
+    assert (await ask(harness)).error_type == "key"
+    assert (await ask(harness)).error_type == "key"  # refused again: stays failing, no second "failing" alert
+    assert (await key_row(harness, "default")).status == "failing"
+    assert "keys.recovered" not in await audit_actions(harness)
+
+
 async def test_active_keys_are_preferred_to_failing_ones(harness: Harness, monkeypatch) -> None:
     await chatting_user(harness)
     monkeypatch.setenv("NEW_KEY", NEW_SECRET)

@@ -46,6 +46,7 @@ class Admission:
     key_label: str
     key_env_var: str
     workspace: str
+    key_failing: bool = False  # the key was marked failing: an answer that gets through marks it active again
 
 
 class Outcome(StrEnum):

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from bot.domain.keys import KeyStatus
 from bot.domain.policy import DEFAULT_POLICIES, RolePolicy
 from bot.domain.roles import Role
 from bot.services.keys import USABLE_STATUSES, KeyChoice
 from bot.store.models import ApiKey, GroupMember, GroupRoleMapping, RoleGrant, RolePolicyRow, UserPreference
 
 _SOURCE_PREFERENCE = {"explicit": 2, "group": 1, "default": 0}
+FAILING = KeyStatus.FAILING.value
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,10 @@ def _access_statement() -> Select:  # type: ignore[type-arg]
                   .order_by(ApiKey.status, ApiKey.created_at.desc(), ApiKey.id.desc()).limit(1))
     key_label = usable_key.with_only_columns(ApiKey.label).scalar_subquery()
     key_env = usable_key.with_only_columns(ApiKey.env_var).scalar_subquery()
+    key_status = usable_key.with_only_columns(ApiKey.status).scalar_subquery()
     return select(policy.role, policy.models, policy.max_tokens, policy.rpm_limit, policy.daily_token_budget,
                   policy.workspace, granted.label("granted"), preferred.label("preferred"), group.label("group"),
-                  key_label.label("key_label"), key_env.label("key_env"))
+                  key_label.label("key_label"), key_env.label("key_env"), key_status.label("key_status"))
 
 
 ACCESS_STATEMENT = _access_statement()
@@ -79,7 +82,8 @@ async def access_snapshot(session: AsyncSession | AsyncConnection, user_id: str,
         policy = RolePolicy(role=role, models=tuple(row.models or ()), max_tokens=row.max_tokens,
                             rpm_limit=row.rpm_limit, daily_token_budget=row.daily_token_budget,
                             workspace=row.workspace)
-        policies[role] = (policy, KeyChoice(row.key_label, row.key_env) if row.key_label else None)
+        key = KeyChoice(row.key_label, row.key_env, row.key_status == FAILING) if row.key_label else None
+        policies[role] = (policy, key)
         preferred = row.preferred
         if row.group is not None:
             candidates.append(EffectiveRole(role, "group", row.group))

@@ -41,6 +41,7 @@ class AnswerSink(Protocol):
 HistoryLoader = Callable[[], Awaitable[list[Turn]]]
 AdmissionHook = Callable[[Admission], Awaitable[None]]
 KeyFailureHandler = Callable[[str, ClaudeFailure], Awaitable[None]]
+KeyRecoveryHandler = Callable[[str], Awaitable[None]]  # a key marked failing got a request through
 NoKeyHandler = Callable[[ChatRequest], Awaitable[None]]  # the gate refused: no usable key
 
 
@@ -64,11 +65,13 @@ def cut_off_note(max_tokens: int) -> str:
 class ChatService:
     def __init__(self, *, gate: Gate, claude: ClaudeGateway, sessions: async_sessionmaker[AsyncSession],
                  settings: Settings, on_key_failure: KeyFailureHandler | None = None,
+                 on_key_recovered: KeyRecoveryHandler | None = None,
                  on_no_active_key: NoKeyHandler | None = None) -> None:
         self.gate = gate
         self.claude = claude
         self.settings = settings
         self.on_key_failure = on_key_failure
+        self.on_key_recovered = on_key_recovered
         self.on_no_active_key = on_no_active_key
         self.records = RecordFinisher(sessions.kw["bind"], settings.prices)
 
@@ -139,6 +142,8 @@ class ChatService:
                 input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                 latency_ms=round((time.monotonic() - started) * 1000), error_type=failure.kind if failure else None,
             )
+        if decision.key_failing and usage.accepted and self.on_key_recovered is not None:
+            await self.on_key_recovered(decision.key_label)
         return ChatResult(decision, "".join(parts), failure)
 
     async def access(self, requester: Requester) -> ChatAccess:

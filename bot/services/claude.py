@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 class StreamUsage:
     input_tokens: int = 0
     output_tokens: int = 0
+    accepted: bool = False  # Anthropic accepted the request and its key: the stream began
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class ClaudeGateway:
                         if event.delta.type == "text_delta":
                             yield event.delta.text
                     elif event.type == "message_start":
-                        started = True
+                        started = usage.accepted = True
                         usage.input_tokens = event.message.usage.input_tokens
                         usage.output_tokens = event.message.usage.output_tokens
                     elif event.type == "message_delta":

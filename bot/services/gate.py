@@ -137,7 +137,7 @@ class Gate:
             record_id = await self._record(session, request, role, model, key_label=key.label, max_tokens=max_tokens)
             return Admission(record_id=record_id, user_id=request.requester.user_id, role=role, model=model,
                              max_tokens=max_tokens, key_label=key.label, key_env_var=key.env_var,
-                             workspace=policy.workspace)
+                             workspace=policy.workspace, key_failing=key.failing)
 
     async def who_may_chat(self, requester: Requester) -> tuple[AccessSnapshot, Refusal | None]:
         """The first checks of the gate (account, role) without recording anything: for greetings and status."""

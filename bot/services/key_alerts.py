@@ -1,4 +1,5 @@
-"""Alerts to ADMIN_ALERT_CHANNEL about keys: a key Anthropic refuses (401/403), a workspace with no usable key.
+"""Alerts to ADMIN_ALERT_CHANNEL about keys: a key Anthropic refuses (401/403) and, later, accepts again; a workspace
+with no usable key.
 
 Each alert is sent once, not once per request: a refused key is alerted by whoever (in any process) moves it
 from ``active`` to ``failing``; "no usable key" at most once an hour per workspace (a lease row). Alerts never
@@ -17,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.domain.requests import ChatRequest
 from bot.services.claude import ClaudeFailure
-from bot.services.keys import mark_key_failing, secret_of
+from bot.services.keys import mark_key_failing, mark_key_recovered, secret_of
 from bot.services.policies import load_policy
 from bot.services.roles import effective_role
-from bot.slack.render_keys import key_failure_alert, no_key_alert
+from bot.slack.render_keys import key_failure_alert, key_recovered_alert, no_key_alert
 from bot.store.clock import Clock
 from bot.store.leases import claim_once_per
 from bot.store.models import ApiKey
@@ -51,6 +52,18 @@ class KeyAlerts:
                                                     error_type=failure.detail))
         except Exception:
             log.exception("alerting about key %s failed", label)
+
+    async def key_recovered(self, label: str) -> None:
+        """ChatService's ``on_key_recovered``: a ``failing`` key got a request through (re-activated at Anthropic,
+        or the refusal passed); mark it active and tell admins once."""
+        try:
+            async with self.sessions.begin() as session:
+                first = await mark_key_recovered(session, self.clock, label)
+            if first:
+                log.warning("API key %s was accepted by Anthropic again: marked active", label)
+                await self._post(*key_recovered_alert(label=label))
+        except Exception:
+            log.exception("marking key %s active again failed", label)
 
     async def no_active_key(self, request: ChatRequest) -> None:
         """ChatService's ``on_no_active_key``: tell admins which workspace has no usable key (once an hour)."""

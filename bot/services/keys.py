@@ -44,6 +44,7 @@ USABLE_STATUSES = tuple(status.value for status in USABLE)
 class KeyChoice:
     label: str
     env_var: str
+    failing: bool = False  # marked failing after Anthropic refused it; a request that gets through heals it
 
 
 class KeyCommandError(Exception):
@@ -109,13 +110,13 @@ async def active_key(session: AsyncSession, workspace: str) -> KeyChoice | None:
     is skipped.
     """
     rows = await session.execute(
-        select(ApiKey.label, ApiKey.env_var)
+        select(ApiKey.label, ApiKey.env_var, ApiKey.status)
         .where(ApiKey.workspace == workspace, ApiKey.status.in_(USABLE_STATUSES), ApiKey.env_var.is_not(None))
         .order_by(ApiKey.status, ApiKey.created_at.desc(), ApiKey.id.desc())  # "active" sorts before "failing"
     )
-    for label, env_var in rows:
+    for label, env_var, status in rows:
         if secret_of(env_var):
-            return KeyChoice(label, env_var)
+            return KeyChoice(label, env_var, status == KeyStatus.FAILING.value)
     return None
 
 
@@ -129,6 +130,21 @@ async def mark_key_failing(session: AsyncSession, clock: Clock, label: str, *, r
     if not result.rowcount:
         return False
     add_audit(session, at=now, actor="system", action="keys.failing", target=label, reason=reason)
+    return True
+
+
+async def mark_key_recovered(session: AsyncSession, clock: Clock, label: str) -> bool:
+    """Anthropic accepted a ``failing`` key again (it was re-activated, or the refusal passed): mark it active.
+    True only for the one caller (in any process) that made the change."""
+    now = clock()
+    result = await session.execute(
+        update(ApiKey).where(ApiKey.label == label, ApiKey.status == KeyStatus.FAILING.value)
+        .values(status=KeyStatus.ACTIVE.value).execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:
+        return False
+    add_audit(session, at=now, actor="system", action="keys.recovered", target=label,
+              reason="Anthropic accepted it again")
     return True
 
 

@@ -233,6 +233,12 @@ def key_failure_alert(*, label: str, workspace: str, status: int | None, error_t
     return f"{text} {fix}", [section(text), context(fix)]
 
 
+def key_recovered_alert(*, label: str) -> Rendered:
+    text = (f":white_check_mark: API key `{label}` works again: Anthropic accepted a request made with it, so it "
+            "is marked active.")
+    return text, [section(text)]
+
+
 def no_key_alert(*, workspace: str, role: str, keys: list[tuple[str, str, bool, str]]) -> Rendered:
     """``keys``: (label, status, variable set in this process, variable) of the workspace's registered keys."""
     text = f":rotating_light: No usable API key for workspace `{workspace}`: requests of role *{role}* are refused."
