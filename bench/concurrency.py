@@ -80,6 +80,7 @@ async def burst(url: str | list[str], slack: FakeSlack, n: int, *, probe: bool =
     urls = [url] if isinstance(url, str) else url
     pids = [] if pid is None else [pid] if isinstance(pid, int) else pid
     slack.reset_calls()
+    events = [signed_event(mention(slack, i)) for i in range(n)]  # signed before the clock starts: Slack signs
     figures: dict[str, float] = {}
     rss_samples: list[int] = []
     sampling = True
@@ -95,7 +96,6 @@ async def burst(url: str | list[str], slack: FakeSlack, n: int, *, probe: bool =
     driver_before = cpu_seconds(os.getpid())  # this process: the client sending events, and both fakes
     connector = aiohttp.TCPConnector(limit=connections)  # 0: no limit
     async with aiohttp.ClientSession(connector=connector) as http:
-        events = [signed_event(mention(slack, i)) for i in range(n)]  # signed before the clock starts: Slack signs
         started = time.perf_counter()
         acks = await asyncio.gather(*(post_signed(http, urls[i % len(urls)], e) for i, e in enumerate(events)))
         if probe:

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from bot.config import Settings
+from bot.services.keys import KeyCommandError
 
 KEY_OPTIONS = ("workspace", "rotate_days", "anthropic_id")
 
@@ -36,7 +37,6 @@ def add_key_commands(sub: Any) -> None:
 
 def _run(settings: Settings, work: Any) -> Any:
     from bot.cli import CliError, with_sessions
-    from bot.services.keys import KeyCommandError  # imports the Anthropic SDK (seconds): only for key commands
 
     try:
         return with_sessions(settings, work)

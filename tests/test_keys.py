@@ -13,7 +13,15 @@ from sqlalchemy import select, update
 
 from bot.domain.roles import Role
 from bot.services.key_sync import sync_keys
-from bot.services.keys import KeyCommandError, StepOutcome, add_key, ensure_default_key, list_keys, revoke_key
+from bot.services.keys import (
+    KEY_RECOVERY_QUIET,
+    KeyCommandError,
+    StepOutcome,
+    add_key,
+    ensure_default_key,
+    list_keys,
+    revoke_key,
+)
 from bot.services.offboarding import offboard_user
 from bot.services.reminders import run_reminders
 from bot.slack import render_keys
@@ -372,8 +380,9 @@ async def test_a_401_marks_the_key_failing_and_alerts_once(harness_factory) -> N
 
 
 async def test_a_failing_key_that_gets_through_again_is_active_again_and_admins_are_told_once(harness_factory) -> None:
-    """A 401 can pass: the key was re-activated in the Console, or Anthropic had a bad minute. The next request that
-    gets through marks the key active again, whichever process makes it, and admins hear it once."""
+    """A 401 can pass: the key was re-activated in the Console, or Anthropic had a bad minute. A request made after
+    KEY_RECOVERY_QUIET without refusals that gets through marks the key active again, whichever process makes it,
+    and admins hear it once."""
     first = await harness_factory(admin_alert_channel="CALERT")
     second = await harness_factory(admin_alert_channel="CALERT")
     await chatting_user(first)
@@ -382,6 +391,9 @@ async def test_a_failing_key_that_gets_through_again_is_active_again_and_admins_
     assert (await key_row(first, "default")).status == "failing"
     record = await ask(second)  # the key is the workspace's only one, so it is still tried
     assert (record.outcome, record.key_label) == ("ok", "default")
+    assert (await key_row(first, "default")).status == "failing"  # one minute of success proves little
+    first.clock.advance(KEY_RECOVERY_QUIET.total_seconds() + 1)
+    assert (await ask(second)).outcome == "ok"
     assert (await key_row(first, "default")).status == "active"
     assert (await ask(first)).outcome == "ok"
     alerts = [m["text"] for m in first.slack.bot_messages("CALERT")]
@@ -389,13 +401,22 @@ async def test_a_failing_key_that_gets_through_again_is_active_again_and_admins_
     assert (await audit_actions(first)).count("keys.recovered") == 1
 
 
-async def test_a_key_refused_again_stays_failing(harness: Harness) -> None:
+async def test_a_key_refused_on_and_off_stays_failing_and_alerts_once(harness_factory) -> None:
+    harness = await harness_factory(admin_alert_channel="CALERT")
     await chatting_user(harness)
-    harness.anthropic.fail_next("auth", times=2)
-    assert (await ask(harness)).error_type == "key"
-    assert (await ask(harness)).error_type == "key"  # refused again: stays failing, no second "failing" alert
-    assert (await key_row(harness, "default")).status == "failing"
+    quiet = KEY_RECOVERY_QUIET.total_seconds()
+    for _ in range(3):  # refused every few minutes, accepted in between: never long enough to be trusted again
+        harness.anthropic.fail_next("auth")
+        assert (await ask(harness)).error_type == "key"
+        harness.clock.advance(quiet - 60)
+        assert (await ask(harness)).outcome == "ok"
+        assert (await key_row(harness, "default")).status == "failing"
+    assert len(harness.slack.bot_messages("CALERT")) == 1
+    assert (await audit_actions(harness)).count("keys.failing") == 1
     assert "keys.recovered" not in await audit_actions(harness)
+    harness.clock.advance(120)  # now quiet long enough
+    assert (await ask(harness)).outcome == "ok"
+    assert (await key_row(harness, "default")).status == "active"
 
 
 async def test_active_keys_are_preferred_to_failing_ones(harness: Harness, monkeypatch) -> None:

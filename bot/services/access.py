@@ -55,15 +55,17 @@ def _access_statement() -> Select:  # type: ignore[type-arg]
              .limit(1).scalar_subquery())
     # ``status = … OR status = …``, not ``IN (…)``: SQLAlchemy re-renders the SQL of an IN list on every execution
     usable = or_(*(ApiKey.status == status for status in USABLE_STATUSES))
-    usable_key = (select(ApiKey.label, ApiKey.env_var)
-                  .where(ApiKey.workspace == policy.workspace, usable, ApiKey.env_var.is_not(None))
-                  .order_by(ApiKey.status, ApiKey.created_at.desc(), ApiKey.id.desc()).limit(1))
-    key_label = usable_key.with_only_columns(ApiKey.label).scalar_subquery()
-    key_env = usable_key.with_only_columns(ApiKey.env_var).scalar_subquery()
-    key_status = usable_key.with_only_columns(ApiKey.status).scalar_subquery()
-    return select(policy.role, policy.models, policy.max_tokens, policy.rpm_limit, policy.daily_token_budget,
-                  policy.workspace, granted.label("granted"), preferred.label("preferred"), group.label("group"),
-                  key_label.label("key_label"), key_env.label("key_env"), key_status.label("key_status"))
+    # The key the policy's workspace would use, looked up once per policy and joined for its columns
+    chosen_id = (select(ApiKey.id)
+                 .where(ApiKey.workspace == policy.workspace, usable, ApiKey.env_var.is_not(None))
+                 .order_by(ApiKey.status, ApiKey.created_at.desc(), ApiKey.id.desc()).limit(1)
+                 .correlate(RolePolicyRow.__table__).scalar_subquery())
+    chosen = ApiKey.__table__.alias("chosen_key")
+    return (select(policy.role, policy.models, policy.max_tokens, policy.rpm_limit, policy.daily_token_budget,
+                   policy.workspace, granted.label("granted"), preferred.label("preferred"), group.label("group"),
+                   chosen.c.label.label("key_label"), chosen.c.env_var.label("key_env"),
+                   chosen.c.status.label("key_status"))
+            .select_from(RolePolicyRow.__table__.outerjoin(chosen, chosen.c.id == chosen_id)))
 
 
 ACCESS_STATEMENT = _access_statement()

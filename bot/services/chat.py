@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,7 +42,7 @@ class AnswerSink(Protocol):
 HistoryLoader = Callable[[], Awaitable[list[Turn]]]
 AdmissionHook = Callable[[Admission], Awaitable[None]]
 KeyFailureHandler = Callable[[str, ClaudeFailure], Awaitable[None]]
-KeyRecoveryHandler = Callable[[str], Awaitable[None]]  # a key marked failing got a request through
+KeyRecoveryHandler = Callable[[str, datetime], Awaitable[None]]  # a failing key got the request made then through
 NoKeyHandler = Callable[[ChatRequest], Awaitable[None]]  # the gate refused: no usable key
 
 
@@ -89,7 +90,7 @@ class ChatService:
             if decision.reason is RefusalReason.NO_ACTIVE_KEY and self.on_no_active_key is not None:
                 await self.on_no_active_key(request)
             return ChatResult(decision)
-        started = time.monotonic()
+        started, asked_at = time.monotonic(), self.gate.clock()
         usage = StreamUsage()
         parts: list[str] = []
         failure: ClaudeFailure | None = None
@@ -143,7 +144,7 @@ class ChatService:
                 latency_ms=round((time.monotonic() - started) * 1000), error_type=failure.kind if failure else None,
             )
         if decision.key_failing and usage.accepted and self.on_key_recovered is not None:
-            await self.on_key_recovered(decision.key_label)
+            await asyncio.shield(self.on_key_recovered(decision.key_label, asked_at))
         return ChatResult(decision, "".join(parts), failure)
 
     async def access(self, requester: Requester) -> ChatAccess:

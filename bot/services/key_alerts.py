@@ -9,7 +9,7 @@ raise: a broken alert must not break an answer.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
@@ -53,12 +53,12 @@ class KeyAlerts:
         except Exception:
             log.exception("alerting about key %s failed", label)
 
-    async def key_recovered(self, label: str) -> None:
-        """ChatService's ``on_key_recovered``: a ``failing`` key got a request through (re-activated at Anthropic,
-        or the refusal passed); mark it active and tell admins once."""
+    async def key_recovered(self, label: str, asked_at: datetime) -> None:
+        """ChatService's ``on_key_recovered``: a ``failing`` key got a request made at ``asked_at`` through
+        (re-activated at Anthropic, or the refusal passed); mark it active and tell admins once."""
         try:
             async with self.sessions.begin() as session:
-                first = await mark_key_recovered(session, self.clock, label)
+                first = await mark_key_recovered(session, self.clock, label, asked_at=asked_at)
             if first:
                 log.warning("API key %s was accepted by Anthropic again: marked active", label)
                 await self._post(*key_recovered_alert(label=label))

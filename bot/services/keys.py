@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -38,6 +38,7 @@ DEFAULT_KEY_LABEL = "default"
 DEFAULT_WORKSPACE = "default"
 DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"
 USABLE_STATUSES = tuple(status.value for status in USABLE)
+KEY_RECOVERY_QUIET = timedelta(minutes=5)  # a failing key is trusted again by a request this long after its refusal
 
 
 @dataclass(frozen=True)
@@ -121,28 +122,38 @@ async def active_key(session: AsyncSession, workspace: str) -> KeyChoice | None:
 
 
 async def mark_key_failing(session: AsyncSession, clock: Clock, label: str, *, reason: str) -> bool:
-    """Mark an active key ``failing``; True only for the one caller (in any process) that made the change."""
+    """Mark an active key ``failing``; True only for the one caller (in any process) that made the change.
+
+    Every refusal is noted (``last_refused_at``), also of a key already failing: that keeps it failing a while.
+    """
     now = clock()
+    refused = update(ApiKey).where(ApiKey.label == label).execution_options(synchronize_session=False)
     result = await session.execute(
-        update(ApiKey).where(ApiKey.label == label, ApiKey.status == KeyStatus.ACTIVE.value)
-        .values(status=KeyStatus.FAILING.value, last_alerted_at=now).execution_options(synchronize_session=False)
-    )
+        refused.where(ApiKey.status == KeyStatus.ACTIVE.value)
+        .values(status=KeyStatus.FAILING.value, last_alerted_at=now, last_refused_at=now))
     if not result.rowcount:
+        await session.execute(refused.where(ApiKey.status == KeyStatus.FAILING.value).values(last_refused_at=now))
         return False
     add_audit(session, at=now, actor="system", action="keys.failing", target=label, reason=reason)
     return True
 
 
-async def mark_key_recovered(session: AsyncSession, clock: Clock, label: str) -> bool:
+async def mark_key_recovered(session: AsyncSession, clock: Clock, label: str, *, asked_at: datetime) -> bool:
     """Anthropic accepted a ``failing`` key again (it was re-activated, or the refusal passed): mark it active.
-    True only for the one caller (in any process) that made the change."""
-    now = clock()
+
+    Only a request made (``asked_at``) after ``KEY_RECOVERY_QUIET`` without a refusal counts, so a key refused on
+    and off stays failing instead of flapping, and an answer that started before a newer refusal proves nothing.
+    True only for the one caller (in any process) that made the change.
+    """
     result = await session.execute(
-        update(ApiKey).where(ApiKey.label == label, ApiKey.status == KeyStatus.FAILING.value)
+        update(ApiKey).where(ApiKey.label == label, ApiKey.status == KeyStatus.FAILING.value,
+                             or_(ApiKey.last_refused_at.is_(None),
+                                 ApiKey.last_refused_at <= asked_at - KEY_RECOVERY_QUIET))
         .values(status=KeyStatus.ACTIVE.value).execution_options(synchronize_session=False)
     )
     if not result.rowcount:
         return False
+    now = clock()
     add_audit(session, at=now, actor="system", action="keys.recovered", target=label,
               reason="Anthropic accepted it again")
     return True

@@ -108,6 +108,7 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
     last_reminded_on: Mapped[date | None] = mapped_column(Date)
     last_alerted_at: Mapped[datetime | None]
+    last_refused_at: Mapped[datetime | None]  # Anthropic's latest 401/403 for it: a key is trusted again after quiet
     # What Anthropic's Admin API says about the key (`keys sync`, `keys add … anthropic_id=`).
     anthropic_name: Mapped[str | None] = mapped_column(String(256))
     anthropic_workspace_id: Mapped[str | None] = mapped_column(String(128))
