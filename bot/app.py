@@ -187,7 +187,7 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     claude = ClaudeGateway(base_url=settings.anthropic_base_url)
     gate = Gate(sessions, settings, clock)
     alerts = KeyAlerts(sessions=sessions, clock=clock, settings=settings, client=client)
-    chat = ChatService(gate=gate, claude=claude, sessions=sessions, settings=settings,
+    chat = ChatService(gate=gate, claude=claude, sessions=sessions, settings=settings, clock=clock,
                        on_key_failure=alerts.key_failed, on_key_recovered=alerts.key_recovered,
                        on_no_active_key=alerts.no_active_key)
     admin = AdminService(sessions=sessions, settings=settings, clock=clock,

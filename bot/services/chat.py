@@ -21,6 +21,7 @@ from bot.services.claude import ClaudeFailure, ClaudeGateway, StreamUsage, class
 from bot.services.gate import Gate
 from bot.services.keys import secret_of
 from bot.services.usage import RecordFinisher
+from bot.store.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,13 @@ def cut_off_note(max_tokens: int) -> str:
 
 class ChatService:
     def __init__(self, *, gate: Gate, claude: ClaudeGateway, sessions: async_sessionmaker[AsyncSession],
-                 settings: Settings, on_key_failure: KeyFailureHandler | None = None,
+                 settings: Settings, clock: Clock, on_key_failure: KeyFailureHandler | None = None,
                  on_key_recovered: KeyRecoveryHandler | None = None,
                  on_no_active_key: NoKeyHandler | None = None) -> None:
         self.gate = gate
         self.claude = claude
         self.settings = settings
+        self.clock = clock
         self.on_key_failure = on_key_failure
         self.on_key_recovered = on_key_recovered
         self.on_no_active_key = on_no_active_key
@@ -90,7 +92,7 @@ class ChatService:
             if decision.reason is RefusalReason.NO_ACTIVE_KEY and self.on_no_active_key is not None:
                 await self.on_no_active_key(request)
             return ChatResult(decision)
-        started, asked_at = time.monotonic(), self.gate.clock()
+        started, asked_at = time.monotonic(), self.clock()
         usage = StreamUsage()
         parts: list[str] = []
         failure: ClaudeFailure | None = None
