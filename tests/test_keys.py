@@ -49,6 +49,10 @@ async def key_row(h: Harness, label: str) -> ApiKey:
     return row
 
 
+async def status_is(h: Harness, label: str, status: str) -> bool:
+    return (await key_row(h, label)).status == status
+
+
 async def audit_actions(h: Harness) -> list[str]:
     return [entry.action for entry in await h.audit()]
 
@@ -394,8 +398,9 @@ async def test_a_failing_key_that_gets_through_again_is_active_again_and_admins_
     assert (await key_row(first, "default")).status == "failing"  # one minute of success proves little
     first.clock.advance(KEY_RECOVERY_QUIET.total_seconds() + 1)
     assert (await ask(second)).outcome == "ok"
-    assert (await key_row(first, "default")).status == "active"
+    await eventually(lambda: status_is(first, "default", "active"))  # marked after the answer's record
     assert (await ask(first)).outcome == "ok"
+    await eventually(lambda: len(first.slack.bot_messages("CALERT")) >= 2)  # posted once the change is committed
     alerts = [m["text"] for m in first.slack.bot_messages("CALERT")]
     assert len(alerts) == 2 and "refused" in alerts[0] and "works again" in alerts[1] and "`default`" in alerts[1]
     assert (await audit_actions(first)).count("keys.recovered") == 1
@@ -416,7 +421,7 @@ async def test_a_key_refused_on_and_off_stays_failing_and_alerts_once(harness_fa
     assert "keys.recovered" not in await audit_actions(harness)
     harness.clock.advance(120)  # now quiet long enough
     assert (await ask(harness)).outcome == "ok"
-    assert (await key_row(harness, "default")).status == "active"
+    await eventually(lambda: status_is(harness, "default", "active"))
 
 
 async def test_active_keys_are_preferred_to_failing_ones(harness: Harness, monkeypatch) -> None:
