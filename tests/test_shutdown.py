@@ -21,6 +21,7 @@ async def under_way(harness: Harness) -> None:
 
 
 async def test_an_answer_under_way_at_shutdown_finishes_and_is_recorded(harness: Harness) -> None:
+    harness.anthropic.reply = "an answer that takes a second to stream " * 10  # 20 chunks, 50 ms apart
     harness.anthropic.chunk_delay = 0.05
     await under_way(harness)
     await harness.gate.close()
