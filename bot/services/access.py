@@ -8,14 +8,12 @@ from dataclasses import dataclass
 from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from bot.domain.keys import KeyStatus
 from bot.domain.policy import DEFAULT_POLICIES, RolePolicy
 from bot.domain.roles import Role
 from bot.services.keys import USABLE_STATUSES, KeyChoice
 from bot.store.models import ApiKey, GroupMember, GroupRoleMapping, RoleGrant, RolePolicyRow, UserPreference
 
 _SOURCE_PREFERENCE = {"explicit": 2, "group": 1, "default": 0}
-FAILING = KeyStatus.FAILING.value
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ async def access_snapshot(session: AsyncSession | AsyncConnection, user_id: str,
         policy = RolePolicy(role=role, models=tuple(row.models or ()), max_tokens=row.max_tokens,
                             rpm_limit=row.rpm_limit, daily_token_budget=row.daily_token_budget,
                             workspace=row.workspace)
-        key = KeyChoice(row.key_label, row.key_env, row.key_status == FAILING) if row.key_label else None
+        key = KeyChoice(row.key_label, row.key_env, row.key_status) if row.key_label else None
         policies[role] = (policy, key)
         preferred = row.preferred
         if row.group is not None:

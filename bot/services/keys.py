@@ -45,7 +45,12 @@ KEY_RECOVERY_QUIET = timedelta(minutes=5)  # a failing key is trusted again by a
 class KeyChoice:
     label: str
     env_var: str
-    failing: bool = False  # marked failing after Anthropic refused it; a request that gets through heals it
+    status: str = KeyStatus.ACTIVE.value
+
+    @property
+    def failing(self) -> bool:
+        """Marked failing after Anthropic refused it; a request that gets through heals it."""
+        return self.status == KeyStatus.FAILING.value
 
 
 class KeyCommandError(Exception):
@@ -117,7 +122,7 @@ async def active_key(session: AsyncSession, workspace: str) -> KeyChoice | None:
     )
     for label, env_var, status in rows:
         if secret_of(env_var):
-            return KeyChoice(label, env_var, status == KeyStatus.FAILING.value)
+            return KeyChoice(label, env_var, status)
     return None
 
 
