@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import update
 
 from bot.domain.roles import Role
 from bot.slack.stream import MESSAGE_LIMIT, STREAM_INTERVAL, UPDATE_INTERVAL, open_code_fence, split_message
+from bot.store.models import RolePolicyRow
 from tests.conftest import Harness, eventually
 from tests.fakes import FakeAnthropic
 from tests.fakes.slack import FakeSlack
@@ -199,8 +201,28 @@ async def test_answer_cut_by_the_role_token_limit_says_so(harness: Harness) -> N
     record = await ask(harness, role=Role.USER)
     (text,) = harness.slack.posted_texts("C0001")
     assert text.startswith(" ".join(f"w{i}" for i in range(512)))
-    assert "reached the 512-token limit of your role" in text
+    assert text.endswith("_The answer stops here: it reached the 512-token limit of your role *user*. "
+                         "Ask for the rest, or for a shorter answer._")
     assert record.outcome == "ok" and record.output_tokens == 512
+
+
+async def test_a_power_user_gets_4096_tokens_and_the_note_names_their_role(harness: Harness) -> None:
+    harness.anthropic.reply = " ".join(f"w{i}" for i in range(5000))
+    record = await ask(harness, role=Role.POWER)
+    assert harness.anthropic.last_body()["max_tokens"] == 4096
+    text = "".join(harness.slack.posted_texts("C0001"))
+    assert "reached the 4,096-token limit of your role *power*" in text and record.output_tokens == 4096
+
+
+async def test_answer_cut_by_what_is_left_of_the_daily_budget_names_the_budget(harness: Harness) -> None:
+    async with harness.sessions.begin() as session:
+        await session.execute(update(RolePolicyRow).where(RolePolicyRow.role == "user")
+                              .values(daily_token_budget=300))
+    harness.anthropic.reply = " ".join(f"w{i}" for i in range(600))
+    record = await ask(harness, role=Role.USER)
+    assert record.max_tokens == 300 and record.output_tokens == 300  # nothing spent yet today: 300 left
+    (text,) = harness.slack.posted_texts("C0001")
+    assert "tokens left of your daily budget of 300" in text
 
 
 async def test_empty_answer_is_not_silent(harness: Harness) -> None:

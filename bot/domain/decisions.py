@@ -47,6 +47,7 @@ class Admission:
     key_env_var: str
     workspace: str
     key_failing: bool = False  # the key was marked failing: an answer that gets through marks it active again
+    max_tokens_limited_by: str = ""  # what set ``max_tokens`` (TokenGrant.limited_by), for the cut-off note
 
 
 class Outcome(StrEnum):

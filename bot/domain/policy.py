@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from bot.domain.roles import Role
 
-DEFAULT_REQUESTED_MAX_TOKENS = 1024
 RPM_WINDOW_SECONDS = 60
 
 
@@ -36,10 +35,19 @@ DEFAULT_POLICIES: dict[Role, RolePolicy] = {
 }
 
 
-def granted_max_tokens(requested: int | None, policy: RolePolicy, tokens_left_today: int | None) -> int:
-    """``min(requested, role max_tokens)``, requested defaulting to 1024, never above today's budget."""
-    wanted = DEFAULT_REQUESTED_MAX_TOKENS if requested is None else requested
-    granted = min(wanted, policy.max_tokens)
-    if tokens_left_today is not None:
-        granted = min(granted, tokens_left_today)
-    return max(granted, 1)
+@dataclass(frozen=True)
+class TokenGrant:
+    """The ``max_tokens`` a request is given, and what set it (named in the note of an answer it cuts)."""
+
+    tokens: int
+    limited_by: str  # e.g. "the 4,096-token limit of your role *power*"
+
+
+def granted_max_tokens(policy: RolePolicy, tokens_left_today: int | None) -> TokenGrant:
+    """The one place a request's ``max_tokens`` is decided: the role's ``max_tokens``, less only where a budget
+    has less room left (PRODUCT §2 "max_tokens")."""
+    grant = TokenGrant(policy.max_tokens, f"the {policy.max_tokens:,}-token limit of your role *{policy.role}*")
+    if tokens_left_today is not None and tokens_left_today < grant.tokens:
+        left = max(tokens_left_today, 1)
+        grant = TokenGrant(left, f"the {left:,} tokens left of your daily budget of {policy.daily_token_budget:,}")
+    return grant

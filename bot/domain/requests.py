@@ -22,7 +22,6 @@ class ChatRequest:
     requester: Requester
     text: str
     model: str | None = None  # from `--model <alias>` for this message only
-    max_tokens: int | None = None
     surface: str = "mention"  # mention / dm / assistant / cli
     channel_id: str | None = None
     channel_name: str | None = None

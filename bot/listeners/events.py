@@ -11,10 +11,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.conversation import Turn
 from bot.domain.decisions import Admission, AlreadyTaken, Refusal
-from bot.domain.requests import ChatRequest, split_model_flag
+from bot.domain.requests import ChatRequest, Requester, split_model_flag
 from bot.services.events import claim_event
 from bot.slack.render import refusal_blocks
-from bot.slack.render_answers import feedback_blocks, thread_title
+from bot.slack.render_answers import feedback_blocks, question_hint, thread_title
 from bot.slack.stream import SlackAnswer, SlackRelay
 from bot.slack.threads import readable_text, thread_turns
 
@@ -101,6 +101,9 @@ class Conversations:
             home = await self.gate.directory.installation()
             text = await readable_text(event.get("text") or "", self.gate.directory, home.bot_user_id)
             model, text = split_model_flag(text)
+            if not text.strip():
+                await self.hint(event, body, client, requester, private=panel is None and surface == "mention")
+                return
             request = ChatRequest(requester=requester, text=text, model=model, surface=surface, channel_id=channel,
                                   channel_name=WHERE[surface].format(channel=channel), thread_ts=thread_ts,
                                   event_id=body.get("event_id"))
@@ -137,6 +140,17 @@ class Conversations:
         finally:
             if answer is not None:
                 answer.abandon()
+
+    async def hint(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
+                   requester: Requester, *, private: bool) -> None:
+        """Nothing to ask (only a mention, or only ``--model x``): one line on what to ask and with which models.
+        Nothing goes to Claude, nothing is recorded, no rpm slot is used."""
+        if not await self.first_delivery(body):
+            return
+        access = await self.gate.chat.access(requester)
+        home = await self.gate.directory.installation()
+        mention = f"<@{home.bot_user_id}>" if private and home.bot_user_id else None
+        await self.tell(client, event, question_hint(access, mention=mention), None, privately=private)
 
     async def tell(self, client: AsyncWebClient, event: dict[str, Any], text: str,
                    blocks: list[dict[str, Any]] | None, *, privately: bool) -> None:

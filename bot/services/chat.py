@@ -59,8 +59,10 @@ def delivery_failure(exc: AnswerNotDelivered) -> ClaudeFailure:
                          detail=str(exc))
 
 
-def cut_off_note(max_tokens: int) -> str:
-    return (f"_The answer reached the {max_tokens:,}-token limit of your role and stops here. "
+def cut_off_note(admission: Admission) -> str:
+    """The last line of an answer cut at ``max_tokens``, naming what set that limit."""
+    limit = admission.max_tokens_limited_by or f"the {admission.max_tokens:,}-token limit"
+    return (f"_The answer stops here: it reached {limit}. "
             "Ask for the rest, or for a shorter answer._")
 
 
@@ -123,7 +125,7 @@ class ChatService:
             if not "".join(parts).strip():
                 await sink.append(EMPTY_ANSWER)
             elif usage.output_tokens >= decision.max_tokens:
-                await sink.append("\n\n" + cut_off_note(decision.max_tokens))
+                await sink.append("\n\n" + cut_off_note(decision))
             await sink.finish()
         except asyncio.CancelledError:  # shutdown: the answer outlasted the grace (ClaudeGate.close)
             failure = ClaudeFailure("cancelled", "Claude Gate restarted before this answer was finished.")

@@ -133,11 +133,13 @@ class Gate:
                 await self._record(session, request, role, model, refusal=refusal)
                 return refusal
             assert key is not None
-            max_tokens = granted_max_tokens(request.max_tokens, policy, tokens_left)
-            record_id = await self._record(session, request, role, model, key_label=key.label, max_tokens=max_tokens)
+            grant = granted_max_tokens(policy, tokens_left)
+            record_id = await self._record(session, request, role, model, key_label=key.label,
+                                           max_tokens=grant.tokens)
             return Admission(record_id=record_id, user_id=request.requester.user_id, role=role, model=model,
-                             max_tokens=max_tokens, key_label=key.label, key_env_var=key.env_var,
-                             workspace=policy.workspace, key_failing=key.failing)
+                             max_tokens=grant.tokens, key_label=key.label, key_env_var=key.env_var,
+                             workspace=policy.workspace, key_failing=key.failing,
+                             max_tokens_limited_by=grant.limited_by)
 
     async def who_may_chat(self, requester: Requester) -> tuple[AccessSnapshot, Refusal | None]:
         """The first checks of the gate (account, role) without recording anything: for greetings and status."""

@@ -68,6 +68,19 @@ def greeting(access: ChatAccess, name: str) -> tuple[str, list[dict[str, Any]]]:
     return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
 
 
+def question_hint(access: ChatAccess, *, mention: str | None) -> str:
+    """The one line for a message with nothing to ask (only a mention, or only ``--model x``): what to ask, and
+    which models this person may pick. ``mention`` is how to address the bot where a mention is needed."""
+    if not access.can_chat:
+        return f"{access.reason} {access.hint}".strip()
+    how = f"Ask your question after {mention}, e.g. `{mention} explain this error`." if mention else (
+        "Type your question, e.g. `explain this error`.")
+    models = ", ".join(f"`{alias}`" for alias in access.models)
+    if len(access.models) > 1:
+        return f"{how} You may use {models}: start with `--model {access.models[-1]}` to pick one."
+    return f"{how} Your role *{access.role}* uses {models}."
+
+
 GENERAL_PROMPTS = [
     {"title": "Explain a concept", "message": "Explain how public-key cryptography works, in plain words."},
     {"title": "Draft a message", "message": "Help me write a friendly message asking my team for feedback on a "
