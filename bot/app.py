@@ -96,7 +96,8 @@ class ClaudeGate:
         apps and start a scheduler only when they ask for one."""
         from bot.scheduler import JobScheduler
 
-        self.jobs = JobScheduler(sessions=self.sessions, clock=self.clock, settings=self.settings, client=self.client)
+        self.jobs = JobScheduler(sessions=self.sessions, clock=self.clock, settings=self.settings, client=self.client,
+                                 workspace=self.admin.workspace)
         await self.jobs.start()
         return self.jobs
 

@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     grant = sub.add_parser("grant", help="give a Slack user a role (e.g. the first owner)")
     grant.add_argument("user", help="Slack user ID, e.g. U012ABCDEF")
     grant.add_argument("role", choices=[r.value for r in Role])
+    grant.add_argument("duration", nargs="?", metavar="for=<n>d|<n>h",
+                       help="time-bound, 1h to 365d (never for owner); the person then returns to their permanent role")
     grant.set_defaults(handler=cmd_grant)
 
     revoke = sub.add_parser("revoke", help="remove a Slack user's explicit role")
@@ -125,21 +127,44 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(text: str | None) -> Any:
+    """``for=7d`` → timedelta (the same words as `/claude-admin grant … for=`); None when not given."""
+    if text is None:
+        return None
+    from bot.domain.grants import DurationError, parse_duration
+
+    key, sep, value = text.partition("=")
+    if not sep or key.lower() != "for":
+        raise CliError(f"unexpected {text[:40]!r}: a time-bound grant is written for=<n>d or for=<n>h")
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise CliError(str(exc).replace("`", "")) from None
+
+
 def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.services.roles import SHELL_ACTOR, RoleChangeDenied, grant_role
+    from bot.domain.grants import may_be_time_bound
+    from bot.services.role_changes import give_role
+    from bot.services.roles import SHELL_ACTOR, RoleChangeDenied
     from bot.store.clock import system_clock
 
-    user, role = _user_id(args.user), Role(args.role)
+    user, role, duration = _user_id(args.user), Role(args.role), _duration(args.duration)
+    if duration is not None and not may_be_time_bound(role):
+        raise CliError("a grant of owner cannot be time-bound: owners are permanent")
 
-    async def work(sessions: Any) -> None:
-        async with sessions.begin() as session:
-            await grant_role(session, system_clock, actor_id=SHELL_ACTOR, actor_role=None, target_id=user, role=role)
+    async def work(sessions: Any) -> Any:
+        return await give_role(sessions, system_clock, settings, actor_id=SHELL_ACTOR, actor_role=None,
+                               target_id=user, role=role, duration=duration)
 
     try:
-        with_sessions(settings, work)
+        given = with_sessions(settings, work)
     except RoleChangeDenied as exc:
-        raise CliError(str(exc)) from None
-    print(f"{user} is now {role}")
+        raise CliError(str(exc).replace("*", "")) from None
+    if given.expires_at is None:
+        print(f"{user} is now {role}")
+    else:
+        then = f"; then {given.then.role} again" if given.then is not None else ""
+        print(f"{user} is {role} {given.how_long}{then}")
     return 0
 
 
@@ -162,15 +187,22 @@ def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.services.roles import list_grants
+    from bot.domain.grants import until_text
+    from bot.services.roles import list_grants, list_timed_grants
+    from bot.store.clock import system_clock
 
-    async def work(sessions: Any) -> list[Any]:
+    role = Role(args.role) if args.role else None
+
+    async def work(sessions: Any) -> tuple[list[Any], list[Any]]:
         async with sessions() as session:
-            return await list_grants(session, Role(args.role) if args.role else None)
+            return await list_grants(session, role), await list_timed_grants(session, system_clock(), role)
 
-    grants = with_sessions(settings, work)
-    if not grants:
+    grants, timed = with_sessions(settings, work)
+    if not grants and not timed:
         print("no explicit grants")
+    for grant in timed:
+        print(f"{grant.slack_user_id}\t{grant.role}\tuntil {until_text(grant.expires_at)}\tgranted by "
+              f"{grant.granted_by} on {grant.granted_at:%Y-%m-%d}")
     for grant in grants:
         print(f"{grant.slack_user_id}\t{grant.role}\tgranted by {grant.granted_by} on {grant.granted_at:%Y-%m-%d}")
     return 0

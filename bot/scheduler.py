@@ -32,6 +32,9 @@ from bot.domain.cron import cron_trigger, fires_between
 from bot.services.events import prune_events
 from bot.services.keys import KeyCommandError
 from bot.services.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR, ReminderRun, run_reminders
+from bot.services.role_changes import end_expired_grants_and_tell
+from bot.services.roles import EndedGrant
+from bot.services.workspace import Workspace
 from bot.store.clock import Clock
 from bot.store.leases import claim_lease, last_run, mark_run, release_lease
 
@@ -41,6 +44,7 @@ LEASE_SECONDS = 90.0
 RENEW_SECONDS = 30.0
 MISFIRE_GRACE_SECONDS = 6 * 3600  # a reminder up to six hours late is still worth posting
 HOUSEKEEPING_MINUTES = 60
+ACCESS_EXPIRY_SECONDS = 60  # time-bound grants are ended (and people told) within a minute of their end
 EVENT_RETENTION_HOURS = 24
 
 
@@ -54,11 +58,17 @@ class JobScheduler:
 
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
                  client: AsyncWebClient, holder: str | None = None, lease_seconds: float = LEASE_SECONDS,
-                 renew_seconds: float = RENEW_SECONDS) -> None:
+                 renew_seconds: float = RENEW_SECONDS, workspace: Workspace | None = None) -> None:
         self.sessions = sessions
         self.clock = clock
         self.settings = settings
         self.client = client
+        if workspace is None:
+            from bot.slack.directory import UserDirectory
+            from bot.slack.workspace import SlackWorkspace
+
+            workspace = SlackWorkspace(client, UserDirectory(client))
+        self.workspace = workspace
         self.holder = holder or process_name()
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
@@ -89,6 +99,9 @@ class JobScheduler:
             log.info("REMINDER_CHANNEL is not set: no rotation reminders are scheduled")
         self.scheduler.add_job(self.housekeeping, IntervalTrigger(minutes=HOUSEKEEPING_MINUTES, timezone=self.zone),
                                id="housekeeping", name="prune processed Slack events")
+        self.scheduler.add_job(self.end_expired_access, IntervalTrigger(seconds=ACCESS_EXPIRY_SECONDS,
+                                                                        timezone=self.zone),
+                               id="access_expiry", name="end time-bound grants")
         self.scheduler.start()
         await self.keep_leadership()
         if self.reminders_enabled:
@@ -164,6 +177,19 @@ class JobScheduler:
         log.info("rotation reminders: %d posted, %d already reminded today, %d DMs", len(run.reminded),
                  len(run.already_reminded), len(run.direct_messages))
         return run
+
+    async def end_expired_access(self) -> list[EndedGrant]:
+        """Leader only: end time-bound grants that have passed, DM the people, audit it."""
+        if not self.leading:
+            return []
+        try:
+            ended = await end_expired_grants_and_tell(self.sessions, self.clock, self.settings, self.workspace)
+        except Exception:
+            log.exception("ending expired grants failed")
+            return []
+        if ended:
+            log.info("ended %d time-bound grant(s)", len(ended))
+        return ended
 
     async def housekeeping(self) -> int:
         """Prune processed Slack event ids older than a day (leader only; Slack retries for minutes)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bot.domain.grants import DurationError, parse_duration
 from bot.domain.roles import Right, Role
 
 _USER = re.compile(r"^(?:<@(?P<mention>[UW][A-Z0-9]{1,20})(?:\|[^>]*)?>|(?P<plain>[UW][A-Z0-9]{1,20}))$")
@@ -66,6 +67,7 @@ class Kind(StrEnum):
     FIELD = "field"
     SUBJECT = "subject"  # a user, a role, or "all"
     REST = "rest"  # the rest of the text (e.g. a comma list with spaces)
+    DURATION = "duration"  # <n>d or <n>h, 1 h..365 d
 
 
 POLICY_FIELDS = ("models", "max_tokens", "rpm_limit", "daily_token_budget", "workspace")
@@ -113,6 +115,7 @@ _PLACEHOLDER = {
     Kind.SUBJECT: "<@user|role|all>",
     Kind.REST: "<value>",
     Kind.WORD: "<name>",
+    Kind.DURATION: "<n>d|<n>h",
 }
 
 ADMIN = "/claude-admin"
@@ -121,7 +124,8 @@ SELF = "/claude"
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(ADMIN, ("help",), summary="the commands you may use"),
     Subcommand(ADMIN, ("grant",), (Param("user", Kind.USER), Param("role", Kind.ROLE)),
-               summary="give someone a role (they get a DM)", right=Right.MANAGE_ROLES),
+               {"for": Param("for", Kind.DURATION)},
+               summary="give someone a role, optionally for a time (they get a DM)", right=Right.MANAGE_ROLES),
     Subcommand(ADMIN, ("revoke",), (Param("user", Kind.USER),),
                summary="remove someone's explicit role", right=Right.MANAGE_ROLES),
     Subcommand(ADMIN, ("whois",), (Param("user", Kind.USER),),
@@ -297,4 +301,9 @@ def _convert(param: Param, token: str, sub: Subcommand) -> Any:
             return token
         case Kind.REST:
             return token.strip()
+        case Kind.DURATION:
+            try:
+                return parse_duration(token)
+            except DurationError as exc:
+                raise CommandError(str(exc), sub.usage) from None
     raise AssertionError(param.kind)  # pragma: no cover

@@ -4,14 +4,24 @@ the preferred model, and the key the role's workspace would use."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from bot.domain.grants import until_text
 from bot.domain.policy import DEFAULT_POLICIES, RolePolicy
 from bot.domain.roles import Role
 from bot.services.keys import USABLE_STATUSES, KeyChoice
-from bot.store.models import ApiKey, GroupMember, GroupRoleMapping, RoleGrant, RolePolicyRow, UserPreference
+from bot.store.models import (
+    ApiKey,
+    GroupMember,
+    GroupRoleMapping,
+    RoleGrant,
+    RolePolicyRow,
+    TimedGrant,
+    UserPreference,
+)
 
 _SOURCE_PREFERENCE = {"explicit": 2, "group": 1, "default": 0}
 
@@ -21,11 +31,14 @@ class EffectiveRole:
     role: Role
     source: str  # "explicit", "group" or "default"
     group_handle: str | None = None  # for source "group": the group that gives the role
+    expires_at: datetime | None = None  # for a time-bound explicit grant: when it ends
 
     @property
     def source_text(self) -> str:
         if self.source == "group":
             return f"user group @{self.group_handle}" if self.group_handle else "a user group"
+        if self.source == "explicit" and self.expires_at is not None:
+            return f"a time-bound grant until {until_text(self.expires_at)}"
         return {"explicit": "an explicit grant", "default": "the default role"}[self.source]
 
 
@@ -43,8 +56,13 @@ def _access_statement() -> Select:  # type: ignore[type-arg]
     Built once (building a statement costs more than running it); the user is the bind parameter ``user_id``.
     """
     user_id = bindparam("user_id")
+    now = bindparam("now", type_=TimedGrant.expires_at.type)
     policy = RolePolicyRow.__table__.c
     granted = select(RoleGrant.role).where(RoleGrant.slack_user_id == user_id).scalar_subquery()
+    # A time-bound grant counts only while it has not expired, whether or not the job that ends it has run yet
+    timed = TimedGrant.__table__.alias("timed")
+    timed_role = select(timed.c.role).where(timed.c.slack_user_id == user_id, timed.c.expires_at > now)
+    timed_until = select(timed.c.expires_at).where(timed.c.slack_user_id == user_id, timed.c.expires_at > now)
     preferred = (select(UserPreference.preferred_model).where(UserPreference.slack_user_id == user_id)
                  .scalar_subquery())
     group = (select(func.coalesce(GroupRoleMapping.handle, GroupRoleMapping.usergroup_id))
@@ -60,7 +78,9 @@ def _access_statement() -> Select:  # type: ignore[type-arg]
                  .correlate(RolePolicyRow.__table__).scalar_subquery())
     chosen = ApiKey.__table__.alias("chosen_key")
     return (select(policy.role, policy.models, policy.max_tokens, policy.rpm_limit, policy.daily_token_budget,
-                   policy.workspace, granted.label("granted"), preferred.label("preferred"), group.label("group"),
+                   policy.workspace, granted.label("granted"), timed_role.scalar_subquery().label("timed"),
+                   timed_until.scalar_subquery().label("timed_until"), preferred.label("preferred"),
+                   group.label("group"),
                    chosen.c.label.label("key_label"), chosen.c.env_var.label("key_env"),
                    chosen.c.status.label("key_status"))
             .select_from(RolePolicyRow.__table__.outerjoin(chosen, chosen.c.id == chosen_id)))
@@ -69,15 +89,19 @@ def _access_statement() -> Select:  # type: ignore[type-arg]
 ACCESS_STATEMENT = _access_statement()
 
 
-async def access_snapshot(session: AsyncSession | AsyncConnection, user_id: str, default_role: Role) -> AccessSnapshot:
-    """The effective role is the highest of the explicit grant, mapped groups and DEFAULT_ROLE.
+async def access_snapshot(session: AsyncSession | AsyncConnection, user_id: str, default_role: Role,
+                          now: datetime | None = None) -> AccessSnapshot:
+    """The effective role is the highest of the explicit grants (a time-bound one while ``now`` is before its end,
+    and the permanent one), mapped groups and DEFAULT_ROLE.
 
-    On a tie the explicit grant is named as the source, then a group, then the default.
+    On a tie the explicit grant is named as the source (the permanent one before a time-bound one), then a group,
+    then the default.
     """
     candidates = [EffectiveRole(default_role, "default")]
     policies: dict[Role, tuple[RolePolicy, KeyChoice | None]] = {}
     preferred = None
-    for row in (await session.execute(ACCESS_STATEMENT, {"user_id": user_id})).all():
+    params = {"user_id": user_id, "now": now or datetime.now(UTC)}
+    for row in (await session.execute(ACCESS_STATEMENT, params)).all():
         role = Role(row.role)
         policy = RolePolicy(role=role, models=tuple(row.models or ()), max_tokens=row.max_tokens,
                             rpm_limit=row.rpm_limit, daily_token_budget=row.daily_token_budget,
@@ -89,10 +113,13 @@ async def access_snapshot(session: AsyncSession | AsyncConnection, user_id: str,
             candidates.append(EffectiveRole(role, "group", row.group))
         if row.granted == row.role:
             candidates.append(EffectiveRole(role, "explicit"))
-    chosen = max(candidates, key=lambda c: (c.role.rank, _SOURCE_PREFERENCE[c.source]))
+        if row.timed == row.role:
+            candidates.append(EffectiveRole(role, "explicit", expires_at=row.timed_until))
+    chosen = max(candidates, key=lambda c: (c.role.rank, _SOURCE_PREFERENCE[c.source], c.expires_at is None))
     policy, key = policies.get(chosen.role, (DEFAULT_POLICIES[chosen.role], None))
     return AccessSnapshot(chosen, policy, preferred, key)
 
 
-async def effective_role(session: AsyncSession, user_id: str, default_role: Role) -> EffectiveRole:
-    return (await access_snapshot(session, user_id, default_role)).role
+async def effective_role(session: AsyncSession | AsyncConnection, user_id: str, default_role: Role,
+                         now: datetime | None = None) -> EffectiveRole:
+    return (await access_snapshot(session, user_id, default_role, now)).role

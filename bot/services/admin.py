@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.commands import ADMIN, GroupRef, ParsedCommand, subcommands_of
-from bot.domain.policy import RolePolicy
+from bot.domain.grants import may_be_time_bound, until_text
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Right, Role, has_right, may_manage_role
@@ -25,8 +25,16 @@ from bot.services.access import EffectiveRole, access_snapshot, effective_role
 from bot.services.audit import add_audit, recent_audit
 from bot.services.gate import tokens_today
 from bot.services.groups import find_mapping, list_mappings, map_group, unmap_group
-from bot.services.policies import PolicyValueError, all_policies, load_policy, parse_policy_value, update_policy
-from bot.services.roles import RoleChangeDenied, grant_role, list_grants, revoke_role
+from bot.services.policies import (
+    PolicyValueError,
+    all_policies,
+    describe_policy,
+    load_policy,
+    parse_policy_value,
+    update_policy,
+)
+from bot.services.role_changes import give_role
+from bot.services.roles import RoleChangeDenied, list_grants, list_timed_grants, revoke_role
 from bot.services.usage import UsageSummary, usage_summary
 from bot.services.workspace import UserGroupNotFound, Workspace
 from bot.store.clock import Clock
@@ -52,15 +60,6 @@ class Caller:
     @property
     def user_id(self) -> str:
         return self.requester.user_id
-
-
-def describe_policy(policy: RolePolicy, catalog_aliases: dict[str, str]) -> str:
-    if not policy.allows_chat:
-        return "no chat"
-    models = ", ".join(policy.models)
-    budget = f"{policy.daily_token_budget:,} tokens/day" if policy.daily_token_budget else "no daily budget"
-    return (f"{models} · max_tokens {policy.max_tokens:,} · {policy.rpm_limit} req/min · {budget}"
-            f" · workspace `{policy.workspace}`")
 
 
 def usage_lines(summary: UsageSummary) -> list[str]:
@@ -115,7 +114,7 @@ class AdminService:
 
     async def caller(self, requester: Requester) -> Caller:
         async with self.sessions() as session:
-            role = await effective_role(session, requester.user_id, self.settings.default_role)
+            role = await effective_role(session, requester.user_id, self.settings.default_role, self.clock())
         return Caller(requester, role)
 
     async def run(self, caller: Caller, command: ParsedCommand) -> Answer:
@@ -148,21 +147,20 @@ class AdminService:
 
     # -- roles ------------------------------------------------------------------------------------------
     async def grant(self, caller: Caller, command: ParsedCommand) -> Reply:
-        target, role = command["user"], command["role"]
+        target, role, duration = command["user"], command["role"], command["for"]
+        if duration is not None and not may_be_time_bound(role):
+            return Reply.error("A grant of *owner* cannot be time-bound: owners are permanent.",
+                               command.subcommand.usage)
         profile = await self.workspace.profile(target)
         try:
-            async with self.sessions.begin() as session:
-                grant = await grant_role(session, self.clock, actor_id=caller.user_id,
-                                         actor_role=caller.role.role, target_id=target, role=role,
-                                         team_id=profile.team_id)
-                policy = await load_policy(session, role)
+            given = await give_role(self.sessions, self.clock, self.settings, actor_id=caller.user_id,
+                                    actor_role=caller.role.role, target_id=target, role=role, duration=duration,
+                                    team_id=profile.team_id)
         except RoleChangeDenied as exc:
             return await self.deny(caller, "grant", target, str(exc))
-        limits = describe_policy(policy, self.settings.models.aliases)
-        await self.workspace.send_dm(target, f"<@{caller.user_id}> gave you the Claude Gate role *{role}* "
-                                     f"({limits}). Mention me in a channel or DM me to ask Claude.")
+        await self.workspace.send_dm(target, given.dm_text(caller.user_id))
         warning = [] if profile.known else [":warning: Slack does not know this user; the grant is stored anyway."]
-        return Reply(f":white_check_mark: <@{target}> now has the role *{grant.role}*.", lines=[limits, *warning])
+        return Reply(given.title, lines=[*given.detail_lines, *warning])
 
     async def revoke(self, caller: Caller, command: ParsedCommand) -> Reply:
         target = command["user"]
@@ -170,7 +168,7 @@ class AdminService:
             async with self.sessions.begin() as session:
                 old = await revoke_role(session, self.clock, actor_id=caller.user_id,
                                         actor_role=caller.role.role, target_id=target)
-                now_role = await effective_role(session, target, self.settings.default_role)
+                now_role = await effective_role(session, target, self.settings.default_role, self.clock())
         except RoleChangeDenied as exc:
             return await self.deny(caller, "revoke", target, str(exc))
         if old is None:
@@ -186,17 +184,20 @@ class AdminService:
         profile = await self.workspace.profile(target)
         now = self.clock()
         async with self.sessions() as session:
-            snapshot = await access_snapshot(session, target, self.settings.default_role)
+            snapshot = await access_snapshot(session, target, self.settings.default_role, now)
             role, policy = snapshot.role, snapshot.policy
             day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
             requests = await session.scalar(select(func.count()).where(
                 RequestRecord.slack_user_id == target, RequestRecord.admitted.is_(True),
                 RequestRecord.created_at >= day_start)) or 0
             tokens = await tokens_today(session, target, now)
+            after = (await effective_role(session, target, self.settings.default_role, role.expires_at)
+                     if role.expires_at is not None else None)
         flags = [name for name, on in (("guest", profile.is_guest), ("Slack Connect (external)", profile.is_external),
                                         ("unknown to Slack", not profile.known)) if on]
+        then = f", then *{after.role}* from {after.source_text}" if after is not None else ""
         fields = [
-            ("Role", f"*{role.role}* (from {role.source_text})"),
+            ("Role", f"*{role.role}* (from {role.source_text}{then})"),
             ("Limits", describe_policy(policy, self.settings.models.aliases)),
             ("Today", f"{requests} requests · {tokens:,} tokens"),
         ]
@@ -208,12 +209,16 @@ class AdminService:
         role: Role | None = command["role"]
         async with self.sessions() as session:
             grants = await list_grants(session, role)
-        lines = [f"<@{g.slack_user_id}> · *{g.role}* · by <@{g.granted_by}> on {g.granted_at:%Y-%m-%d}"
-                 if g.granted_by.startswith(("U", "W")) else
-                 f"<@{g.slack_user_id}> · *{g.role}* · by {g.granted_by} on {g.granted_at:%Y-%m-%d}"
-                 for g in grants]
-        title = f"{len(grants)} user(s) with an explicit role" + (f" *{role}*" if role else "")
-        return Reply(title, lines=truncated(lines) or ["Nobody yet."])
+            timed = await list_timed_grants(session, self.clock(), role)
+        lines = [f"<@{g.slack_user_id}> · *{g.role}* until {until_text(g.expires_at)} · by {_actor(g.granted_by)} "
+                 f"on {g.granted_at:%Y-%m-%d}" for g in timed]
+        lines += [f"<@{g.slack_user_id}> · *{g.role}* · by {_actor(g.granted_by)} on {g.granted_at:%Y-%m-%d}"
+                  for g in grants]
+        count = len({g.slack_user_id for g in grants} | {g.slack_user_id for g in timed})
+        title = f"{count} user(s) with an explicit role" + (f" *{role}*" if role else "")
+        footer = "A time-bound role sits above the person's permanent one, which applies again when it ends." \
+            if timed else None
+        return Reply(title, lines=truncated(lines) or ["Nobody yet."], footer=footer)
 
     # -- groups -----------------------------------------------------------------------------------------
     async def groups(self, caller: Caller, _command: ParsedCommand) -> Reply:
@@ -324,6 +329,10 @@ class AdminService:
             lines.append(f"`{entry.at:%Y-%m-%d %H:%M}` {actor} *{entry.action}*{target}"
                          + (f" ({detail})" if detail else ""))
         return Reply(f"Last {len(entries)} audit entries", lines=lines or ["Nothing yet."])
+
+
+def _actor(actor: str) -> str:
+    return f"<@{actor}>" if actor.startswith(("U", "W")) else actor
 
 
 def _shown(value: object) -> str:

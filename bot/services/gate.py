@@ -144,7 +144,7 @@ class Gate:
     async def who_may_chat(self, requester: Requester) -> tuple[AccessSnapshot, Refusal | None]:
         """The first checks of the gate (account, role) without recording anything: for greetings and status."""
         async with self.engine.connect() as session:
-            access = await access_snapshot(session, requester.user_id, self.settings.default_role)
+            access = await access_snapshot(session, requester.user_id, self.settings.default_role, self.clock())
             return access, await self._account_refusal(session, requester, access)
 
     async def _account_refusal(self, session: Db, asker: Requester, access: AccessSnapshot) -> Refusal | None:
@@ -171,7 +171,8 @@ class Gate:
 
     async def _check_access(self, session: Db, request: ChatRequest
                             ) -> tuple[AccessSnapshot, str | None, Refusal | None]:
-        access = await access_snapshot(session, request.requester.user_id, self.settings.default_role)
+        access = await access_snapshot(session, request.requester.user_id, self.settings.default_role,
+                                       self.clock())
         role, policy = access.role.role, access.policy
         refusal = await self._account_refusal(session, request.requester, access)
         if refusal is not None:

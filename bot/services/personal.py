@@ -44,7 +44,7 @@ class PersonalService:
         now = self.clock()
         catalog = self.settings.models
         async with self.sessions() as session:
-            snapshot = await access_snapshot(session, requester.user_id, self.settings.default_role)
+            snapshot = await access_snapshot(session, requester.user_id, self.settings.default_role, self.clock())
             role, policy = snapshot.role, snapshot.policy
             window = await rate_window(session, requester.user_id, policy.rpm_limit, now)
             used = await tokens_today(session, requester.user_id, now)
@@ -80,7 +80,7 @@ class PersonalService:
         catalog = self.settings.models
         model = catalog.resolve(name)
         async with self.sessions.begin() as session:
-            snapshot = await access_snapshot(session, requester.user_id, self.settings.default_role)
+            snapshot = await access_snapshot(session, requester.user_id, self.settings.default_role, self.clock())
             role, policy = snapshot.role, snapshot.policy
             allowed = catalog.allowed(policy.models)
             names = ", ".join(f"`{catalog.alias_of(m)}`" for m in allowed) or "none"

@@ -89,3 +89,12 @@ async def update_policy(session: AsyncSession, clock: Clock, *, actor_id: str, r
     add_audit(session, at=clock(), actor=actor_id, action="policy.set", target=role.value, field=field,
               old=old, new=value)
     return old, value
+
+
+def describe_policy(policy: RolePolicy, catalog_aliases: dict[str, str]) -> str:
+    if not policy.allows_chat:
+        return "no chat"
+    models = ", ".join(policy.models)
+    budget = f"{policy.daily_token_budget:,} tokens/day" if policy.daily_token_budget else "no daily budget"
+    return (f"{models} · max_tokens {policy.max_tokens:,} · {policy.rpm_limit} req/min · {budget}"
+            f" · workspace `{policy.workspace}`")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.grants import may_be_time_bound, until_text
 from bot.domain.roles import Right, Role, has_right, may_manage_role
 from bot.services.access import EffectiveRole as EffectiveRole  # re-exported: roles are where people look
 from bot.services.access import effective_role as effective_role
 from bot.services.audit import add_audit
 from bot.store.clock import Clock
-from bot.store.models import RoleGrant
+from bot.store.models import RoleGrant, TimedGrant
 
 SHELL_ACTOR = "cli"
+SCHEDULER_ACTOR = "scheduler"
 
 
 class RoleChangeDenied(Exception):
@@ -35,15 +40,57 @@ def _check_rights(actor_id: str, actor_role: Role | None, target_id: str, old: R
             raise RoleChangeDenied("Only admins and owners can change roles.")
 
 
+async def _live_timed_grant(session: AsyncSession, target_id: str, now: datetime) -> TimedGrant | None:
+    """The person's time-bound grant, locked; one that has already expired is deleted (it gives nothing)."""
+    timed = await session.get(TimedGrant, target_id, with_for_update=True)
+    if timed is not None and timed.expires_at <= now:
+        await session.delete(timed)
+        await session.flush()
+        return None
+    return timed
+
+
 async def grant_role(session: AsyncSession, clock: Clock, *, actor_id: str, actor_role: Role | None,
-                     target_id: str, role: Role, team_id: str | None = None) -> RoleGrant:
-    """Give ``target_id`` an explicit role (replacing any earlier grant), audited in the same transaction."""
+                     target_id: str, role: Role, team_id: str | None = None,
+                     expires_at: datetime | None = None) -> RoleGrant | TimedGrant:
+    """Give ``target_id`` an explicit role, audited in the same transaction.
+
+    Permanent (``expires_at`` None): replaces the person's explicit grants, a time-bound one included.
+    Time-bound: sits above the permanent grant, which stays and applies again once it ends; it replaces an earlier
+    time-bound grant, must be above the permanent grant and is never for ``owner``.
+    """
+    now = clock()
     grant = await session.get(RoleGrant, target_id, with_for_update=True)
+    timed = await _live_timed_grant(session, target_id, now)
     old = Role(grant.role) if grant else None
+    old_timed = Role(timed.role) if timed else None
+    if expires_at is not None:
+        if not may_be_time_bound(role):
+            raise RoleChangeDenied("A grant of *owner* cannot be time-bound: owners are permanent.")
+        if expires_at <= now:
+            raise RoleChangeDenied("A time-bound grant must end in the future.")
+        _check_rights(actor_id, actor_role, target_id, old_timed, role)
+        if old is not None and role.rank <= old.rank:
+            raise RoleChangeDenied(f"<@{target_id}> already has *{old}* permanently: a time-bound grant must be "
+                                   "above it.")
+        if timed is None:
+            timed = TimedGrant(slack_user_id=target_id, team_id=team_id, role=role.value, granted_by=actor_id,
+                               granted_at=now, expires_at=expires_at)
+            session.add(timed)
+        else:
+            timed.role, timed.granted_by, timed.granted_at, timed.expires_at = role.value, actor_id, now, expires_at
+            timed.team_id = team_id or timed.team_id
+        add_audit(session, at=now, actor=actor_id, action="grant", target=target_id, role=role.value,
+                  until=expires_at.isoformat(), previous=old_timed.value if old_timed else None,
+                  permanent=old.value if old else None)
+        return timed
     _check_rights(actor_id, actor_role, target_id, old, role)
+    if old_timed is not None:
+        _check_rights(actor_id, actor_role, target_id, old_timed, None)
     if old == Role.OWNER and role != Role.OWNER and await _owner_count(session) <= 1:
         raise RoleChangeDenied("That is the last owner: grant owner to someone else first.")
-    now = clock()
+    if timed is not None:
+        await session.delete(timed)
     if grant is None:
         grant = RoleGrant(slack_user_id=target_id, team_id=team_id, role=role.value, granted_by=actor_id,
                           granted_at=now)
@@ -52,23 +99,71 @@ async def grant_role(session: AsyncSession, clock: Clock, *, actor_id: str, acto
         grant.role, grant.granted_by, grant.granted_at = role.value, actor_id, now
         grant.team_id = team_id or grant.team_id
     add_audit(session, at=now, actor=actor_id, action="grant", target=target_id, role=role.value,
-              previous=old.value if old else None)
+              previous=old.value if old else None,
+              **({"ended_time_bound": old_timed.value} if old_timed else {}))
     return grant
 
 
 async def revoke_role(session: AsyncSession, clock: Clock, *, actor_id: str, actor_role: Role | None,
                       target_id: str) -> Role | None:
-    """Remove the explicit grant; returns the role it had, or None if there was none."""
+    """Remove the explicit grants (time-bound and permanent); returns the highest role they gave, or None."""
+    now = clock()
     grant = await session.get(RoleGrant, target_id, with_for_update=True)
-    if grant is None:
+    timed = await _live_timed_grant(session, target_id, now)
+    if grant is None and timed is None:
         return None
-    old = Role(grant.role)
-    _check_rights(actor_id, actor_role, target_id, old, None)
+    old = Role(grant.role) if grant else None
+    old_timed = Role(timed.role) if timed else None
+    for role in (old, old_timed):
+        if role is not None:
+            _check_rights(actor_id, actor_role, target_id, role, None)
     if old == Role.OWNER and await _owner_count(session) <= 1:
         raise RoleChangeDenied("That is the last owner: grant owner to someone else first.")
-    await session.delete(grant)
-    add_audit(session, at=clock(), actor=actor_id, action="revoke", target=target_id, previous=old.value)
-    return old
+    if grant is not None:
+        await session.delete(grant)
+    if timed is not None:
+        await session.delete(timed)
+    add_audit(session, at=now, actor=actor_id, action="revoke", target=target_id,
+              previous=old.value if old else None,
+              **({"time_bound": old_timed.value, "until": timed.expires_at.isoformat()} if timed else {}))
+    removed = [r for r in (old, old_timed) if r is not None]
+    return max(removed, key=lambda r: r.rank)
+
+
+@dataclass(frozen=True)
+class EndedGrant:
+    user_id: str
+    role: Role
+    expired_at: datetime
+
+
+async def end_expired_grants(session: AsyncSession, now: datetime, limit: int = 200) -> list[EndedGrant]:
+    """Delete time-bound grants that have passed, audited; each is ended by exactly one caller (conditional
+    delete), so two processes running this at once never DM anyone twice."""
+    due = (await session.execute(select(TimedGrant.slack_user_id, TimedGrant.role, TimedGrant.expires_at)
+                                 .where(TimedGrant.expires_at <= now).order_by(TimedGrant.expires_at)
+                                 .limit(limit))).all()
+    ended = []
+    for user_id, role, expires_at in due:
+        result = await session.execute(delete(TimedGrant).where(TimedGrant.slack_user_id == user_id,
+                                                                TimedGrant.expires_at <= now)
+                                       .execution_options(synchronize_session=False))
+        if result.rowcount:
+            add_audit(session, at=now, actor=SCHEDULER_ACTOR, action="grant.expired", target=user_id, role=role,
+                      until=expires_at.isoformat())
+            ended.append(EndedGrant(user_id, Role(role), expires_at))
+    return ended
+
+
+async def list_timed_grants(session: AsyncSession, now: datetime, role: Role | None = None) -> list[TimedGrant]:
+    query = select(TimedGrant).where(TimedGrant.expires_at > now).order_by(TimedGrant.role, TimedGrant.slack_user_id)
+    if role is not None:
+        query = query.where(TimedGrant.role == role.value)
+    return list(await session.scalars(query))
+
+
+def ends_text(grant: TimedGrant) -> str:
+    return f"until {until_text(grant.expires_at)}"
 
 
 async def list_grants(session: AsyncSession, role: Role | None = None) -> list[RoleGrant]:

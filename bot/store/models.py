@@ -68,6 +68,25 @@ class RoleGrant(Base):
     granted_at: Mapped[datetime]
 
 
+class TimedGrant(Base):
+    """A time-bound role for one Slack user (at most one per user), above their permanent grant (`role_grants`).
+
+    It is honoured only while ``expires_at`` is ahead (the gate compares at admission); the scheduler leader deletes
+    it once it has passed, and the person falls back to their permanent grant, groups or the default role.
+    """
+
+    __tablename__ = "timed_grants"
+
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16))
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_timed_grants_expires_at", "expires_at"),)
+
+
 class RolePolicyRow(Base):
     __tablename__ = "role_policies"
 
