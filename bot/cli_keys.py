@@ -8,7 +8,7 @@ from typing import Any
 from bot.config import Settings
 from bot.services.keys import KeyCommandError
 
-KEY_OPTIONS = ("workspace", "rotate_days", "anthropic_id")
+KEY_OPTIONS = ("workspace", "rotate_days", "anthropic_id")  # the options of `keys add` in bot/domain/commands.py
 
 
 def add_key_commands(sub: Any) -> None:
@@ -44,21 +44,15 @@ def _run(settings: Settings, work: Any) -> Any:
         raise CliError(str(exc)) from None
 
 
-def _key_options(tokens: list[str]) -> dict[str, Any]:
+def _parsed(*words: str) -> Any:
+    """The shell's words through the grammar of `/claude-admin` (one validator for Slack and the shell)."""
     from bot.cli import CliError
+    from bot.domain.commands import ADMIN, CommandError, parse_command
 
-    options: dict[str, Any] = {}
-    for token in tokens:
-        name, sep, value = token.partition("=")
-        if not sep or name not in KEY_OPTIONS or not value:
-            raise CliError(f"{token!r} is not one of {', '.join(o + '=…' for o in KEY_OPTIONS)}")
-        if name == "rotate_days":
-            if not value.isdigit():
-                raise CliError("rotate_days must be a whole number of days")
-            options[name] = int(value)
-        else:
-            options[name] = value
-    return options
+    try:
+        return parse_command(ADMIN, " ".join(words))
+    except CommandError as exc:
+        raise CliError(exc.message.replace("`", "")) from None
 
 
 def cmd_keys_list(settings: Settings, _args: argparse.Namespace) -> int:
@@ -80,18 +74,16 @@ def cmd_keys_list(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_keys_add(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli import CliError
     from bot.services.keys import add_key
     from bot.services.roles import SHELL_ACTOR
     from bot.store.clock import system_clock
 
-    if not args.env.startswith("env:"):
-        raise CliError("give the secret's variable as env:<VAR>: secrets never go on a command line")
-    options = _key_options(args.options)
+    command = _parsed("keys", "add", args.label, args.env, *args.options)
 
     async def work(sessions: Any) -> Any:
-        return await add_key(sessions, system_clock, settings, actor_id=SHELL_ACTOR, label=args.label,
-                             env_var=args.env.removeprefix("env:"), **options)
+        return await add_key(sessions, system_clock, settings, actor_id=SHELL_ACTOR, label=command["label"],
+                             env_var=command["env_var"], workspace=command["workspace"],
+                             rotate_days=command["rotate_days"], anthropic_id=command["anthropic_id"])
 
     added = _run(settings, work)
     key = added.key
@@ -107,8 +99,10 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from bot.services.roles import SHELL_ACTOR
     from bot.store.clock import system_clock
 
+    label = _parsed("keys", "revoke", args.label)["label"]
+
     async def work(sessions: Any) -> Any:
-        return await revoke_key(sessions, system_clock, settings, actor_id=SHELL_ACTOR, label=args.label)
+        return await revoke_key(sessions, system_clock, settings, actor_id=SHELL_ACTOR, label=label)
 
     revoked = _run(settings, work)
     print(f"key {revoked.label} revoked")

@@ -53,7 +53,7 @@ async def test_key_add_refuses_an_unset_variable_and_changes_nothing(harness: Ha
     await admins(harness)
     before = await harness.table_snapshot()
     answer = await harness.command("UADMIN", ADMIN, "keys add ghost env:NOT_SET_ANYWHERE")
-    assert answer["text"].startswith(":warning:") and "NOT_SET_ANYWHERE" in answer["text"]
+    assert answer["text"].startswith(":warning:") and "does not hold an Anthropic API key" in answer["text"]
     assert await harness.table_snapshot() == before
 
 

@@ -13,21 +13,34 @@ from enum import StrEnum
 from typing import Any
 
 from bot.domain.grants import DurationError, parse_duration
+from bot.domain.keys import ANTHROPIC_ID, ENV_VAR, LABEL, MAX_ROTATE_DAYS, WORKSPACE
 from bot.domain.roles import Right, Role
 
 _USER = re.compile(r"^(?:<@(?P<mention>[UW][A-Z0-9]{1,20})(?:\|[^>]*)?>|(?P<plain>[UW][A-Z0-9]{1,20}))$")
 _GROUP = re.compile(r"^(?:<!subteam\^(?P<mention>S[A-Z0-9]{2,20})(?:\|(?P<handle>@?[^>]*))?>|(?P<plain>S[A-Z0-9]{2,20})"
                     r"|@(?P<bare>[a-z0-9][a-z0-9._-]{0,79}))$")
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_ENV_VAR = re.compile(r"^env:(?P<name>[A-Za-z_][A-Za-z0-9_]{0,127})$")
-_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
 
 MAX_INT = 10_000_000
+MAX_REPORT_DAYS = 3660  # reports reach back ten years at most
+
+
+def whole_number(text: str, minimum: int, maximum: int) -> int | None:
+    """``text`` as a whole number within [minimum, maximum], else None.
+
+    ASCII digits only: ``str.isdigit`` also accepts ``²`` or ``٣``, which ``int`` then refuses, and a number of
+    thousands of digits makes ``int`` raise. Both are a bad value here, never an exception.
+    """
+    if not _WHOLE_NUMBER.fullmatch(text):
+        return None
+    value = int(text)
+    return value if minimum <= value <= maximum else None
 
 
 def parse_user(text: str) -> str | None:
     """``<@U123|name>``, ``<@U123>`` or ``U123`` → ``U123``; anything else → None."""
-    match = _USER.match(text.strip())
+    match = _USER.fullmatch(text.strip())
     if not match:
         return None
     return match.group("mention") or match.group("plain")
@@ -45,7 +58,7 @@ class GroupRef:
 
 
 def parse_group(text: str) -> GroupRef | None:
-    match = _GROUP.match(text.strip())
+    match = _GROUP.fullmatch(text.strip())
     if not match:
         return None
     if match.group("mention"):
@@ -62,6 +75,8 @@ class Kind(StrEnum):
     GROUP = "group"
     LABEL = "label"
     ENV_VAR = "env_var"
+    WORKSPACE = "workspace"
+    ANTHROPIC_ID = "anthropic_id"
     INT = "int"
     WORD = "word"
     FIELD = "field"
@@ -79,6 +94,7 @@ class Param:
     kind: Kind
     optional: bool = False
     minimum: int = 0
+    maximum: int = MAX_INT
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,8 @@ _PLACEHOLDER = {
     Kind.GROUP: "<@group>",
     Kind.LABEL: "<label>",
     Kind.ENV_VAR: "env:<VAR>",
+    Kind.WORKSPACE: "<workspace>",
+    Kind.ANTHROPIC_ID: "<id>",
     Kind.INT: "<n>",
     Kind.FIELD: "<field>",
     Kind.SUBJECT: "<@user|role|all>",
@@ -140,8 +158,9 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(ADMIN, ("keys",), summary="API keys: label, workspace, hint, age, rotate-by, status",
                right=Right.MANAGE_KEYS),
     Subcommand(ADMIN, ("keys", "add"), (Param("label", Kind.LABEL), Param("env_var", Kind.ENV_VAR)),
-               {"workspace": Param("workspace", Kind.WORD), "rotate_days": Param("rotate_days", Kind.INT, minimum=1),
-                "anthropic_id": Param("anthropic_id", Kind.WORD)},
+               {"workspace": Param("workspace", Kind.WORKSPACE),
+                "rotate_days": Param("rotate_days", Kind.INT, minimum=1, maximum=MAX_ROTATE_DAYS),
+                "anthropic_id": Param("anthropic_id", Kind.ANTHROPIC_ID)},
                summary="register a key whose secret is in an environment variable", right=Right.MANAGE_KEYS),
     Subcommand(ADMIN, ("keys", "revoke"), (Param("label", Kind.LABEL),),
                summary="stop using a key at once (and deactivate it at Anthropic)", right=Right.MANAGE_KEYS),
@@ -154,7 +173,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
                summary="edit a role's models, max_tokens, rpm_limit, daily_token_budget or workspace",
                right=Right.EDIT_POLICY),
     Subcommand(ADMIN, ("usage",), (Param("subject", Kind.SUBJECT, optional=True),),
-               {"days": Param("days", Kind.INT, minimum=1)},
+               {"days": Param("days", Kind.INT, minimum=1, maximum=MAX_REPORT_DAYS)},
                summary="requests, tokens, estimated cost, refusals", right=Right.VIEW_USAGE),
     Subcommand(ADMIN, ("audit",), (Param("n", Kind.INT, optional=True, minimum=1),),
                summary="the last n admin actions", right=Right.VIEW_AUDIT),
@@ -268,19 +287,30 @@ def _convert(param: Param, token: str, sub: Subcommand) -> Any:
                                    sub.usage)
             return group
         case Kind.LABEL:
-            if not _LABEL.match(token):
-                raise CommandError(f"`{shown}` is not a key label (letters, digits, . _ -).", sub.usage)
+            if not LABEL.fullmatch(token):
+                raise CommandError(f"`{shown}` is not a key label (1-64 letters, digits, . _ -, starting with a "
+                                   "letter or digit).", sub.usage)
             return token
         case Kind.ENV_VAR:
-            match = _ENV_VAR.match(token)
-            if not match:
-                raise CommandError(f"`{shown}` must be env:<VARIABLE>: secrets never pass through Slack.", sub.usage)
-            return match.group("name")
+            name = token[4:] if token.startswith("env:") else None
+            if name is None or not ENV_VAR.fullmatch(name):
+                raise CommandError(f"`{shown}` must be env:<VARIABLE>: a secret is never typed, only the name of the "
+                                   "environment variable that holds it.", sub.usage)
+            return name
+        case Kind.WORKSPACE:
+            if not WORKSPACE.fullmatch(token):
+                raise CommandError(f"`{shown}` is not a workspace name (1-64 letters, digits, . _ -).", sub.usage)
+            return token
+        case Kind.ANTHROPIC_ID:
+            if not ANTHROPIC_ID.fullmatch(token):
+                raise CommandError(f"`{shown}` is not an Anthropic key id (like `apikey_01…`).", sub.usage)
+            return token
         case Kind.INT:
-            if not token.isdigit() or not param.minimum <= int(token) <= MAX_INT:
-                raise CommandError(f"`{shown}` is not a whole number of at least {param.minimum} for "
+            number = whole_number(token, param.minimum, param.maximum)
+            if number is None:
+                raise CommandError(f"`{shown}` is not a whole number from {param.minimum} to {param.maximum:,} for "
                                    f"{param.name}.", sub.usage)
-            return int(token)
+            return number
         case Kind.FIELD:
             if token.lower() not in POLICY_FIELDS:
                 raise CommandError(f"`{shown}` is not a policy field. Fields: {', '.join(POLICY_FIELDS)}.", sub.usage)
@@ -296,7 +326,7 @@ def _convert(param: Param, token: str, sub: Subcommand) -> Any:
                 raise CommandError(f"`{shown}` is not a user, a role or `all`.", sub.usage)
             return user
         case Kind.WORD:
-            if not _WORD.match(token):
+            if not _WORD.fullmatch(token):
                 raise CommandError(f"`{shown}` is not a valid {param.name}.", sub.usage)
             return token
         case Kind.REST:

@@ -10,7 +10,7 @@ from bot.domain.roles import Role
 SHORTEST = timedelta(hours=1)
 LONGEST = timedelta(days=365)
 DURATION_HELP = "use <n>d or <n>h, from 1h to 365d (e.g. `for=7d`, `for=12h`)"
-_DURATION = re.compile(r"^(?P<n>\d{1,7})(?P<unit>[dh])$")
+_DURATION = re.compile(r"(?P<n>[0-9]{1,7})(?P<unit>[dh])")  # ASCII digits: `²` or `٣` are no number
 
 
 class DurationError(ValueError):
@@ -20,7 +20,7 @@ class DurationError(ValueError):
 def parse_duration(text: str) -> timedelta:
     """``"7d"`` → 7 days, ``"12h"`` → 12 hours; anything else, or outside 1 h..365 d, raises DurationError."""
     shown = text.strip()[:20].replace("`", "'")
-    match = _DURATION.match(text.strip().lower())
+    match = _DURATION.fullmatch(text.strip().lower())
     if not match:
         raise DurationError(f"`{shown}` is not a duration: {DURATION_HELP}.")
     n = int(match.group("n"))

@@ -20,11 +20,23 @@ class KeyStatus(StrEnum):
 USABLE = (KeyStatus.ACTIVE, KeyStatus.FAILING)  # keys that may serve requests, and are reminded about
 RETIRED_AT_ANTHROPIC = (KeyStatus.INACTIVE, KeyStatus.ARCHIVED, KeyStatus.EXPIRED)
 
-LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-WORKSPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-ANTHROPIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+# The grammar of `keys add` / `keys revoke` (bot/domain/commands.py reads these; nothing else validates them)
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+WORKSPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+ANTHROPIC_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 MAX_ROTATE_DAYS = 3650
+
+# What a workspace API key looks like (`sk-ant-api03-…`). A variable holding anything else (a Slack token, a
+# database URL, an Admin API key, nothing) is never registered and never sent to Anthropic.
+_API_KEY = re.compile(r"sk-ant-api[0-9]{2}-[A-Za-z0-9_-]{8,256}")
+NOT_AN_API_KEY = ("That variable does not hold an Anthropic API key (`sk-ant-api…`) in this process. Put a workspace "
+                  "API key from console.anthropic.com in it on every process, restart, then register it again.")
+
+
+def is_api_key(value: str | None) -> bool:
+    """Whether ``value`` is shaped like a workspace API key (never an Admin API key, a Slack token or a URL)."""
+    return value is not None and _API_KEY.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.commands import parse_user
-from bot.domain.keys import (
-    ANTHROPIC_ID,
-    ENV_VAR,
-    LABEL,
-    MAX_ROTATE_DAYS,
-    USABLE,
-    WORKSPACE,
-    KeyStatus,
-    Rotation,
-    rotation_of,
-)
+from bot.domain.keys import NOT_AN_API_KEY, USABLE, KeyStatus, Rotation, is_api_key, rotation_of
 from bot.services.anthropic_admin import AdminApiError, AnthropicAdmin, OrgKey
 from bot.services.audit import add_audit
 from bot.store.clock import Clock
@@ -81,7 +71,13 @@ def key_hint(secret: str) -> str:
 
 
 def secret_of(env_var: str) -> str | None:
-    return os.environ.get(env_var) or None
+    """The API key in ``env_var``, or None when the variable is unset or holds anything but a workspace API key.
+
+    Checked at every use, not only at `keys add`: a key registered before this check existed, or a variable
+    changed since, never sends a Slack token or a database URL to Anthropic.
+    """
+    value = os.environ.get(env_var)
+    return value if is_api_key(value) else None
 
 
 async def ensure_default_key(session: AsyncSession, clock: Clock, *, rotate_days: int) -> None:
@@ -281,26 +277,15 @@ async def list_keys(sessions: async_sessionmaker[AsyncSession], clock: Clock, se
                       last_synced_at=max(synced) if synced else None)
 
 
-def _checked_input(settings: Settings, label: str, env_var: str, workspace: str, rotate_days: int,
-                   anthropic_id: str | None) -> str:
-    """Validate `keys add` arguments; returns the secret (kept in memory only)."""
-    if not LABEL.match(label):
-        raise KeyCommandError("A key label is 1-64 letters, digits, `.`, `_` or `-`, starting with a letter or digit.")
-    if not ENV_VAR.match(env_var):
-        raise KeyCommandError("Give the secret's environment variable as `env:NAME` (letters, digits, `_`).")
-    if not WORKSPACE.match(workspace):
-        raise KeyCommandError("A workspace name is 1-64 letters, digits, `.`, `_` or `-`.")
-    if not 1 <= rotate_days <= MAX_ROTATE_DAYS:
-        raise KeyCommandError(f"rotate_days must be between 1 and {MAX_ROTATE_DAYS}.")
-    if anthropic_id is not None and not ANTHROPIC_ID.match(anthropic_id):
-        raise KeyCommandError("anthropic_id is the key's id in the Console (like `apikey_01…`).")
+def _registered_secret(env_var: str) -> str:
+    """The secret of a key being registered (kept in memory only).
+
+    Every refusal is the same sentence: whether the variable is unset, empty, a Slack token, a database URL or an
+    Admin API key is not told, so `keys add` cannot be used to probe the process's environment.
+    """
     secret = secret_of(env_var)
     if secret is None:
-        raise KeyCommandError(f"`{env_var}` is not set in this process. Put the key in that variable (in `.env` or "
-                              "the service's environment) on every process, restart, then register it again.")
-    admin_key = settings.anthropic_admin_key.get_secret_value() if settings.anthropic_admin_key else None
-    if secret.startswith("sk-ant-admin") or secret == admin_key:
-        raise KeyCommandError(f"`{env_var}` holds an Admin API key: register a workspace API key (sk-ant-api…).")
+        raise KeyCommandError(NOT_AN_API_KEY)
     return secret
 
 
@@ -311,12 +296,12 @@ async def add_key(sessions: async_sessionmaker[AsyncSession], clock: Clock, sett
 
     The newest active key of a workspace serves it, so adding a key to a workspace rotates to it. With
     ANTHROPIC_ADMIN_KEY and ``anthropic_id``, Anthropic's hint, creation date and creator are recorded.
-    Raises KeyCommandError for anything the admin can fix (unset variable, taken label, …).
+    The arguments were checked by the command grammar (bot/domain/commands.py, for Slack and the shell alike).
+    Raises KeyCommandError for anything the admin can fix (a variable without an API key, a taken label, …).
     """
-    env_var = env_var.removeprefix("env:")
     workspace = workspace or DEFAULT_WORKSPACE
     rotate_days = settings.rotation_days if rotate_days is None else rotate_days
-    secret = _checked_input(settings, label, env_var, workspace, rotate_days, anthropic_id)
+    secret = _registered_secret(env_var)
     notes: list[str] = []
     org_key = await _anthropic_key(settings, anthropic_id, notes) if anthropic_id else None
     if org_key is not None and org_key.status != KeyStatus.ACTIVE:

@@ -244,7 +244,7 @@ def no_key_alert(*, workspace: str, role: str, keys: list[tuple[str, str, bool, 
     text = f":rotating_light: No usable API key for workspace `{workspace}`: requests of role *{role}* are refused."
     if keys:
         known = "; ".join(f"`{label}` {status}" + ("" if is_set or status not in ("active", "failing")
-                                                   else f" but `{env}` is unset in this process")
+                                                   else f" but `{env}` holds no API key in this process")
                           for label, status, is_set, env in keys)
     else:
         known = "no key is registered for it"
