@@ -16,7 +16,10 @@ WORDS = ["grant", "revoke", "whois", "users", "groups", "map", "unmap", "keys", 
          "usage", "audit", "reminders", "run", "offboard", "help", "status", "model", "models", "max_tokens",
          "rpm_limit", "daily_token_budget", "workspace", "viewer", "user", "power", "billing", "admin", "owner",
          "all", "days=3", "days=0", "n=2", "<@UOWNER>", "<@UX1|x>", "U0ZZZ", "<!subteam^S0X|@x>", "@x", "S0X",
-         "env:KEY", "env:", "rotate_days=9", "haiku", "opus,sonnet", "none", "7", "-1", "=", "<", ">", "`"]
+         "env:KEY", "env:", "rotate_days=9", "haiku", "opus,sonnet", "none", "7", "-1", "=", "<", ">", "`",
+         # unicode digits (str.isdigit says yes, int says no), huge numbers, control characters
+         "²", "٣", "３", "𝟙", "days=²", "days=10000000", "rotate_days=٣", "9" * 5000, "1" + "0" * 40, "\x00",
+         "\x1b[31m", "\u202e", "max_tokens\x00"]
 TEXTS = st.one_of(
     st.lists(st.sampled_from(WORDS), max_size=6).map(" ".join),
     st.text(max_size=80),

@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.roles import Right
 from bot.services.keys import list_keys
-from bot.services.overview import admin_overview
+from bot.services.overview import admin_overview, usage_today
 from bot.slack.render import reply_blocks
 
 if TYPE_CHECKING:
@@ -40,11 +40,15 @@ class AppHome:
         requester = await self.gate.directory.requester(user_id)
         _, blocks = reply_blocks(await self.gate.personal.status(requester))
         caller = await self.gate.admin.caller(requester)
-        if self.gate.admin.trusted(caller, Right.MANAGE_ROLES) or self.gate.admin.trusted(caller, Right.VIEW_USAGE):
+        if self.gate.admin.trusted(caller, Right.MANAGE_ROLES):  # admins and owners: roles, groups, keys
             keys = await list_keys(self.gate.sessions, self.gate.clock, self.gate.settings)
             async with self.gate.sessions() as session:
                 overview = await admin_overview(session, now=self.gate.clock(), keys=keys)
             _, more = reply_blocks(overview)
+            blocks += [{"type": "divider"}, *more]
+        elif self.gate.admin.trusted(caller, Right.VIEW_USAGE):  # billing: usage and cost only
+            async with self.gate.sessions() as session:
+                _, more = reply_blocks(await usage_today(session, now=self.gate.clock()))
             blocks += [{"type": "divider"}, *more]
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
                        "`/claude help` for your commands · mention me in a channel or DM me to ask Claude"}]})

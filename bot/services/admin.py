@@ -128,9 +128,10 @@ class AdminService:
         return await handler(caller, command)
 
     def trusted(self, caller: Caller, right: Right) -> bool:
-        """Admin rights need a known, internal, non-guest Slack account."""
+        """Admin rights need a known, internal, non-guest, human Slack account (a bot given a grant has none)."""
         asker = caller.requester
-        return has_right(caller.role.role, right) and asker.known and not asker.is_external and not asker.is_guest
+        return (has_right(caller.role.role, right) and asker.known and not asker.is_external and not asker.is_guest
+                and not asker.is_bot)
 
     async def deny(self, caller: Caller, action: str, target: str | None, message: str) -> Reply:
         async with self.sessions.begin() as session:

@@ -18,18 +18,29 @@ async def admin_overview(session: AsyncSession, *, now: datetime, keys: KeyListi
     counts = dict((await session.execute(select(RoleGrant.role, func.count()).group_by(RoleGrant.role))).all())
     roles = " · ".join(f"{role} {count}" for role, count in sorted(counts.items())) or "no explicit grants"
     groups = await list_mappings(session)
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    today = await usage_summary(session, since=day_start)
+    today = await _today(session, now)
     usable = [k for k in keys.keys if k.usable]
     due = sorted((k for k in usable if k.rotation.due_within(keys.remind_before_days)),
                  key=lambda k: k.rotation.rotate_by)
     fields = [
         ("Explicit roles", roles),
         ("Mapped groups", ", ".join(f"@{m.handle or m.usergroup_id} → {m.role}" for m, _ in groups) or "none"),
-        ("Today", f"{today.requests} requests · {today.refused} refused · ${today.cost:,.2f} estimated"),
+        ("Today", today),
         ("Keys due for rotation", ", ".join(f"`{k.label}` {k.rotation.phrase}" for k in due) or "none"),
     ]
     failing = [k.label for k in usable if k.status == "failing"]
     if failing:
         fields.append(("Failing keys", ", ".join(f"`{label}`" for label in failing)))
     return Reply("Overview (admins and owners)", fields=fields)
+
+
+async def usage_today(session: AsyncSession, *, now: datetime) -> Reply:
+    """What a `billing` user sees on the App Home: today's traffic and cost, nothing of roles or keys."""
+    return Reply("Usage today", fields=[("Today", await _today(session, now))],
+                 footer="`/claude-admin usage` for more. Costs are estimates.")
+
+
+async def _today(session: AsyncSession, now: datetime) -> str:
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = await usage_summary(session, since=day_start)
+    return f"{today.requests} requests · {today.refused} refused · ${today.cost:,.2f} estimated"

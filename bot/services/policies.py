@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.commands import whole_number
+from bot.domain.keys import WORKSPACE
 from bot.domain.models import ModelCatalog
 from bot.domain.policy import DEFAULT_POLICIES, RolePolicy
 from bot.domain.roles import Role
@@ -60,17 +60,18 @@ def parse_policy_value(field: str, text: str, catalog: ModelCatalog) -> object:
             raise PolicyValueError(f"Unknown model `{bad}`. Known: {known}, or a full model ID.")
         return [name.lower() for name in dict.fromkeys(names)]
     if field == "workspace":
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", text):
+        if not WORKSPACE.fullmatch(text):
             raise PolicyValueError(f"`{text[:40]}` is not a workspace name (letters, digits, . _ -).")
         return text
     if field == "daily_token_budget" and text.lower() in _NONE_WORDS:
         return None
     ceiling = {"max_tokens": MAX_TOKENS_CEILING, "rpm_limit": RPM_CEILING}.get(field, 10**12)
     floor = 0 if field == "rpm_limit" else 1
-    if not text.isdigit() or not floor <= int(text) <= ceiling:
+    number = whole_number(text, floor, ceiling)
+    if number is None:
         raise PolicyValueError(f"{field} must be a whole number from {floor} to {ceiling:,}"
                                + (" (or `none`)." if field == "daily_token_budget" else "."))
-    return int(text)
+    return number
 
 
 async def update_policy(session: AsyncSession, clock: Clock, *, actor_id: str, role: Role, field: str,
