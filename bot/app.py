@@ -192,7 +192,7 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
                        on_key_failure=alerts.key_failed, on_key_recovered=alerts.key_recovered,
                        on_no_active_key=alerts.no_active_key)
     admin = AdminService(sessions=sessions, settings=settings, clock=clock,
-                         workspace=SlackWorkspace(client, directory))
+                         workspace=SlackWorkspace(client, directory), slack=client)
     personal = PersonalService(sessions=sessions, settings=settings, clock=clock)
     runtime = ClaudeGate(settings=settings, clock=clock, engine=engine, sessions=sessions, client=client, bolt=bolt,
                          directory=directory, claude=claude, gate=gate, chat=chat, admin=admin, personal=personal)

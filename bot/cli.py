@@ -14,15 +14,13 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import Settings, load_settings
+from bot.domain.errors import CliError as CliError
+from bot.domain.errors import GateError
 from bot.domain.roles import Role
 from bot.logging_setup import configure_logging
 
 log = logging.getLogger("bot")
-
-
-class CliError(Exception):
-    """A one-line error for the operator; exit status 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         configure_logging(settings.log_level_number, settings.secret_values())
         return args.handler(settings, args) or 0
-    except (ConfigError, CliError) as exc:
+    except GateError as exc:  # ConfigError, CliError and every other error with a line for the operator
         print(f"claude-gate: {exc}", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:

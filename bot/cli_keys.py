@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from bot.config import Settings
-from bot.services.keys import KeyCommandError
+from bot.domain.errors import GateError
 
 KEY_OPTIONS = ("workspace", "rotate_days", "anthropic_id")  # the options of `keys add` in bot/domain/commands.py
 
@@ -40,8 +40,8 @@ def _run(settings: Settings, work: Any) -> Any:
 
     try:
         return with_sessions(settings, work)
-    except KeyCommandError as exc:
-        raise CliError(str(exc)) from None
+    except GateError as exc:
+        raise CliError(exc.message) from None
 
 
 def _parsed(*words: str) -> Any:

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from bot.domain.errors import ConfigError as ConfigError
 from bot.domain.models import ModelCatalog, default_model_ids
 from bot.domain.pricing import DEFAULT_PRICES, Price
 from bot.domain.roles import Role
@@ -38,10 +39,6 @@ HOW_TO_GET: dict[str, str] = {
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "MODEL_PRICES": 'JSON dollars per million tokens by family, e.g. {"opus": [5, 25]}',
 }
-
-
-class ConfigError(Exception):
-    """A missing or invalid setting; its message is one line meant for the operator."""
 
 
 class Settings(BaseSettings):

@@ -25,6 +25,7 @@ from bot.services.keys import (
 )
 from bot.services.offboarding import offboard_user
 from bot.services.reminders import run_reminders
+from bot.services.roles import RoleChangeDenied
 from bot.slack import render_keys
 from bot.store.models import ApiKey, AuditEntry, RoleGrant
 from tests.conftest import API_KEY, Harness, eventually
@@ -336,7 +337,7 @@ async def test_offboard_refused_changes_nothing(harness_factory) -> None:
     h.slack.add_user("U0BOSS", email="boss@example.com")
     await h.grant("U0BOSS", Role.OWNER)
     before = await h.table_snapshot()
-    with pytest.raises(KeyCommandError, match="Only an owner"):
+    with pytest.raises(RoleChangeDenied, match="Only an owner"):
         await offboard_user(h.sessions, h.clock, h.gate.settings, h.gate.client, actor_id="UADMIN",
                             actor_role=Role.ADMIN, user_id="U0BOSS")
     assert await h.table_snapshot() == before and not h.anthropic.admin_requests

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bot.domain.errors import CommandError as CommandError
 from bot.domain.grants import DurationError, parse_duration
 from bot.domain.keys import ANTHROPIC_ID, ENV_VAR, LABEL, MAX_ROTATE_DAYS, WORKSPACE
 from bot.domain.roles import Right, Role
@@ -204,15 +205,6 @@ class ParsedCommand:
 
     def __getitem__(self, key: str) -> Any:
         return self.args.get(key)
-
-
-class CommandError(Exception):
-    """Bad command text: ``message`` is one line; ``usage`` the usage line(s) to show with it."""
-
-    def __init__(self, message: str, usage: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.usage = usage
 
 
 def parse_command(command: str, text: str) -> ParsedCommand:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.domain.errors import AnswerNotDelivered as AnswerNotDelivered
+
 CHARS_PER_TOKEN = 4  # a deliberately rough estimate, used only for trimming
 CONTEXT_WINDOW_TOKENS = 200_000  # every current Claude model (haiku, sonnet, opus)
 
-
-class AnswerNotDelivered(Exception):
-    """The answer could not be written where the user reads it (Slack kept failing)."""
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,22 @@
-"""What a command answers, independent of Slack: a title, fields, lines. Rendered by bot/slack/render."""
+"""What a command answers, independent of Slack. Rendered by bot/slack/answers.py.
+
+Every `/claude-admin` and `/claude` subcommand answers with an Answer: a Reply (a title, fields, lines) or a richer
+report of its own service (the key list, a reminder run, an offboarding), each with its renderer in bot/slack.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 
+class Answer:
+    """Base of every command's result: a plain value that bot/slack/answers.py turns into Block Kit."""
+
+    __slots__ = ()
+
+
 @dataclass
-class Reply:
+class Reply(Answer):
     title: str
     lines: list[str] = field(default_factory=list)
     fields: list[tuple[str, str]] = field(default_factory=list)

@@ -9,26 +9,14 @@ if TYPE_CHECKING:
 
 
 def register_listeners(gate: ClaudeGate) -> None:
-    from bot.listeners import (
-        actions,
-        admin_keys,
-        assistant,
-        commands,
-        errors,
-        events,
-        groups,
-        home,
-        in_flight,
-        payloads,
-    )
+    from bot.listeners import actions, assistant, commands, errors, events, groups, home, in_flight, middleware
 
     errors.register(gate)
     in_flight.register(gate)
-    payloads.register(gate)  # before every listener and the assistant middleware
+    middleware.register(gate)  # before every listener and the assistant middleware
     conversations = events.register(gate)
     assistant.register(gate, conversations)  # the panel answers through the same Conversations
     actions.register(gate)
     commands.register(gate)
-    admin_keys.register(gate)
     home.register(gate)
     groups.register(gate)

@@ -33,17 +33,14 @@ class AnswerFeedback:
         await ack()
         user_id = body["user"]["id"]
         parsed = parse_feedback(action.get("value"))
-        try:
-            if parsed is None:
-                log.warning("feedback from %s with an unexpected value %r", user_id, action.get("value"))
-                reply = UNKNOWN
-            else:
-                rating, record_id = parsed
-                outcome = await rate_answer(self.gate.sessions, record_id=record_id, user_id=user_id, rating=rating)
-                reply = {FeedbackOutcome.RECORDED: feedback_thanks(rating), FeedbackOutcome.NOT_YOURS: NOT_YOURS,
-                         FeedbackOutcome.UNKNOWN: UNKNOWN}[outcome]
-            message = body.get("message") or {}
-            await client.chat_postEphemeral(channel=(body.get("channel") or {}).get("id", ""), user=user_id,
-                                            text=reply, thread_ts=message.get("thread_ts") or message.get("ts"))
-        except Exception:
-            log.exception("could not record feedback from %s", user_id)
+        if parsed is None:
+            log.warning("feedback from %s with an unexpected value %r", user_id, action.get("value"))
+            reply = UNKNOWN
+        else:
+            rating, record_id = parsed
+            outcome = await rate_answer(self.gate.sessions, record_id=record_id, user_id=user_id, rating=rating)
+            reply = {FeedbackOutcome.RECORDED: feedback_thanks(rating), FeedbackOutcome.NOT_YOURS: NOT_YOURS,
+                     FeedbackOutcome.UNKNOWN: UNKNOWN}[outcome]
+        message = body.get("message") or {}
+        await client.chat_postEphemeral(channel=(body.get("channel") or {}).get("id", ""), user=user_id,
+                                        text=reply, thread_ts=message.get("thread_ts") or message.get("ts"))

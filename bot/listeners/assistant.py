@@ -20,6 +20,7 @@ from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners.events import Conversations, PanelThread, is_human_message
+from bot.slack.directory import LazyRequester
 from bot.slack.render_answers import greeting, suggested_prompts
 
 if TYPE_CHECKING:
@@ -43,25 +44,21 @@ class AssistantPanel:
         self.gate = gate
         self.conversations = conversations
 
-    async def on_thread_started(self, event: dict[str, Any], body: dict[str, Any], say: AsyncSay,
+    async def on_thread_started(self, body: dict[str, Any], say: AsyncSay, requester: LazyRequester,
                                 set_suggested_prompts: AsyncSetSuggestedPrompts) -> None:
         if not await self.conversations.first_delivery(body):
             return
-        user_id = event["assistant_thread"]["user_id"]
-        try:
-            requester = await self.gate.directory.requester(user_id)
-            access = await self.gate.chat.access(requester)
-            text, blocks = greeting(access, requester.name)
-            await say(text=text, blocks=blocks)
-            prompts = suggested_prompts(access)
-            if prompts:
-                await set_suggested_prompts(prompts=prompts, title=PROMPTS_TITLE)
-        except Exception:
-            log.exception("could not greet %s in the assistant panel", user_id)
+        asker = await requester.resolve()
+        access = await self.gate.chat.access(asker)
+        text, blocks = greeting(access, asker.name)
+        await say(text=text, blocks=blocks)
+        prompts = suggested_prompts(access)
+        if prompts:
+            await set_suggested_prompts(prompts=prompts, title=PROMPTS_TITLE)
 
     async def on_user_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
-                              set_status: AsyncSetStatus, set_title: AsyncSetTitle) -> None:
+                              context: dict[str, Any], set_status: AsyncSetStatus, set_title: AsyncSetTitle) -> None:
         if not is_human_message(event):
             return
-        await self.conversations.converse(event, body, client, surface="assistant",
+        await self.conversations.converse(event, body, client, context["requester"], surface="assistant",
                                           panel=PanelThread(set_status=set_status, set_title=set_title))

@@ -13,6 +13,7 @@ from bot.domain.conversation import Turn
 from bot.domain.decisions import Admission, AlreadyTaken, Refusal
 from bot.domain.requests import ChatRequest, Requester, split_model_flag
 from bot.services.events import claim_event
+from bot.slack.directory import LazyRequester
 from bot.slack.render import refusal_blocks
 from bot.slack.render_answers import feedback_blocks, question_hint, thread_title
 from bot.slack.stream import SlackAnswer, SlackRelay
@@ -68,15 +69,19 @@ class Conversations:
         self.gate = gate
         self.relay = SlackRelay(gate.client)
 
-    async def on_app_mention(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_app_mention(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
+                             context: dict[str, Any]) -> None:
         if is_human_message(event):
-            await self.converse(event, body, client, surface="mention")
+            await self.converse(event, body, client, context["requester"], surface="mention")
 
-    async def on_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
-        """Direct messages. Threaded ones are taken by the assistant panel's middleware before they get here."""
+    async def on_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
+                         context: dict[str, Any]) -> None:
+        """Direct messages. Threaded ones are taken by the assistant panel's middleware before they get here.
+
+        Anything else costs nothing: the requester in ``context`` is looked up only when used."""
         if event.get("channel_type") != "im" or not is_human_message(event):
             return
-        await self.converse(event, body, client, surface="dm")
+        await self.converse(event, body, client, context["requester"], surface="dm")
 
     async def first_delivery(self, body: dict[str, Any]) -> bool:
         """True once per Slack event id across every process: a retried event is not answered again.
@@ -91,13 +96,15 @@ class Conversations:
             log_taken(event_id)
         return first
 
-    async def converse(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient, *, surface: str,
-                       panel: PanelThread | None = None) -> None:
+    async def converse(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
+                       asker: LazyRequester, *, surface: str, panel: PanelThread | None = None) -> None:
+        """Answer one message. Its own fallback, not @app.error's: an answer under way must be finished or abandoned,
+        and the asker told where they asked."""
         channel, user_id = event["channel"], event["user"]
         thread_ts = event.get("thread_ts") or event["ts"]
         answer: SlackAnswer | None = None
         try:
-            requester = await self.gate.directory.requester(user_id)
+            requester = await asker.resolve()
             home = await self.gate.directory.installation()
             text = await readable_text(event.get("text") or "", self.gate.directory, home.bot_user_id)
             model, text = split_model_flag(text)

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.domain.requests import Requester
 from bot.domain.roles import Right
 from bot.services.keys import list_keys
 from bot.services.overview import admin_overview, usage_today
+from bot.slack.directory import LazyRequester
 from bot.slack.render import reply_blocks
 
 if TYPE_CHECKING:
@@ -27,17 +29,14 @@ class AppHome:
     def __init__(self, gate: ClaudeGate) -> None:
         self.gate = gate
 
-    async def on_app_home_opened(self, event: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_app_home_opened(self, event: dict[str, Any], client: AsyncWebClient,
+                                 requester: LazyRequester) -> None:
         if event.get("tab", "home") != "home":
             return
-        user_id = event["user"]
-        try:
-            await client.views_publish(user_id=user_id, view={"type": "home", "blocks": await self.blocks(user_id)})
-        except Exception:
-            log.exception("could not publish the App Home of %s", user_id)
+        blocks = await self.blocks(await requester.resolve())
+        await client.views_publish(user_id=requester.user_id, view={"type": "home", "blocks": blocks})
 
-    async def blocks(self, user_id: str) -> list[dict[str, Any]]:
-        requester = await self.gate.directory.requester(user_id)
+    async def blocks(self, requester: Requester) -> list[dict[str, Any]]:
         _, blocks = reply_blocks(await self.gate.personal.status(requester))
         caller = await self.gate.admin.caller(requester)
         if self.gate.admin.trusted(caller, Right.MANAGE_ROLES):  # admins and owners: roles, groups, keys

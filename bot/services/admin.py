@@ -1,7 +1,10 @@
-"""`/claude-admin`: every subcommand, with the rights of PRODUCT §1 enforced here (not in the listener).
+"""`/claude-admin`: the one dispatcher of every subcommand, with the rights of PRODUCT §1 enforced here (not in the
+listener).
 
-Each handler returns a Reply. Bad input never reaches a handler (the grammar refuses it); a refused
-attempt is audited as `denied`; every change is audited in the same transaction as the change.
+Each handler returns an Answer (a Reply, or the report of its service, rendered by bot/slack/answers.py). Bad input
+never reaches a handler (the grammar refuses it); a handler raises a GateError for what the caller can fix, which
+``run`` answers as one line (a Denied is audited as `denied` first); every change is audited in the same
+transaction as the change.
 """
 
 from __future__ import annotations
@@ -17,16 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.commands import ADMIN, GroupRef, ParsedCommand, subcommands_of
+from bot.domain.errors import Denied, GateError
 from bot.domain.grants import may_be_time_bound, until_text
-from bot.domain.replies import Reply
+from bot.domain.replies import Answer, Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Right, Role, has_right, may_manage_role
 from bot.services.access import EffectiveRole, access_snapshot, effective_role
+from bot.services.admin_keys import KeyAdministration
 from bot.services.audit import add_audit, recent_audit
 from bot.services.gate import tokens_today
 from bot.services.groups import find_mapping, list_mappings, map_group, unmap_group
 from bot.services.policies import (
-    PolicyValueError,
     all_policies,
     describe_policy,
     load_policy,
@@ -34,9 +38,9 @@ from bot.services.policies import (
     update_policy,
 )
 from bot.services.role_changes import give_role
-from bot.services.roles import RoleChangeDenied, list_grants, list_timed_grants, revoke_role
+from bot.services.roles import list_grants, list_timed_grants, revoke_role
 from bot.services.usage import UsageSummary, usage_summary
-from bot.services.workspace import UserGroupNotFound, Workspace
+from bot.services.workspace import Workspace
 from bot.store.clock import Clock
 from bot.store.models import ApiKey, RequestRecord
 
@@ -47,8 +51,6 @@ DEFAULT_USAGE_DAYS = 7
 DEFAULT_AUDIT_ROWS = 20
 MAX_AUDIT_ROWS = 100
 
-# A handler answers with a Reply, or (fallback text, Block Kit) already rendered by the Slack layer.
-Answer = Reply | tuple[str, list[dict[str, Any]]]
 Handler = Callable[["Caller", ParsedCommand], Awaitable[Answer]]
 
 
@@ -88,7 +90,7 @@ def truncated(lines: list[str], limit: int = MAX_LIST_LINES) -> list[str]:
 
 class AdminService:
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
-                 workspace: Workspace) -> None:
+                 workspace: Workspace, slack: Any = None) -> None:
         self.sessions = sessions
         self.settings = settings
         self.clock = clock
@@ -106,11 +108,8 @@ class AdminService:
             "policy set": self.policy_set,
             "usage": self.usage,
             "audit": self.audit,
+            **KeyAdministration(sessions=sessions, clock=clock, settings=settings, slack=slack).handlers(),
         }
-
-    def register(self, name: str, handler: Handler) -> None:
-        """Subcommands implemented by other services (keys, reminders, offboard) plug in here."""
-        self.handlers[name] = handler
 
     async def caller(self, requester: Requester) -> Caller:
         async with self.sessions() as session:
@@ -125,7 +124,14 @@ class AdminService:
         handler = self.handlers.get(command.name)
         if handler is None:
             return Reply.error(f"`{command.name}` is not available in this installation.")
-        return await handler(caller, command)
+        try:
+            return await handler(caller, command)
+        except Denied as exc:
+            return await self.deny(caller, command.name, command["user"], exc.message)
+        except GateError as exc:
+            # a subcommand that takes arguments shows its usage with the error: the fix is in what was typed
+            usage = exc.usage or (command.subcommand.usage if command.subcommand.params else None)
+            return Reply.error(exc.message, usage)
 
     def trusted(self, caller: Caller, right: Right) -> bool:
         """Admin rights need a known, internal, non-guest, human Slack account (a bot given a grant has none)."""
@@ -153,25 +159,19 @@ class AdminService:
             return Reply.error("A grant of *owner* cannot be time-bound: owners are permanent.",
                                command.subcommand.usage)
         profile = await self.workspace.profile(target)
-        try:
-            given = await give_role(self.sessions, self.clock, self.settings, actor_id=caller.user_id,
-                                    actor_role=caller.role.role, target_id=target, role=role, duration=duration,
-                                    team_id=profile.team_id)
-        except RoleChangeDenied as exc:
-            return await self.deny(caller, "grant", target, str(exc))
+        given = await give_role(self.sessions, self.clock, self.settings, actor_id=caller.user_id,
+                                actor_role=caller.role.role, target_id=target, role=role, duration=duration,
+                                team_id=profile.team_id)
         await self.workspace.send_dm(target, given.dm_text(caller.user_id))
         warning = [] if profile.known else [":warning: Slack does not know this user; the grant is stored anyway."]
         return Reply(given.title, lines=[*given.detail_lines, *warning])
 
     async def revoke(self, caller: Caller, command: ParsedCommand) -> Reply:
         target = command["user"]
-        try:
-            async with self.sessions.begin() as session:
-                old = await revoke_role(session, self.clock, actor_id=caller.user_id,
-                                        actor_role=caller.role.role, target_id=target)
-                now_role = await effective_role(session, target, self.settings.default_role, self.clock())
-        except RoleChangeDenied as exc:
-            return await self.deny(caller, "revoke", target, str(exc))
+        async with self.sessions.begin() as session:
+            old = await revoke_role(session, self.clock, actor_id=caller.user_id, actor_role=caller.role.role,
+                                    target_id=target)
+            now_role = await effective_role(session, target, self.settings.default_role, self.clock())
         if old is None:
             return Reply.error(f"<@{target}> has no explicit role to revoke (their role *{now_role.role}* "
                                f"comes from {now_role.source_text}).")
@@ -235,10 +235,7 @@ class AdminService:
         role: Role = command["role"]
         if not may_manage_role(caller.role.role, role):
             return await self.deny(caller, "groups map", str(ref), f"Only an owner can map a group to *{role}*.")
-        try:
-            group_id, handle, members = await self.workspace.user_group(ref)
-        except UserGroupNotFound as exc:
-            return Reply.error(str(exc))
+        group_id, handle, members = await self.workspace.user_group(ref)
         async with self.sessions.begin() as session:
             existing = await find_mapping(session, group_id=group_id, handle=None)
             if existing is not None and not may_manage_role(caller.role.role, Role(existing.role)):
@@ -281,10 +278,7 @@ class AdminService:
         field, text = command["field"], command["value"]
         if not may_manage_role(caller.role.role, role):
             return await self.deny(caller, "policy set", role.value, f"Only an owner can edit the *{role}* policy.")
-        try:
-            value = parse_policy_value(field, text, self.settings.models)
-        except PolicyValueError as exc:
-            return Reply.error(str(exc), command.subcommand.usage)
+        value = parse_policy_value(field, text, self.settings.models)
         async with self.sessions.begin() as session:
             if field == "workspace":
                 has_key = await session.scalar(select(func.count()).where(

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from bot.config import Settings
+from bot.domain.errors import AdminApiError as AdminApiError
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ class OrgUser:
 class OrgKeyListing:
     keys: list[OrgKey]
     pages: int
-
-
-class AdminApiError(Exception):
-    """The Admin API call failed; the message is one line an admin can act on."""
 
 
 def _org_key(key: Any) -> OrgKey:

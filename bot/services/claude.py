@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anthropic
+
+from bot.domain.errors import ClaudeFailure as ClaudeFailure
 
 log = logging.getLogger(__name__)
 
@@ -17,26 +19,6 @@ class StreamUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     accepted: bool = False  # Anthropic accepted the request and its key: the stream began
-
-
-@dataclass(frozen=True)
-class ClaudeFailure(Exception):
-    """A failure of the call, classified; ``message`` is one line a Slack user understands."""
-
-    # key / rate_limited / spend_limit / overloaded / server / timeout / connection / context / invalid / interrupted
-    # / cancelled (shutdown)
-    kind: str
-    message: str
-    status: int | None = None
-    retry_after: float | None = None
-    detail: str = field(default="", compare=False)
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.message}"
-
-    @property
-    def is_key_failure(self) -> bool:
-        return self.kind == "key"
 
 
 def _error_type(exc: anthropic.APIStatusError) -> str:

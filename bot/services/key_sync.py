@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.keys import RETIRED_AT_ANTHROPIC, KeyStatus, label_for_imported_key
+from bot.domain.replies import Answer
 from bot.services.anthropic_admin import AdminApiError, AnthropicAdmin, OrgKey, OrgUser
 from bot.services.audit import add_audit
 from bot.services.keys import USABLE_STATUSES, KeyCommandError, record_org_key
@@ -23,7 +24,7 @@ NO_ADMIN_KEY = ("This needs ANTHROPIC_ADMIN_KEY: an Admin API key (sk-ant-adminâ
 
 
 @dataclass(frozen=True)
-class KeySync:
+class KeySync(Answer):
     pages: int  # Admin API pages read
     seen: int  # organisation keys listed
     added: list[str] = field(default_factory=list)  # labels of keys recorded for the first time

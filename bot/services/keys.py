@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.commands import parse_user
+from bot.domain.errors import KeyCommandError as KeyCommandError
 from bot.domain.keys import NOT_AN_API_KEY, USABLE, KeyStatus, Rotation, is_api_key, rotation_of
+from bot.domain.replies import Answer
 from bot.services.anthropic_admin import AdminApiError, AnthropicAdmin, OrgKey
 from bot.services.audit import add_audit
 from bot.store.clock import Clock
@@ -41,10 +43,6 @@ class KeyChoice:
     def failing(self) -> bool:
         """Marked failing after Anthropic refused it; a request that gets through heals it."""
         return self.status == KeyStatus.FAILING.value
-
-
-class KeyCommandError(Exception):
-    """A key, reminder or offboarding request the caller can fix; ``str(exc)`` is one line. Nothing changed."""
 
 
 class StepOutcome(StrEnum):
@@ -195,7 +193,7 @@ class KeyView:
 
 
 @dataclass(frozen=True)
-class KeyListing:
+class KeyListing(Answer):
     keys: list[KeyView]
     today: date
     remind_before_days: int
@@ -204,14 +202,14 @@ class KeyListing:
 
 
 @dataclass(frozen=True)
-class KeyAdded:
+class KeyAdded(Answer):
     key: KeyView
     replaces: str | None  # the key the workspace used until now, if the new key takes over
     notes: list[str]
 
 
 @dataclass(frozen=True)
-class KeyRevoked:
+class KeyRevoked(Answer):
     label: str
     workspace: str
     steps: list[Step]

@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.keys import KeyStatus
+from bot.domain.replies import Answer
 from bot.domain.roles import Role
 from bot.services.anthropic_admin import AdminApiError, AnthropicAdmin, OrgKey
 from bot.services.audit import add_audit
-from bot.services.keys import USABLE_STATUSES, KeyCommandError, Step, StepOutcome
-from bot.services.roles import RoleChangeDenied, revoke_role
+from bot.services.keys import USABLE_STATUSES, Step, StepOutcome
+from bot.services.roles import revoke_role
 from bot.store.clock import Clock
 from bot.store.models import ApiKey, GroupMember, GroupRoleMapping
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Offboarded:
+class Offboarded(Answer):
     user_id: str
     previous_role: Role | None  # the explicit role removed, if there was one
     email: str | None
@@ -42,15 +43,12 @@ async def offboard_user(sessions: async_sessionmaker[AsyncSession], clock: Clock
     """Revoke ``user_id``'s explicit role, then (with ANTHROPIC_ADMIN_KEY) find the Anthropic user with their Slack
     email and deactivate every active key they created. Each step is audited and reported.
 
-    ``actor_role`` is the caller's role (None from the shell). Raises KeyCommandError when the caller may not
+    ``actor_role`` is the caller's role (None from the shell). Raises RoleChangeDenied when the caller may not
     change that person's role; nothing is changed then.
     """
     steps: list[Step] = []
     async with sessions.begin() as session:
-        try:
-            previous = await revoke_role(session, clock, actor_id=actor_id, actor_role=actor_role, target_id=user_id)
-        except RoleChangeDenied as exc:
-            raise KeyCommandError(str(exc)) from exc
+        previous = await revoke_role(session, clock, actor_id=actor_id, actor_role=actor_role, target_id=user_id)
         group_roles = await _group_roles(session, user_id)
         registered = list(await session.scalars(
             select(ApiKey.label).where(ApiKey.created_by == user_id, ApiKey.env_var.is_not(None),

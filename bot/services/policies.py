@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.commands import whole_number
+from bot.domain.errors import PolicyValueError as PolicyValueError
 from bot.domain.keys import WORKSPACE
 from bot.domain.models import ModelCatalog
 from bot.domain.policy import DEFAULT_POLICIES, RolePolicy
@@ -35,10 +36,6 @@ async def all_policies(session: AsyncSession) -> dict[Role, RolePolicy]:
     rows = await session.scalars(select(RolePolicyRow))
     stored = {Role(row.role): policy_from_row(row) for row in rows}
     return {role: stored.get(role, DEFAULT_POLICIES[role]) for role in Role}
-
-
-class PolicyValueError(Exception):
-    """A value that does not fit the field; the message is one line."""
 
 
 MAX_TOKENS_CEILING = 200_000

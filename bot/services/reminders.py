@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.domain.cron import cron_trigger, upcoming_fires
 from bot.domain.keys import Rotation, rotation_of
+from bot.domain.replies import Answer
 from bot.services.audit import add_audit
 from bot.services.keys import USABLE_STATUSES, KeyCommandError, creator_of, rotation_start, slack_user_of
 from bot.slack.render_keys import reminder_dm, reminder_message
@@ -47,7 +48,7 @@ class DueKey:
 
 
 @dataclass(frozen=True)
-class ReminderRun:
+class ReminderRun(Answer):
     ran_at: datetime
     today: date  # in REMINDER_TZ
     channel: str
@@ -59,7 +60,7 @@ class ReminderRun:
 
 
 @dataclass(frozen=True)
-class ReminderSchedule:
+class ReminderSchedule(Answer):
     cron: str
     timezone: str
     channel: str | None

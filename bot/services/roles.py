@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.errors import RoleChangeDenied as RoleChangeDenied
 from bot.domain.grants import may_be_time_bound, until_text
 from bot.domain.roles import Right, Role, has_right, may_manage_role
 from bot.services.access import EffectiveRole as EffectiveRole  # re-exported: roles are where people look
@@ -18,10 +19,6 @@ from bot.store.models import RoleGrant, TimedGrant
 
 SHELL_ACTOR = "cli"
 SCHEDULER_ACTOR = "scheduler"
-
-
-class RoleChangeDenied(Exception):
-    """A grant or revoke the actor may not make; the message is one line for the actor."""
 
 
 async def _owner_count(session: AsyncSession) -> int:

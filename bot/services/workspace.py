@@ -5,11 +5,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from bot.domain.commands import GroupRef
+from bot.domain.errors import UserGroupNotFound as UserGroupNotFound
 from bot.domain.requests import Requester
-
-
-class UserGroupNotFound(Exception):
-    """The group does not exist in this workspace (or the app cannot see it)."""
 
 
 class Workspace(Protocol):

@@ -44,6 +44,25 @@ def requester_from_profile(user: dict[str, Any], home: Installation) -> Requeste
     )
 
 
+class LazyRequester:
+    """Who is asking, looked up the first time a listener needs it (``context["requester"]``).
+
+    The requester middleware puts one in every request a person made; building it costs nothing, so an event that
+    cannot be for the bot (most channel messages once ``message.channels`` is subscribed) makes no Slack or database
+    call. The lookup fails closed (an unknown requester) like UserDirectory.requester.
+    """
+
+    def __init__(self, directory: UserDirectory, user_id: str) -> None:
+        self.directory = directory
+        self.user_id = user_id
+        self._resolved: Requester | None = None
+
+    async def resolve(self) -> Requester:
+        if self._resolved is None:
+            self._resolved = await self.directory.requester(self.user_id)
+        return self._resolved
+
+
 class UserDirectory:
     def __init__(self, client: AsyncWebClient, *, ttl_seconds: float = 300.0) -> None:
         self.client = client
@@ -78,6 +97,9 @@ class UserDirectory:
             return Requester(user_id=user_id, known=False, is_external=True)
         self._cache[user_id] = (time.monotonic() + self.ttl, requester)
         return requester
+
+    def lazy(self, user_id: str) -> LazyRequester:
+        return LazyRequester(self, user_id)
 
     async def display_name(self, user_id: str) -> str:
         requester = await self.requester(user_id)

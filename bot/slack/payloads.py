@@ -67,3 +67,23 @@ def malformed_event(body: Any) -> str | None:
         if not _fits(subteam.get("id"), ID) or not _fits(subteam.get("users", []), LIST_OF_IDS):
             return "subteam_updated without a usable subteam"
     return None
+
+
+def asker_id(body: Any) -> str | None:
+    """The Slack user a request comes from: who typed the command, clicked, wrote the message or opened the panel.
+    None for what no person asked (user-group changes, the bot's own or other bots' messages)."""
+    if not isinstance(body, dict):
+        return None
+    if isinstance(body.get("user_id"), str):  # slash command
+        return body["user_id"]
+    if isinstance(body.get("user"), dict) and isinstance(body["user"].get("id"), str):  # block action, view
+        return body["user"]["id"]
+    event = body.get("event")
+    if not isinstance(event, dict):
+        return None
+    if isinstance(event.get("user"), str):
+        return event["user"]
+    thread = event.get("assistant_thread")
+    if isinstance(thread, dict) and isinstance(thread.get("user_id"), str):
+        return thread["user_id"]
+    return None

@@ -1,0 +1,43 @@
+"""Global middleware, before every listener: drop what we cannot act on, then note who is asking.
+
+1. Events whose shape we cannot act on are acknowledged and dropped unread.
+2. ``context["requester"]``: a LazyRequester for the person a request comes from, resolved once, on first use. Every
+   listener takes it from there instead of looking the user up itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.response import BoltResponse
+
+from bot.slack.payloads import asker_id, malformed_event
+
+if TYPE_CHECKING:
+    from bot.app import ClaudeGate
+
+log = logging.getLogger(__name__)
+
+
+def register(gate: ClaudeGate) -> None:
+    gate.bolt.use(drop_malformed_events)
+
+    async def note_requester(body: dict[str, Any], context: AsyncBoltContext,
+                             next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+        user_id = asker_id(body)
+        if user_id is not None:
+            context["requester"] = gate.directory.lazy(user_id)
+        return await next()
+
+    gate.bolt.use(note_requester)
+
+
+async def drop_malformed_events(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+    problem = malformed_event(body)
+    if problem is not None:
+        log.warning("dropped a malformed event (%s): event_id %r", problem, str(body.get("event_id"))[:40])
+        return BoltResponse(status=200, body="")
+    return await next()

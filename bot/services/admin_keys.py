@@ -1,0 +1,61 @@
+"""The key, reminder and offboarding rows of `/claude-admin`: handlers of the one admin dispatcher (AdminService).
+
+AdminService checks the caller's rights before any of these run. Each answers with its service's report (an Answer
+that bot/slack/answers.py renders); a request the caller can fix raises a GateError, which the dispatcher answers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.domain.commands import ParsedCommand
+from bot.services import key_sync, keys, offboarding, reminders
+from bot.store.clock import Clock
+
+if TYPE_CHECKING:
+    from bot.services.admin import Caller, Handler
+
+
+class KeyAdministration:
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
+                 slack: Any) -> None:
+        self.context = (sessions, clock, settings)
+        self.slack = slack
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "keys": self.list,
+            "keys add": self.add,
+            "keys revoke": self.revoke,
+            "keys sync": self.sync,
+            "reminders": self.schedule,
+            "reminders run": self.run_reminders,
+            "offboard": self.offboard,
+        }
+
+    async def list(self, caller: Caller, command: ParsedCommand) -> keys.KeyListing:
+        return await keys.list_keys(*self.context)
+
+    async def add(self, caller: Caller, command: ParsedCommand) -> keys.KeyAdded:
+        return await keys.add_key(*self.context, actor_id=caller.user_id, label=command["label"],
+                                  env_var=command["env_var"], workspace=command["workspace"],
+                                  rotate_days=command["rotate_days"], anthropic_id=command["anthropic_id"])
+
+    async def revoke(self, caller: Caller, command: ParsedCommand) -> keys.KeyRevoked:
+        return await keys.revoke_key(*self.context, actor_id=caller.user_id, label=command["label"])
+
+    async def sync(self, caller: Caller, command: ParsedCommand) -> key_sync.KeySync:
+        return await key_sync.sync_keys(*self.context, actor_id=caller.user_id)
+
+    async def schedule(self, caller: Caller, command: ParsedCommand) -> reminders.ReminderSchedule:
+        return await reminders.reminder_schedule(*self.context)
+
+    async def run_reminders(self, caller: Caller, command: ParsedCommand) -> reminders.ReminderRun:
+        return await reminders.run_reminders(*self.context, self.slack, actor_id=caller.user_id)
+
+    async def offboard(self, caller: Caller, command: ParsedCommand) -> offboarding.Offboarded:
+        return await offboarding.offboard_user(*self.context, self.slack, actor_id=caller.user_id,
+                                               actor_role=caller.role.role, user_id=command["user"])
