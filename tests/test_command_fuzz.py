@@ -8,8 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.domain.commands import ADMIN, SELF, CommandError, parse_command
+from bot.domain.errors import GateError
 from bot.domain.roles import Role
 from bot.listeners.commands import SlashCommands
+from bot.listeners.errors import user_reply
+from bot.slack.render import reply_blocks
 from tests.conftest import Harness
 
 WORDS = ["grant", "revoke", "whois", "users", "groups", "map", "unmap", "keys", "add", "sync", "policy", "set",
@@ -48,8 +51,12 @@ async def test_random_command_text_never_raises_and_only_valid_text_acts(harness
     async def run(command: str, text: str) -> None:
         before = await harness.table_snapshot()
         answers.clear()
-        run_fn = commands._run_admin if command == ADMIN else commands._run_self
-        await commands._answer(respond, {"command": command, "text": text, "user_id": "UOWNER"}, run_fn)
+        listener = commands.on_admin if command == ADMIN else commands.on_self
+        body = {"command": command, "text": text, "user_id": "UOWNER"}
+        try:
+            await listener(body, harness.gate.directory.lazy("UOWNER"), respond)
+        except GateError as exc:  # what @app.error answers (anything else fails the test)
+            await respond(text=reply_blocks(user_reply(exc))[0], response_type="ephemeral")
         assert len(answers) == 1 and answers[0]["response_type"] == "ephemeral"
         assert "went wrong on my side" not in answers[0]["text"], (command, text)
         if not parses(command, text):
