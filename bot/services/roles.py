@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.errors import RoleChangeDenied as RoleChangeDenied
@@ -22,19 +22,41 @@ SCHEDULER_ACTOR = "scheduler"
 
 
 async def _owner_count(session: AsyncSession) -> int:
+    """Permanent explicit owner grants: owners from a mapped group can vanish with a Slack change, and an owner grant
+    is never time-bound. Call it under ``lock_role_changes``, or two changes at once can each count the other."""
     return await session.scalar(select(func.count()).where(RoleGrant.role == Role.OWNER.value)) or 0
 
 
-def _check_rights(actor_id: str, actor_role: Role | None, target_id: str, old: Role | None, new: Role | None) -> None:
+async def lock_role_changes(session: AsyncSession) -> None:
+    """Serialise role changes across processes until the transaction ends, so the owner count a change reads is
+    the count it leaves (two owners revoking each other at the same moment: one of them is refused).
+
+    PostgreSQL: a transaction-scoped advisory lock, taken before any grant row is read (READ COMMITTED: every
+    statement after it sees what the previous holder committed). SQLite: every transaction is BEGIN IMMEDIATE
+    (bot/store/db.py), which already excludes every other writer, in this process and in others.
+    """
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('claude-gate:role-changes', 0))"))
+
+
+async def _check_rights(session: AsyncSession, clock: Clock, actor_id: str, actor_role: Role | None, target_id: str,
+                        *roles: Role | None) -> None:
+    """The actor may change ``target_id``'s grants from or to ``roles``, judged also on the target's effective role
+    whatever its source (explicit, time-bound, a mapped user group): an admin cannot touch an owner's grants, even
+    their `user` grant, nor offboard an owner whose role comes from a group."""
     if actor_role is None:  # the shell: whoever runs `claude-gate` administers the install
         return
     if actor_id == target_id:
         raise RoleChangeDenied("Nobody changes their own role: ask another admin or owner.")
-    for role in (old, new):
+    if not has_right(actor_role, Right.MANAGE_ROLES):
+        raise RoleChangeDenied("Only admins and owners can change roles.")
+    held = await effective_role(session, target_id, Role.VIEWER, clock())  # DEFAULT_ROLE is everyone's: not theirs
+    if not may_manage_role(actor_role, held.role):
+        raise RoleChangeDenied(f"Only an owner can change the role of <@{target_id}>, who is *{held.role}* (from "
+                               f"{held.source_text}).")
+    for role in roles:
         if role is not None and not may_manage_role(actor_role, role):
-            if has_right(actor_role, Right.MANAGE_ROLES):
-                raise RoleChangeDenied(f"Only an owner can grant or revoke *{role}*.")
-            raise RoleChangeDenied("Only admins and owners can change roles.")
+            raise RoleChangeDenied(f"Only an owner can grant or revoke *{role}*.")
 
 
 async def _live_timed_grant(session: AsyncSession, target_id: str, now: datetime) -> TimedGrant | None:
@@ -56,17 +78,18 @@ async def grant_role(session: AsyncSession, clock: Clock, *, actor_id: str, acto
     Time-bound: sits above the permanent grant, which stays and applies again once it ends; it replaces an earlier
     time-bound grant, must be above the permanent grant and is never for ``owner``.
     """
+    await lock_role_changes(session)
     now = clock()
     grant = await session.get(RoleGrant, target_id, with_for_update=True)
     timed = await _live_timed_grant(session, target_id, now)
     old = Role(grant.role) if grant else None
     old_timed = Role(timed.role) if timed else None
+    await _check_rights(session, clock, actor_id, actor_role, target_id, old, old_timed, role)
     if expires_at is not None:
         if not may_be_time_bound(role):
             raise RoleChangeDenied("A grant of *owner* cannot be time-bound: owners are permanent.")
         if expires_at <= now:
             raise RoleChangeDenied("A time-bound grant must end in the future.")
-        _check_rights(actor_id, actor_role, target_id, old_timed, role)
         if old is not None and role.rank <= old.rank:
             raise RoleChangeDenied(f"<@{target_id}> already has *{old}* permanently: a time-bound grant must be "
                                    "above it.")
@@ -81,9 +104,6 @@ async def grant_role(session: AsyncSession, clock: Clock, *, actor_id: str, acto
                   until=expires_at.isoformat(), previous=old_timed.value if old_timed else None,
                   permanent=old.value if old else None)
         return timed
-    _check_rights(actor_id, actor_role, target_id, old, role)
-    if old_timed is not None:
-        _check_rights(actor_id, actor_role, target_id, old_timed, None)
     if old == Role.OWNER and role != Role.OWNER and await _owner_count(session) <= 1:
         raise RoleChangeDenied("That is the last owner: grant owner to someone else first.")
     if timed is not None:
@@ -104,16 +124,15 @@ async def grant_role(session: AsyncSession, clock: Clock, *, actor_id: str, acto
 async def revoke_role(session: AsyncSession, clock: Clock, *, actor_id: str, actor_role: Role | None,
                       target_id: str) -> Role | None:
     """Remove the explicit grants (time-bound and permanent); returns the highest role they gave, or None."""
+    await lock_role_changes(session)
     now = clock()
     grant = await session.get(RoleGrant, target_id, with_for_update=True)
     timed = await _live_timed_grant(session, target_id, now)
-    if grant is None and timed is None:
-        return None
     old = Role(grant.role) if grant else None
     old_timed = Role(timed.role) if timed else None
-    for role in (old, old_timed):
-        if role is not None:
-            _check_rights(actor_id, actor_role, target_id, role, None)
+    await _check_rights(session, clock, actor_id, actor_role, target_id, old, old_timed)
+    if grant is None and timed is None:
+        return None
     if old == Role.OWNER and await _owner_count(session) <= 1:
         raise RoleChangeDenied("That is the last owner: grant owner to someone else first.")
     if grant is not None:
