@@ -32,6 +32,7 @@ from bot.services.keys import ensure_default_key
 from bot.services.personal import PersonalService
 from bot.services.roles import bootstrap_owners
 from bot.slack.directory import UserDirectory
+from bot.slack.safe_text import SafeWebClient
 from bot.slack.workspace import SlackWorkspace
 from bot.store.clock import Clock, system_clock
 from bot.store.db import create_engine, session_factory
@@ -156,14 +157,14 @@ NO_SLACK_TOKEN = "xoxb-not-configured"
 
 def slack_client(settings: Settings) -> AsyncWebClient:
     """One client with one aiohttp session: without it slack_sdk opens a new session, and so a new connection
-    (and a DNS lookup in a thread), for every API call."""
+    (and a DNS lookup in a thread), for every API call. It neutralises whatever it posts (PRODUCT §2)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else NO_SLACK_TOKEN
     try:
         asyncio.get_running_loop()
         session: aiohttp.ClientSession | None = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
     except RuntimeError:  # built outside an event loop (a script): slack_sdk makes sessions as it goes
         session = None
-    return AsyncWebClient(
+    return SafeWebClient(
         token=token,
         base_url=settings.slack_api_url,
         session=session,

@@ -239,6 +239,7 @@ class TerminalAnswer:
 async def _chat(settings: Settings, user: str, text: str, model: str | None) -> int:
     from bot.app import build_app
     from bot.domain.decisions import Refusal
+    from bot.domain.mentions import plain_mentions
     from bot.domain.requests import ChatRequest, Requester
 
     gate = build_app(settings)
@@ -256,7 +257,7 @@ async def _chat(settings: Settings, user: str, text: str, model: str | None) -> 
 
         result = await gate.chat.answer(request, no_history, TerminalAnswer())
         if isinstance(result.decision, Refusal):
-            print(f"refused: {result.decision.message} {result.decision.hint}", file=sys.stderr)
+            print(plain_mentions(f"refused: {result.decision.message} {result.decision.hint}"), file=sys.stderr)
             return 3
         return 1 if result.failure else 0
     finally:

@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.domain.commands import ADMIN, CommandError, GroupRef, parse_command
+from bot.domain.mentions import plain_mentions
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Role
@@ -56,7 +57,7 @@ def add_report_commands(sub: Any) -> None:
 
 def terminal_text(reply: Reply) -> str:
     """Slack mrkdwn made plain: no bold stars, backticks or angle-bracket mentions."""
-    text = reply.plain_text()
+    text = plain_mentions(reply.plain_text())
     text = re.sub(r"<[@#!](?:subteam\^)?([A-Z0-9]+)(?:\|[^>]*)?>", r"\1", text)
     return text.replace("*", "").replace("`", "").replace(":white_check_mark: ", "").replace(":warning: ", "! ")
 

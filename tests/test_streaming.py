@@ -139,11 +139,12 @@ async def test_streaming_unavailable_posts_then_updates_markdown(harness: Harnes
     assert "markdown_text" in post and "text" not in post  # Markdown, rendered by Slack
     assert all("markdown_text" in params for _, _, params in updates[:-1])
     final = updates[-1][2]
-    assert final["blocks"][0] == {"type": "markdown", "text": reply}  # markdown_text cannot go with blocks
+    shown = reply.replace("[a link](https://example.com)", "a link (https://example.com)")  # the address shows
+    assert final["blocks"][0] == {"type": "markdown", "text": shown}  # markdown_text cannot go with blocks
     assert final["blocks"][1]["elements"][0]["positive_button"]["value"] == f"up:{record.id}"
     paced = [at for at, _, _ in updates[:-1]]  # the final update goes out as soon as the answer is complete
     assert all(later - earlier >= UPDATE_INTERVAL - JITTER for earlier, later in pairwise(paced))
-    assert harness.slack.posted_texts("C0001") == [reply]
+    assert harness.slack.posted_texts("C0001") == [shown]
 
 
 async def test_workspace_without_streaming_is_remembered(harness: Harness) -> None:

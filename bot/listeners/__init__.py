@@ -9,8 +9,20 @@ if TYPE_CHECKING:
 
 
 def register_listeners(gate: ClaudeGate) -> None:
-    from bot.listeners import actions, assistant, commands, errors, events, groups, home, in_flight, middleware
+    from bot.listeners import (
+        actions,
+        assistant,
+        commands,
+        errors,
+        events,
+        groups,
+        home,
+        in_flight,
+        middleware,
+        safe_output,
+    )
 
+    safe_output.register(gate)  # first: what anything below posts pings nobody (PRODUCT §2)
     errors.register(gate)
     in_flight.register(gate)
     middleware.register(gate)  # before every listener and the assistant middleware

@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.domain.commands import ADMIN, GroupRef, ParsedCommand, subcommands_of
 from bot.domain.errors import Denied, GateError
 from bot.domain.grants import may_be_time_bound, until_text
+from bot.domain.mentions import group_mention, mention
 from bot.domain.replies import Answer, Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Right, Role, has_right, may_manage_role
@@ -77,7 +78,7 @@ def usage_lines(summary: UsageSummary) -> list[str]:
     if summary.thumbs_up or summary.thumbs_down:
         lines.append(f"Feedback: :+1: {summary.thumbs_up} · :-1: {summary.thumbs_down}")
     if summary.top_users:
-        lines.append("Top users: " + ", ".join(f"<@{user}> {count} req ${cost:,.2f}"
+        lines.append("Top users: " + ", ".join(f"{mention(user)} {count} req ${cost:,.2f}"
                                                for user, count, cost in summary.top_users))
     return lines
 
@@ -173,11 +174,11 @@ class AdminService:
                                     target_id=target)
             now_role = await effective_role(session, target, self.settings.default_role, self.clock())
         if old is None:
-            return Reply.error(f"<@{target}> has no explicit role to revoke (their role *{now_role.role}* "
+            return Reply.error(f"{mention(target)} has no explicit role to revoke (their role *{now_role.role}* "
                                f"comes from {now_role.source_text}).")
-        await self.workspace.send_dm(target, f"<@{caller.user_id}> removed your Claude Gate role *{old}*. "
+        await self.workspace.send_dm(target, f"{mention(caller.user_id)} removed your Claude Gate role *{old}*. "
                                      f"Your role is now *{now_role.role}* (from {now_role.source_text}).")
-        return Reply(f":white_check_mark: <@{target}> no longer has the role *{old}*.",
+        return Reply(f":white_check_mark: {mention(target)} no longer has the role *{old}*.",
                      lines=[f"Their role is now *{now_role.role}*, from {now_role.source_text}."])
 
     async def whois(self, caller: Caller, command: ParsedCommand) -> Reply:
@@ -204,16 +205,16 @@ class AdminService:
         ]
         if flags:
             fields.append(("Account", ", ".join(flags)))
-        return Reply(f"<@{target}>" + (f" ({profile.name})" if profile.name else ""), fields=fields)
+        return Reply(mention(target) + (f" ({profile.name})" if profile.name else ""), fields=fields)
 
     async def users(self, caller: Caller, command: ParsedCommand) -> Reply:
         role: Role | None = command["role"]
         async with self.sessions() as session:
             grants = await list_grants(session, role)
             timed = await list_timed_grants(session, self.clock(), role)
-        lines = [f"<@{g.slack_user_id}> · *{g.role}* until {until_text(g.expires_at)} · by {_actor(g.granted_by)} "
+        lines = [f"{mention(g.slack_user_id)} · *{g.role}* until {until_text(g.expires_at)} · by {_actor(g.granted_by)} "
                  f"on {g.granted_at:%Y-%m-%d}" for g in timed]
-        lines += [f"<@{g.slack_user_id}> · *{g.role}* · by {_actor(g.granted_by)} on {g.granted_at:%Y-%m-%d}"
+        lines += [f"{mention(g.slack_user_id)} · *{g.role}* · by {_actor(g.granted_by)} on {g.granted_at:%Y-%m-%d}"
                   for g in grants]
         count = len({g.slack_user_id for g in grants} | {g.slack_user_id for g in timed})
         title = f"{count} user(s) with an explicit role" + (f" *{role}*" if role else "")
@@ -225,7 +226,7 @@ class AdminService:
     async def groups(self, caller: Caller, _command: ParsedCommand) -> Reply:
         async with self.sessions() as session:
             mappings = await list_mappings(session)
-        lines = [f"<!subteam^{m.usergroup_id}> (@{m.handle or m.usergroup_id}) → *{m.role}* · {count} member(s)"
+        lines = [f"{group_mention(m.usergroup_id)} (@{m.handle or m.usergroup_id}) → *{m.role}* · {count} member(s)"
                  for m, count in mappings]
         return Reply(f"{len(mappings)} user group(s) mapped to roles",
                      lines=lines or ["None yet: `/claude-admin groups map @group <role>`."])
@@ -247,7 +248,7 @@ class AdminService:
         if denied_role:
             return await self.deny(caller, "groups map", group_id, f"Only an owner can change the *{denied_role}* "
                                    "mapping of that group.")
-        return Reply(f":white_check_mark: Members of <!subteam^{group_id}> now have at least the role *{role}*.",
+        return Reply(f":white_check_mark: Members of {group_mention(group_id)} now have at least the role *{role}*.",
                      lines=[f"{len(members)} member(s) today; membership follows Slack's changes."])
 
     async def groups_unmap(self, caller: Caller, command: ParsedCommand) -> Reply:
@@ -259,7 +260,7 @@ class AdminService:
             role = Role(mapping.role)
             if may_manage_role(caller.role.role, role):
                 await unmap_group(session, self.clock, actor_id=caller.user_id, group_id=mapping.usergroup_id)
-                return Reply(f":white_check_mark: <!subteam^{mapping.usergroup_id}> no longer gives the role "
+                return Reply(f":white_check_mark: {group_mention(mapping.usergroup_id)} no longer gives the role "
                              f"*{role}*.")
         return await self.deny(caller, "groups unmap", str(ref), f"Only an owner can unmap a *{role}* group.")
 
@@ -307,7 +308,7 @@ class AdminService:
                 who = "everyone"
             else:
                 summary = await usage_summary(session, since=since, user_id=subject)
-                who = f"<@{subject}>"
+                who = mention(subject)
         return Reply(f"Usage of {who}, last {days} day(s)", lines=usage_lines(summary),
                      footer="Costs are estimates from the price table per model family.")
 
@@ -317,8 +318,8 @@ class AdminService:
             entries = await recent_audit(session, count)
         lines = []
         for entry in entries:
-            actor = f"<@{entry.actor}>" if entry.actor[:1] in ("U", "W") else entry.actor
-            target = f" <@{entry.target}>" if entry.target and entry.target[:1] in ("U", "W") else (
+            actor = mention(entry.actor) if entry.actor[:1] in ("U", "W") else entry.actor
+            target = f" {mention(entry.target)}" if entry.target and entry.target[:1] in ("U", "W") else (
                 f" {entry.target}" if entry.target else "")
             detail = ", ".join(f"{k}={v}" for k, v in (entry.detail or {}).items() if v is not None)
             lines.append(f"`{entry.at:%Y-%m-%d %H:%M}` {actor} *{entry.action}*{target}"
@@ -327,7 +328,7 @@ class AdminService:
 
 
 def _actor(actor: str) -> str:
-    return f"<@{actor}>" if actor.startswith(("U", "W")) else actor
+    return mention(actor) if actor.startswith(("U", "W")) else actor
 
 
 def _shown(value: object) -> str:

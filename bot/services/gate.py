@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from bot.config import Settings
 from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
+from bot.domain.mentions import mention
 from bot.domain.policy import RPM_WINDOW_SECONDS, RolePolicy, granted_max_tokens
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
@@ -163,10 +164,10 @@ class Gate:
                 "Guests need ALLOW_GUESTS=true, set by an admin.")
         if not access.policy.allows_chat:
             admins = await admins_to_ask(session)
-            who = ", ".join(f"<@{a}>" for a in admins) if admins else "an admin"
+            who = ", ".join(mention(a) for a in admins) if admins else "an admin"
             return Refusal(
                 RefusalReason.ROLE_CANNOT_CHAT, f"Your role *{access.role.role}* cannot ask Claude.",
-                f"Ask {who} to run `/claude-admin grant <@{asker.user_id}> user`.")
+                f"Ask {who} to run `/claude-admin grant {mention(asker.user_id)} user`.")
         return None
 
     async def _check_access(self, session: Db, request: ChatRequest

@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.domain.commands import parse_user
 from bot.domain.errors import KeyCommandError as KeyCommandError
 from bot.domain.keys import NOT_AN_API_KEY, USABLE, KeyStatus, Rotation, is_api_key, rotation_of
+from bot.domain.mentions import mention
 from bot.domain.replies import Answer
 from bot.services.anthropic_admin import AdminApiError, AnthropicAdmin, OrgKey
 from bot.services.audit import add_audit
@@ -227,7 +228,7 @@ def creator_of(row: ApiKey) -> str | None:
     if row.anthropic_creator_id:
         return row.anthropic_creator_id
     slack_user = slack_user_of(row.created_by)
-    return f"<@{slack_user}>" if slack_user else row.created_by
+    return mention(slack_user) if slack_user else row.created_by
 
 
 def rotation_start(row: ApiKey) -> datetime:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.keys import KeyStatus
+from bot.domain.mentions import mention
 from bot.domain.replies import Answer
 from bot.domain.roles import Role
 from bot.services.anthropic_admin import AdminApiError, AnthropicAdmin, OrgKey
@@ -94,14 +95,14 @@ async def _slack_email(client: AsyncWebClient, user_id: str, steps: list[Step]) 
     except (SlackApiError, OSError, TimeoutError) as exc:
         reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
         steps.append(Step("Anthropic keys", StepOutcome.FAILED,
-                          f"could not read <@{user_id}>'s Slack profile ({reason}); deactivate their keys in the "
+                          f"could not read {mention(user_id)}'s Slack profile ({reason}); deactivate their keys in the "
                           "Console."))
         return None
     user = response.get("user") or {}
     email = (user.get("profile") or {}).get("email")
     if not email:
         steps.append(Step("Anthropic keys", StepOutcome.SKIPPED,
-                          f"<@{user_id}>'s Slack profile shows no email (the app needs `users:read.email`); "
+                          f"{mention(user_id)}'s Slack profile shows no email (the app needs `users:read.email`); "
                           "deactivate their keys in the Console."))
         return None
     return str(email)

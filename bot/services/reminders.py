@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.domain.cron import cron_trigger, upcoming_fires
 from bot.domain.keys import Rotation, rotation_of
+from bot.domain.mentions import channel_link, mention
 from bot.domain.replies import Answer
 from bot.services.audit import add_audit
 from bot.services.keys import USABLE_STATUSES, KeyCommandError, creator_of, rotation_start, slack_user_of
@@ -133,7 +134,7 @@ async def run_reminders(sessions: async_sessionmaker[AsyncSession], clock: Clock
         except Exception as exc:
             await _give_back(sessions, claims, today)
             if isinstance(exc, SlackApiError):
-                raise KeyCommandError(f"Slack refused the reminder for <#{channel}> "
+                raise KeyCommandError(f"Slack refused the reminder for {channel_link(channel)} "
                                       f"({exc.response.get('error')}): invite the bot to that channel or fix "
                                       "REMINDER_CHANNEL.") from exc
             raise
@@ -200,7 +201,7 @@ async def _tell_creators(client: AsyncWebClient, claims: list[_Claim], today: da
         except (SlackApiError, OSError, TimeoutError) as exc:
             reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
             log.warning("rotation reminder DM to %s failed: %s", person, reason)
-            failures.append(f"<@{person}> ({reason})")
+            failures.append(f"{mention(person)} ({reason})")
     return sent, failures
 
 

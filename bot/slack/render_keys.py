@@ -10,6 +10,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.commands import parse_user
+from bot.domain.mentions import channel_link, mention
 from bot.slack.render import capped, context, section, sections
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def _key_line(key: KeyView, remind_before_days: int) -> str:
     if key.registered and not key.env_var_set and key.status in ("active", "failing"):
         parts.append(f":warning: `{key.env_var}` unset here")
     if key.creator:
-        parts.append(f"by {escape(key.creator) if not key.creator.startswith('<@') else key.creator}")
+        parts.append(f"by {escape(key.creator)}")
     if key.status == "revoked" and key.revoked_at:
         parts.append(f"revoked {key.revoked_at:%Y-%m-%d} by {_who(key.revoked_by)}")
     return " · ".join(parts)
@@ -61,7 +62,7 @@ def _key_line(key: KeyView, remind_before_days: int) -> str:
 
 def _who(actor: str | None) -> str:
     user = parse_user(actor) if actor else None
-    return f"<@{user}>" if user else (actor or "?")
+    return mention(user) if user else (actor or "?")
 
 
 def key_list(listing: KeyListing) -> Rendered:
@@ -138,7 +139,7 @@ def key_sync(result: KeySync) -> Rendered:
 
 
 def offboarded(result: Offboarded) -> Rendered:
-    lines = [f":wave: Offboarded <@{result.user_id}>", *_steps(result.steps)]
+    lines = [f":wave: Offboarded {mention(result.user_id)}", *_steps(result.steps)]
     if result.failed:
         lines.extend(f"  :x: {escape(failure)}" for failure in result.failed)
     if result.group_roles:
@@ -159,7 +160,7 @@ def _due_line(key: DueKey, *, with_creator: bool = True) -> str:
              f"workspace `{escape(key.workspace)}`", f"{key.rotation.age_days} d old",
              f"rotate by {key.rotation.rotate_by:%Y-%m-%d} ({when})"]
     if with_creator:
-        parts.append(f"creator {key.creator if (key.creator or '').startswith('<@') else escape(key.creator or '?')}")
+        parts.append(f"creator {escape(key.creator or '?')}")
     if not key.registered:
         parts.append("_not used by Claude Gate_")
     return " · ".join(parts)
@@ -189,7 +190,8 @@ def reminder_dm(keys: list[DueKey], *, today: date) -> Rendered:
 def reminder_schedule(schedule: ReminderSchedule) -> Rendered:
     """`reminders`: the schedule and the next run."""
     nexts = ", ".join(f"{run:%a %Y-%m-%d %H:%M %Z}" for run in schedule.next_runs) or "never"
-    channel = f"<#{schedule.channel}>" if schedule.channel else ":warning: REMINDER_CHANNEL is not set (no reminders)"
+    channel = (channel_link(schedule.channel) if schedule.channel
+               else ":warning: REMINDER_CHANNEL is not set (no reminders)")
     last = f"{schedule.last_run_at:%Y-%m-%d %H:%M} UTC" if schedule.last_run_at else "never"
     leader = f"`{escape(schedule.leader)}`" if schedule.leader else \
         ":warning: no process is running the scheduler (start `claude-gate serve`)"
@@ -212,13 +214,13 @@ def reminder_run(run: ReminderRun) -> Rendered:
     """The answer to `reminders run`."""
     if run.reminded:
         lines = [f":white_check_mark: Posted {len(run.reminded)} key{'s' if len(run.reminded) != 1 else ''} to "
-                 f"<#{run.channel}>: " + ", ".join(f"`{k.label}`" for k in run.reminded)]
+                 f"{channel_link(run.channel)}: " + ", ".join(f"`{k.label}`" for k in run.reminded)]
     else:
         lines = ["Nothing to post: no key is due that was not reminded today."]
     if run.already_reminded:
         lines.append("Already reminded today: " + ", ".join(f"`{label}`" for label in run.already_reminded))
     if run.direct_messages:
-        lines.append("Creators told by DM: " + ", ".join(f"<@{user}>" for user in run.direct_messages))
+        lines.append("Creators told by DM: " + ", ".join(mention(user) for user in run.direct_messages))
     if run.dm_failures:
         lines.append(":warning: Could not DM: " + ", ".join(escape(f) for f in run.dm_failures))
     return "\n".join(lines), sections(lines)

@@ -31,6 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.conversation import AnswerNotDelivered
 from bot.slack.render_answers import final_answer_blocks
+from bot.slack.safe_text import NeutralisingStream
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ class SlackAnswer:
         self.feedback_blocks: list[dict[str, Any]] | None = None  # set once the request has a record
         self.message_ts: list[str] = []  # every message this answer wrote, in order
         self.streaming = relay.streaming_usable(channel)
-        self._received = ""  # text handed over by the model and not yet taken by the writer
+        self._received = ""  # text handed over by the model, neutralised, and not yet taken by the writer
+        self._safe = NeutralisingStream()  # Claude's text pings nobody (PRODUCT §2), even split across chunks
         self._has_text = False  # whether any text was handed over at all
         self._more = asyncio.Event()
         self._ended = asyncio.Event()
@@ -160,11 +162,12 @@ class SlackAnswer:
 
     async def append(self, text: str) -> None:
         self._raise_if_broken()
-        self._received += text
+        self._received += self._safe.feed(text)
         self._has_text = self._has_text or bool(text)
         self._wake()
 
     async def finish(self) -> None:
+        self._received += self._safe.flush()
         self._ended.set()
         self._wake()
         assert self._writer is not None
@@ -175,7 +178,7 @@ class SlackAnswer:
         if self._writer is not None and self._writer.done():  # delivery itself failed: one last plain try
             await self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, markdown_text=note)
             return
-        self._received += ("\n\n" if self._has_text else "") + note
+        self._received += self._safe.feed(("\n\n" if self._has_text else "") + note)
         await self.finish()
 
     def abandon(self) -> None:

@@ -9,6 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.conversation import Turn
 from bot.slack.directory import UserDirectory
+from bot.slack.safe_text import neutralise
 
 MAX_THREAD_MESSAGES = 500
 # Subtypes that are still someone speaking; others (joins, deletions, the assistant thread's root…) are not.
@@ -34,7 +35,10 @@ def unescape(text: str) -> str:
 
 async def readable_text(text: str, directory: UserDirectory, bot_user_id: str | None) -> str:
     """Slack's message markup as a person reads it: the bot mention removed, `<@U…>` → `@name`, channels,
-    groups and links spelled out, `&lt;`/`&gt;`/`&amp;` decoded (so code in a question reaches Claude intact)."""
+    groups and links spelled out, `&lt;`/`&gt;`/`&amp;` decoded (so code in a question reaches Claude intact).
+
+    What a person typed literally (`&lt;!channel&gt;`, which Slack shows as text) is neutralised after decoding,
+    so it reaches Claude, and any echo of it, as the plain text it was, never as a live broadcast."""
     text = strip_mention(text, bot_user_id)
     names = {user: await directory.display_name(user) for user in set(_USER_MENTION.findall(text))}
     text = _USER_MENTION.sub(lambda m: "@" + names[m.group(1)], text)
@@ -43,7 +47,7 @@ async def readable_text(text: str, directory: UserDirectory, bot_user_id: str | 
     text = _SUBTEAM.sub(lambda m: m.group(1) or "@group", text)
     text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) and m.group(2) != m.group(1)
                      else m.group(1), text)
-    return unescape(text)
+    return neutralise(unescape(text))
 
 
 async def thread_turns(client: AsyncWebClient, directory: UserDirectory, *, channel: str, thread_ts: str,
