@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 
@@ -26,7 +27,15 @@ class ChatRequest:
     channel_id: str | None = None
     channel_name: str | None = None
     thread_ts: str | None = None
-    event_id: str | None = None  # the Slack event asking: claimed by the gate, so a retry is not answered twice
+    # What the gate claims so the request is answered once: the Slack message (``message_claim``), since one message
+    # comes under several event ids (a retry; an app_mention and a message.channels event for the same message)
+    event_id: str | None = None
+
+
+def message_claim(channel_id: str, ts: str) -> str:
+    """The claim of one Slack message (channel and ts), at most 64 characters like any event claim."""
+    key = f"msg:{channel_id}:{ts}"
+    return key if len(key) <= 64 else "msg:" + hashlib.sha256(key.encode()).hexdigest()[:60]
 
 
 def split_model_flag(text: str) -> tuple[str | None, str]:

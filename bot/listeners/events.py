@@ -11,7 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.conversation import Turn
 from bot.domain.decisions import Admission, AlreadyTaken, Refusal
-from bot.domain.requests import ChatRequest, Requester, split_model_flag
+from bot.domain.requests import ChatRequest, Requester, message_claim, split_model_flag
 from bot.services.events import claim_event
 from bot.slack.directory import LazyRequester
 from bot.slack.render import refusal_blocks
@@ -113,7 +113,7 @@ class Conversations:
                 return
             request = ChatRequest(requester=requester, text=text, model=model, surface=surface, channel_id=channel,
                                   channel_name=WHERE[surface].format(channel=channel), thread_ts=thread_ts,
-                                  event_id=body.get("event_id"))
+                                  event_id=message_claim(channel, event["ts"]))
             answer = self.relay.answer(channel=channel, thread_ts=thread_ts, user_id=user_id,
                                        team_id=requester.team_id or home.team_id)
 
