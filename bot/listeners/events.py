@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.conversation import Turn
 from bot.domain.decisions import Admission, AlreadyTaken, Refusal
+from bot.domain.mentions import mention
 from bot.domain.requests import ChatRequest, Requester, message_claim, split_model_flag
 from bot.services.events import claim_event
 from bot.slack.directory import LazyRequester
@@ -156,8 +157,8 @@ class Conversations:
             return
         access = await self.gate.chat.access(requester)
         home = await self.gate.directory.installation()
-        mention = f"<@{home.bot_user_id}>" if private and home.bot_user_id else None
-        await self.tell(client, event, question_hint(access, mention=mention), None, privately=private)
+        bot = mention(home.bot_user_id) if private and home.bot_user_id else None
+        await self.tell(client, event, question_hint(access, mention=bot), None, privately=private)
 
     async def tell(self, client: AsyncWebClient, event: dict[str, Any], text: str,
                    blocks: list[dict[str, Any]] | None, *, privately: bool) -> None:

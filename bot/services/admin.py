@@ -212,8 +212,8 @@ class AdminService:
         async with self.sessions() as session:
             grants = await list_grants(session, role)
             timed = await list_timed_grants(session, self.clock(), role)
-        lines = [f"{mention(g.slack_user_id)} · *{g.role}* until {until_text(g.expires_at)} · by {_actor(g.granted_by)} "
-                 f"on {g.granted_at:%Y-%m-%d}" for g in timed]
+        lines = [f"{mention(g.slack_user_id)} · *{g.role}* until {until_text(g.expires_at)} · by "
+                 f"{_actor(g.granted_by)} on {g.granted_at:%Y-%m-%d}" for g in timed]
         lines += [f"{mention(g.slack_user_id)} · *{g.role}* · by {_actor(g.granted_by)} on {g.granted_at:%Y-%m-%d}"
                   for g in grants]
         count = len({g.slack_user_id for g in grants} | {g.slack_user_id for g in timed})

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.grants import describe_duration, until_text
+from bot.domain.mentions import mention
 from bot.domain.roles import Role
 from bot.services.access import EffectiveRole, effective_role
 from bot.services.policies import describe_policy, load_policy
@@ -35,8 +36,8 @@ class GivenRole:
     @property
     def title(self) -> str:
         if self.expires_at is None:
-            return f":white_check_mark: <@{self.target_id}> now has the role *{self.role}*."
-        return f":white_check_mark: <@{self.target_id}> has the role *{self.role}* {self.how_long}."
+            return f":white_check_mark: {mention(self.target_id)} now has the role *{self.role}*."
+        return f":white_check_mark: {mention(self.target_id)} has the role *{self.role}* {self.how_long}."
 
     @property
     def detail_lines(self) -> list[str]:
@@ -46,7 +47,7 @@ class GivenRole:
         return lines
 
     def dm_text(self, actor_id: str) -> str:
-        who = f"<@{actor_id}>" if actor_id.startswith(("U", "W")) else "An admin"
+        who = mention(actor_id) if actor_id.startswith(("U", "W")) else "An admin"
         if self.expires_at is None:
             return (f"{who} gave you the Claude Gate role *{self.role}* ({self.limits}). "
                     "Mention me in a channel or DM me to ask Claude.")

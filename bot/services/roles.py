@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.errors import RoleChangeDenied as RoleChangeDenied
 from bot.domain.grants import may_be_time_bound, until_text
+from bot.domain.mentions import mention
 from bot.domain.roles import Right, Role, has_right, may_manage_role
 from bot.services.access import EffectiveRole as EffectiveRole  # re-exported: roles are where people look
 from bot.services.access import effective_role as effective_role
@@ -91,7 +92,7 @@ async def grant_role(session: AsyncSession, clock: Clock, *, actor_id: str, acto
         if expires_at <= now:
             raise RoleChangeDenied("A time-bound grant must end in the future.")
         if old is not None and role.rank <= old.rank:
-            raise RoleChangeDenied(f"<@{target_id}> already has *{old}* permanently: a time-bound grant must be "
+            raise RoleChangeDenied(f"{mention(target_id)} already has *{old}* permanently: a time-bound grant must be "
                                    "above it.")
         if timed is None:
             timed = TimedGrant(slack_user_id=target_id, team_id=team_id, role=role.value, granted_by=actor_id,
