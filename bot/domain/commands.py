@@ -122,16 +122,16 @@ class Subcommand:
 
 
 _PLACEHOLDER = {
-    Kind.USER: "<@user>",
+    Kind.USER: "@user",  # not `<@user>`: what the bot posts is neutralised, and this reads the same
     Kind.ROLE: "<role>",
-    Kind.GROUP: "<@group>",
+    Kind.GROUP: "@group",
     Kind.LABEL: "<label>",
     Kind.ENV_VAR: "env:<VAR>",
     Kind.WORKSPACE: "<workspace>",
     Kind.ANTHROPIC_ID: "<id>",
     Kind.INT: "<n>",
     Kind.FIELD: "<field>",
-    Kind.SUBJECT: "<@user|role|all>",
+    Kind.SUBJECT: "@user|role|all",
     Kind.REST: "<value>",
     Kind.WORD: "<name>",
     Kind.DURATION: "<n>d|<n>h",
