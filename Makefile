@@ -24,8 +24,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# make manifest URL=https://your-host.example.com (HTTP mode), or make manifest SOCKET=1 (Socket Mode)
 manifest: $(STAMP)
-	@$(BIN)/claude-gate manifest
+	@$(BIN)/claude-gate manifest $(if $(URL),--url $(URL)) $(if $(SOCKET),--socket)
 
 clean:
 	rm -rf $(VENV) *.egg-info

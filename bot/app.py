@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -151,6 +152,17 @@ class ClaudeGate:
         return app
 
 
+class ClientTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment even when given a client built with that token, and warns
+    "As you gave `client` as well, `token` will be unused." at every start: expected here, so not shown."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+BOLT_LOGGER = logging.getLogger("slack_bolt")
+BOLT_LOGGER.addFilter(ClientTokenNotice())
+
 # `claude-gate chat` works without Slack credentials; Bolt still wants a token to be constructed.
 NO_SLACK_TOKEN = "xoxb-not-configured"
 
@@ -183,7 +195,7 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
         request_verification_enabled=not settings.socket_mode,
-        logger=logging.getLogger("slack_bolt"),
+        logger=BOLT_LOGGER,
     )
     directory = UserDirectory(client, ttl_seconds=settings.user_cache_seconds)
     claude = ClaudeGateway(base_url=settings.anthropic_base_url)

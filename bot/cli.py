@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import json
 import logging
+import os
+import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import Settings, load_settings
+from bot.config import Settings, SettingsProblems, load_settings, serving_gaps
 from bot.domain.errors import CliError as CliError
 from bot.domain.errors import GateError
 from bot.domain.roles import Role
@@ -30,10 +34,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        settings = load_settings()
-        configure_logging(settings.log_level_number, settings.secret_values())
+        try:
+            settings = load_settings()
+        except SettingsProblems as exc:
+            if getattr(args, "serving", False):  # `serve` names the missing credentials too, not only the invalid
+                raise with_serving_gaps(exc) from None
+            raise
+        configure_logging(settings.log_level_number, settings.secret_values(), log_prompts=settings.log_prompts)
         return args.handler(settings, args) or 0
-    except GateError as exc:  # ConfigError, CliError and every other error with a line for the operator
+    except SettingsProblems as exc:
+        print(config_message(exc), file=sys.stderr)
+        return 2
+    except GateError as exc:  # CliError and every other error with a line for the operator
         print(f"claude-gate: {exc}", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:
@@ -44,13 +56,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def with_serving_gaps(exc: SettingsProblems) -> SettingsProblems:
+    """The invalid settings, plus the credentials `serve` needs that are unset or blank in the environment."""
+    named = {problem.name for problem in exc.problems}
+    gaps = serving_gaps(bot_token=os.environ.get("SLACK_BOT_TOKEN"),
+                        signing_secret=os.environ.get("SLACK_SIGNING_SECRET"),
+                        app_token=os.environ.get("SLACK_APP_TOKEN"), api_key=os.environ.get("ANTHROPIC_API_KEY"))
+    return SettingsProblems(exc.problems + [gap for gap in gaps if gap.name not in named])
+
+
+def command_as_typed() -> str:
+    """How to run `claude-gate` from the current directory: on the PATH, else the script's path (.venv/bin/…)."""
+    script = Path(sys.argv[0])
+    if script.name == "claude-gate":
+        on_path = shutil.which("claude-gate")
+        if on_path and Path(on_path).resolve() == script.resolve():
+            return "claude-gate"
+        try:
+            return str(script.resolve().relative_to(Path.cwd().resolve()))
+        except ValueError:
+            return str(script)
+    if shutil.which("claude-gate"):
+        return "claude-gate"
+    local = Path(".venv/bin/claude-gate")
+    if local.exists():
+        return str(local)
+    beside = Path(sys.executable).parent / "claude-gate"  # `python -m bot` from another directory
+    return str(beside) if beside.exists() else f"{sys.executable} -m bot"
+
+
+def config_message(exc: SettingsProblems) -> str:
+    """The start-up error: one line per problem and, when credentials are missing, how to create the Slack app."""
+    text = f"claude-gate: {exc.text()}"
+    if not any(problem.missing for problem in exc.problems):
+        return text
+    command = f"{command_as_typed()} manifest --url https://<your-host>"
+    if Path("Makefile").is_file():
+        print_it = (f" `make manifest URL=https://<your-host>` (Socket Mode: `make manifest SOCKET=1`),\n"
+                    f"or `{command}`")
+    else:
+        print_it = f"\n`{command}` (Socket Mode: --socket)"
+    return "\n".join([
+        text,
+        f"No Slack app yet? Print its manifest with{print_it}; paste it at",
+        "api.slack.com/apps → Create New App → From a manifest, install the app, then copy the values into .env",
+        "(start from .env.example).",
+    ])
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="claude-gate", description="Claude in Slack, gated by roles.")
     sub = parser.add_subparsers(metavar="command")
 
     serve = sub.add_parser("serve", help="migrate the database, then serve Slack (HTTP, or Socket Mode)")
     serve.add_argument("--port", type=int, help="HTTP port (default: PORT, 3000)")
-    serve.set_defaults(handler=cmd_serve)
+    serve.set_defaults(handler=cmd_serve, serving=True)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(metavar="action")
@@ -285,36 +345,45 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
     from bot.app import build_app
 
     gate = build_app(settings)
-    await gate.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await gate.start_jobs()  # rotation reminders and housekeeping (APScheduler on this loop), after the handlers
-    # Everything built so far (modules, SDK clients, SQLAlchemy's compiled statements) lives as long as the process:
-    # keep it out of the garbage collector's full passes, which otherwise stop the loop for 0.1-0.4 s under load.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    runner: web.AppRunner | None = None
     socket_handler = None
-    if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-
-        assert settings.slack_app_token is not None
-        socket_handler = AsyncSocketModeHandler(gate.bolt, settings.slack_app_token.get_secret_value(),
-                                                web_client=gate.client)
-        await socket_handler.connect_async()
-    # In Socket Mode there is no event endpoint to sign-check: serve the health check alone.
-    runner = web.AppRunner(gate.web_app(events=not settings.socket_mode), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    log.info("Claude Gate is serving on port %d (%s)", port, "Socket Mode" if socket_handler else "HTTP")
     try:
+        await gate.start()
+        # In Socket Mode there is no event endpoint to sign-check: serve the health check (and /metrics) alone.
+        # The port is taken before anything else starts, so a port in use stops start-up with one line.
+        runner = web.AppRunner(gate.web_app(events=not settings.socket_mode), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CliError(f"port {port} is already in use (another claude-gate serve?): stop that process, "
+                               "or choose another port with PORT or --port") from None
+            raise CliError(f"cannot listen on port {port}: {exc.strerror or exc}") from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await gate.start_jobs()  # rotation reminders and housekeeping (APScheduler on this loop), after the handlers
+        # Everything built so far (modules, SDK clients, SQLAlchemy's compiled statements) lives as long as the
+        # process: keep it out of the garbage collector's full passes, which otherwise stop the loop for 0.1-0.4 s
+        # under load.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+        if settings.socket_mode:
+            from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+            assert settings.slack_app_token is not None
+            socket_handler = AsyncSocketModeHandler(gate.bolt, settings.slack_app_token.get_secret_value(),
+                                                    web_client=gate.client)
+            await socket_handler.connect_async()
+        log.info("Claude Gate is serving on port %d (%s)", port, "Socket Mode" if socket_handler else "HTTP")
         await stop.wait()
-    finally:
         log.info("shutting down")
+    finally:
         if socket_handler is not None:
             await socket_handler.close_async()
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
         await gate.close()
-

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.domain.errors import ConfigError as ConfigError
 from bot.domain.models import ModelCatalog, default_model_ids
@@ -20,29 +23,95 @@ from bot.domain.roles import Role
 
 _DEFAULT_MODELS = default_model_ids()
 
-SETUP_HINT = (
-    "create the Slack app from the manifest that `claude-gate manifest` prints "
-    "(api.slack.com/apps → Create New App → From a manifest), install it, then put the values in .env"
-)
-
-# How to get each setting, for the one-line start-up error.
+# How to get each setting: the start-up error says it beside the setting's name.
 HOW_TO_GET: dict[str, str] = {
-    "SLACK_BOT_TOKEN": "the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions page",
-    "SLACK_SIGNING_SECRET": "the Signing Secret from the app's Basic Information page "
-    "(or set SLACK_APP_TOKEN for Socket Mode)",
-    "SLACK_APP_TOKEN": "an app-level token (xapp-…) with connections:write, from Basic Information",
-    "ANTHROPIC_API_KEY": "an API key (sk-ant-…) from console.anthropic.com → API keys",
+    "SLACK_BOT_TOKEN": "Bot User OAuth Token (xoxb-…), on the Slack app's OAuth & Permissions page",
+    "SLACK_SIGNING_SECRET": "Signing Secret, on the app's Basic Information page (not for Socket Mode)",
+    "SLACK_APP_TOKEN": "an app-level token (xapp-…) with connections:write, on the app's Basic Information page",
+    "ANTHROPIC_API_KEY": "an API key (sk-ant-…), at console.anthropic.com → API keys",
     "DATABASE_URL": "a SQLAlchemy URL such as sqlite:///claude_gate.db or postgresql://user@host/db",
     "DEFAULT_ROLE": f"one of {', '.join(Role)}",
     "REMINDER_CRON": "five crontab fields, e.g. '0 9 * * 1-5'",
     "REMINDER_TZ": "an IANA time zone such as UTC or Europe/Berlin",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "MODEL_PRICES": 'JSON dollars per million tokens by family, e.g. {"opus": [5, 25]}',
+    "PORT": "a TCP port number, 1-65535",
+}
+
+# What a secret's value starts with: a token pasted into the wrong variable is caught at start, not at the first
+# request. Slack's rotating bot tokens start with xoxe.xoxb-.
+SECRET_PREFIXES: dict[str, tuple[str, ...]] = {
+    "slack_bot_token": ("xoxb-", "xoxe.xoxb-"),
+    "slack_app_token": ("xapp-",),
+    "anthropic_api_key": ("sk-ant-",),
 }
 
 
+@dataclass(frozen=True)
+class SettingProblem:
+    """One setting that stops start-up: missing (unset or blank) or invalid."""
+
+    name: str  # the environment variable, e.g. SLACK_BOT_TOKEN
+    missing: bool
+    detail: str  # what is wrong, or where to get it
+
+    @property
+    def line(self) -> str:
+        if self.missing:
+            return f"Missing setting {self.name}: {self.detail}."
+        return f"Invalid setting {self.name}: {self.detail}."
+
+
+class SettingsProblems(ConfigError):
+    """Missing or invalid settings. One problem reads as one line; several as a short block, one line each."""
+
+    def __init__(self, problems: list[SettingProblem]) -> None:
+        self.problems = problems
+        super().__init__(self.text())
+
+    @property
+    def any_missing(self) -> bool:
+        return any(problem.missing for problem in self.problems)
+
+    def text(self) -> str:
+        if len(self.problems) == 1:
+            return self.problems[0].line
+        missing = sum(problem.missing for problem in self.problems)
+        invalid = len(self.problems) - missing
+        counts = " and ".join(part for part in (
+            f"{missing} missing" if missing else "", f"{invalid} invalid" if invalid else "") if part)
+        width = max(len(problem.name) for problem in self.problems)
+        lines = [f"{counts} settings (set them in .env or the environment):"]
+        lines += [f"  {problem.name:<{width}}  {'missing' if problem.missing else 'invalid'}: {problem.detail}"
+                  for problem in self.problems]
+        return "\n".join(lines)
+
+
+def is_placeholder(value: str) -> bool:
+    """Blank, or still the example's `xoxb-...`: no real token or key ends in an ellipsis."""
+    value = value.strip()
+    return not value or value.endswith(("...", "…"))
+
+
+def serving_gaps(*, bot_token: str | None, signing_secret: str | None, app_token: str | None,
+                 api_key: str | None) -> list[SettingProblem]:
+    """The settings `serve` cannot start without that are unset or blank (blank counts as unset)."""
+    def unset(value: str | None) -> bool:
+        return value is None or is_placeholder(value)
+
+    missing = []
+    if unset(bot_token):
+        missing.append("SLACK_BOT_TOKEN")
+    if unset(app_token) and unset(signing_secret):
+        missing.append("SLACK_SIGNING_SECRET")
+    if unset(api_key):
+        missing.append("ANTHROPIC_API_KEY")
+    return [SettingProblem(name, True, HOW_TO_GET[name]) for name in missing]
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    # A blank variable (`SLACK_BOT_TOKEN=` as in .env.example) counts as unset: its default, or missing.
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -83,6 +152,33 @@ class Settings(BaseSettings):
     context_token_budget: int = Field(24_000, ge=1_000)
     answer_timeout_seconds: float = Field(300.0, gt=0)
     user_cache_seconds: float = Field(300.0, ge=0)
+
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "anthropic_api_key",
+                     "anthropic_admin_key", "anthropic_base_url", "reminder_channel", "admin_alert_channel",
+                     mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and is_placeholder(value) else value
+
+    @field_validator("slack_bot_token", "slack_app_token", "anthropic_api_key")
+    @classmethod
+    def _secret_shape(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        prefixes = SECRET_PREFIXES[str(info.field_name)]
+        if value is not None and not value.get_secret_value().strip().startswith(prefixes):
+            # never echo the value: it is a secret, perhaps another one pasted into the wrong variable
+            raise ValueError(f"it does not start with {' or '.join(prefixes)}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_database_url(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            raise ValueError("it is not a database URL") from None
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"{backend} is not supported (SQLite or PostgreSQL)")
+        return value
 
     @field_validator("bootstrap_owners", mode="before")
     @classmethod
@@ -145,18 +241,14 @@ class Settings(BaseSettings):
         return [s.get_secret_value() for s in secrets if s is not None]
 
     def require_serving(self) -> None:
-        """Raise ConfigError naming the first setting `serve` cannot start without."""
-        missing = []
-        if self.slack_bot_token is None:
-            missing.append("SLACK_BOT_TOKEN")
-        if not self.socket_mode and self.slack_signing_secret is None:
-            missing.append("SLACK_SIGNING_SECRET")
-        if self.anthropic_api_key is None:
-            missing.append("ANTHROPIC_API_KEY")
-        if missing:
-            names = " and ".join(missing)
-            how = "; ".join(f"{name} is {HOW_TO_GET[name]}" for name in missing)
-            raise ConfigError(f"Missing setting {names}: {how}. To get them, {SETUP_HINT}.")
+        """Raise ConfigError naming every setting `serve` cannot start without."""
+        def value(secret: SecretStr | None) -> str | None:
+            return secret.get_secret_value() if secret is not None else None
+
+        problems = serving_gaps(bot_token=value(self.slack_bot_token), signing_secret=value(self.slack_signing_secret),
+                                app_token=value(self.slack_app_token), api_key=value(self.anthropic_api_key))
+        if problems:
+            raise SettingsProblems(problems)
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
@@ -166,17 +258,24 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc)) from None
+        raise SettingsProblems(_problems(exc)) from None
     except SettingsError as exc:  # a complex value (JSON) that does not parse
         match = re.search(r'field "(\w+)"', str(exc))
         name = match.group(1).upper() if match else "setting"
         how = HOW_TO_GET.get(name, "valid JSON")
-        raise ConfigError(f"Invalid setting {name}: it is not valid JSON (expected {how}).") from None
+        raise SettingsProblems([SettingProblem(name, False, f"it is not valid JSON (expected {how})")]) from None
 
 
-def _one_line(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    name = str(error["loc"][0]).upper() if error["loc"] else "setting"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    how = HOW_TO_GET.get(name)
-    return f"Invalid setting {name}: {message}" + (f" (expected {how})" if how else "") + "."
+def _problems(exc: ValidationError) -> list[SettingProblem]:
+    problems: dict[str, SettingProblem] = {}
+    for error in exc.errors():
+        name = str(error["loc"][0]).upper() if error["loc"] else "setting"
+        if name in problems:  # one line per setting (a union type reports each alternative)
+            continue
+        how = HOW_TO_GET.get(name)
+        if error["type"] == "enum" and how:  # pydantic's message lists the choices HOW_TO_GET names too
+            message = f"{error['input']!r} is not accepted"
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+        problems[name] = SettingProblem(name, False, message + (f" (expected {how})" if how else ""))
+    return list(problems.values())

@@ -25,14 +25,23 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(level: int, secrets: Iterable[str]) -> None:
+# Loggers that write request and response bodies at DEBUG (prompts, answers, Slack payloads): on only when
+# LOG_LEVEL=DEBUG and LOG_PROMPTS=true, since prompt text is not kept anywhere else unless LOG_PROMPTS is set.
+PAYLOAD_LOGGERS = ("slack_sdk.web", "slack_sdk.socket_mode", "slack_bolt", "anthropic")
+# Library chatter: Alembic's plugin set-up, per-request SQL, one INFO line per HTTP request (httpx, under the
+# Anthropic SDK). Only with LOG_LEVEL=DEBUG.
+CHATTY_LOGGERS = ("alembic", "sqlalchemy.engine", "httpx", "httpcore", "apscheduler")
+
+
+def configure_logging(level: int, secrets: Iterable[str], *, log_prompts: bool = False) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Library chatter (Alembic's plugin set-up, per-request SQL) only when asked for with LOG_LEVEL=DEBUG.
-    quiet = logging.DEBUG if level <= logging.DEBUG else logging.WARNING
-    for name in ("alembic", "sqlalchemy.engine"):
-        logging.getLogger(name).setLevel(quiet)
+    debug = level <= logging.DEBUG
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+    for name in PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug and log_prompts else max(level, logging.INFO))

@@ -22,19 +22,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
-def test_serve_without_credentials_names_what_to_set(tmp_path: Path, database_url: str) -> None:
-    result = run_cli("serve", env={"DATABASE_URL": database_url}, cwd=tmp_path)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr  # one line, no traceback
-    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "ANTHROPIC_API_KEY", "claude-gate manifest"):
-        assert name in lines[0]
-
-
-def test_socket_mode_does_not_need_a_signing_secret(tmp_path: Path) -> None:
-    result = run_cli("serve", env={"SLACK_APP_TOKEN": "xapp-1", "SLACK_BOT_TOKEN": "xoxb-1"}, cwd=tmp_path)
-    assert result.returncode == 2
-    assert "SLACK_SIGNING_SECRET" not in result.stderr and "ANTHROPIC_API_KEY" in result.stderr
+# `serve` without credentials, with a port in use, or an unreachable database: tests/test_startup.py
 
 
 @pytest.mark.parametrize(("variable", "value"), [

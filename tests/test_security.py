@@ -63,7 +63,8 @@ async def test_secrets_never_reach_logs_database_or_slack(harness_factory, capsy
     extra_key = "sk-ant-api03-extra-workspace-secret-WxYz"
     monkeypatch.setenv("EXTRA_KEY", extra_key)
     secrets = [BOT_TOKEN, SIGNING_SECRET, API_KEY, extra_key]
-    configure_logging(logging.DEBUG, secrets)  # the process's real handler, at DEBUG
+    # the process's real handler, at DEBUG with the payload loggers on (LOG_PROMPTS): the most that is ever logged
+    configure_logging(logging.DEBUG, secrets, log_prompts=True)
     try:
         harness = await harness_factory(log_level="DEBUG")
         harness.slack.add_user("UOWNER")
