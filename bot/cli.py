@@ -23,6 +23,7 @@ from bot.domain.errors import CliError as CliError
 from bot.domain.errors import GateError
 from bot.domain.roles import Role
 from bot.logging_setup import configure_logging
+from bot.terminal import plain, table
 
 log = logging.getLogger("bot")
 
@@ -41,12 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise with_serving_gaps(exc) from None
             raise
         configure_logging(settings.log_level_number, settings.secret_values(), log_prompts=settings.log_prompts)
-        return args.handler(settings, args) or 0
+        status = args.handler(settings, args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, where it is caught, not in the interpreter's exit
+        return status
     except SettingsProblems as exc:
         print(config_message(exc), file=sys.stderr)
         return 2
     except GateError as exc:  # CliError and every other error with a line for the operator
-        print(f"claude-gate: {exc}", file=sys.stderr)
+        print(plain(f"claude-gate: {exc}"), file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
@@ -54,6 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `claude-gate manifest | head`: the reader has gone, so end quietly, as `cat` does
+        quiet_closed_stdout()
+        return 128 + signal.SIGPIPE
+
+
+def quiet_closed_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush at exit does not raise a second BrokenPipeError."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def with_serving_gaps(exc: SettingsProblems) -> SettingsProblems:
@@ -258,11 +271,12 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     grants, timed = with_sessions(settings, work)
     if not grants and not timed:
         print("no explicit grants")
-    for grant in timed:
-        print(f"{grant.slack_user_id}\t{grant.role}\tuntil {until_text(grant.expires_at)}\tgranted by "
-              f"{grant.granted_by} on {grant.granted_at:%Y-%m-%d}")
-    for grant in grants:
-        print(f"{grant.slack_user_id}\t{grant.role}\tgranted by {grant.granted_by} on {grant.granted_at:%Y-%m-%d}")
+    else:
+        rows = [(grant.slack_user_id, grant.role, f"until {until_text(grant.expires_at)}",
+                 f"granted by {grant.granted_by} on {grant.granted_at:%Y-%m-%d}") for grant in timed]
+        rows += [(grant.slack_user_id, grant.role, "", f"granted by {grant.granted_by} on {grant.granted_at:%Y-%m-%d}")
+                 for grant in grants]
+        print(table(rows))
     return 0
 
 
@@ -299,7 +313,6 @@ class TerminalAnswer:
 async def _chat(settings: Settings, user: str, text: str, model: str | None) -> int:
     from bot.app import build_app
     from bot.domain.decisions import Refusal
-    from bot.domain.mentions import plain_mentions
     from bot.domain.requests import ChatRequest, Requester
 
     gate = build_app(settings)
@@ -317,7 +330,7 @@ async def _chat(settings: Settings, user: str, text: str, model: str | None) -> 
 
         result = await gate.chat.answer(request, no_history, TerminalAnswer())
         if isinstance(result.decision, Refusal):
-            print(plain_mentions(f"refused: {result.decision.message} {result.decision.hint}"), file=sys.stderr)
+            print(plain(f"refused: {result.decision.message} {result.decision.hint}"), file=sys.stderr)
             return 3
         return 1 if result.failure else 0
     finally:

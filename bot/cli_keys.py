@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.domain.errors import GateError
+from bot.terminal import plain, table
 
 KEY_OPTIONS = ("workspace", "rotate_days", "anthropic_id")  # the options of `keys add` in bot/domain/commands.py
 
@@ -65,11 +66,12 @@ def cmd_keys_list(settings: Settings, _args: argparse.Namespace) -> int:
     listing = _run(settings, work)
     if not listing.keys:
         print("no keys")
-    for key in listing.keys:
-        rotation = key.rotation.phrase if key.usable else "-"
-        print("\t".join([key.label, key.workspace, key.hint or "-", f"{key.rotation.age_days}d",
-                         f"{key.rotation.rotate_by:%Y-%m-%d}", rotation,
-                         key.status + (" (in use)" if key.in_use else ""), key.env_var or "(not used)"]))
+        return 0
+    print(table([[key.label, key.workspace, key.hint or "-", f"{key.rotation.age_days}d",
+                  f"{key.rotation.rotate_by:%Y-%m-%d}", key.rotation.phrase if key.usable else "-",
+                  key.status + (" (in use)" if key.in_use else ""), key.env_var or "(not used)"]
+                 for key in listing.keys],
+                header=["label", "workspace", "hint", "age", "rotate by", "rotation", "status", "variable"]))
     return 0
 
 
@@ -90,7 +92,7 @@ def cmd_keys_add(settings: Settings, args: argparse.Namespace) -> int:
     print(f"key {key.label} registered for workspace {key.workspace} ({key.hint}); rotate by "
           f"{key.rotation.rotate_by:%Y-%m-%d}")
     for note in added.notes:
-        print(note.replace("`", ""))
+        print(plain(note))
     return 0
 
 
@@ -107,7 +109,7 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     revoked = _run(settings, work)
     print(f"key {revoked.label} revoked")
     for step in revoked.steps:
-        print(f"{step.what}: {step.outcome}: {step.detail.replace('`', '')}")
+        print(plain(f"{step.what}: {step.outcome}: {step.detail}"))
     print(f"workspace {revoked.workspace} now uses {revoked.now_in_use}" if revoked.now_in_use
           else f"workspace {revoked.workspace} has no usable key: its requests are refused")
     return 1 if any(step.outcome == StepOutcome.FAILED for step in revoked.steps) else 0
@@ -129,7 +131,7 @@ def cmd_keys_sync(settings: Settings, _args: argparse.Namespace) -> int:
     for label in synced.missing:
         print(f"not listed by Anthropic any more: {label}")
     for note in synced.notes:
-        print(note)
+        print(plain(note))
     return 0
 
 

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
 import sys
 from datetime import timedelta
 from typing import Any
 
 from bot.config import Settings
 from bot.domain.commands import ADMIN, CommandError, GroupRef, parse_command
-from bot.domain.mentions import plain_mentions
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Role
@@ -24,6 +22,7 @@ from bot.services.admin import AdminService, Caller
 from bot.services.roles import SHELL_ACTOR
 from bot.services.usage import usage_by_user
 from bot.store.clock import system_clock
+from bot.terminal import render_reply
 
 SHELL = Caller(Requester(user_id=SHELL_ACTOR, name="shell"), EffectiveRole(Role.OWNER, "explicit"))
 
@@ -55,13 +54,6 @@ def add_report_commands(sub: Any) -> None:
     audit.set_defaults(handler=cmd_audit)
 
 
-def terminal_text(reply: Reply) -> str:
-    """Slack mrkdwn made plain: no bold stars, backticks or angle-bracket mentions."""
-    text = plain_mentions(reply.plain_text())
-    text = re.sub(r"<[@#!](?:subteam\^)?([A-Z0-9]+)(?:\|[^>]*)?>", r"\1", text)
-    return text.replace("*", "").replace("`", "").replace(":white_check_mark: ", "").replace(":warning: ", "! ")
-
-
 def _run(settings: Settings, text: str) -> int:
     from bot.cli import with_sessions
 
@@ -75,7 +67,7 @@ def _run(settings: Settings, text: str) -> int:
         return answer
 
     reply = with_sessions(settings, work)
-    print(terminal_text(reply), file=sys.stdout if reply.ok else sys.stderr)
+    print(render_reply(reply), file=sys.stdout if reply.ok else sys.stderr)
     return 0 if reply.ok else 2
 
 

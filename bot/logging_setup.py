@@ -30,7 +30,7 @@ class RedactSecrets(logging.Filter):
 PAYLOAD_LOGGERS = ("slack_sdk.web", "slack_sdk.socket_mode", "slack_bolt", "anthropic")
 # Library chatter: Alembic's plugin set-up, per-request SQL, one INFO line per HTTP request (httpx, under the
 # Anthropic SDK). Only with LOG_LEVEL=DEBUG.
-CHATTY_LOGGERS = ("alembic", "sqlalchemy.engine", "httpx", "httpcore", "apscheduler")
+CHATTY_LOGGERS = ("alembic", "sqlalchemy.engine", "httpx", "httpcore", "httpx2", "httpcore2", "apscheduler")
 
 
 def configure_logging(level: int, secrets: Iterable[str], *, log_prompts: bool = False) -> None:

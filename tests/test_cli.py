@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,9 @@ def test_grant_users_revoke_and_the_last_owner(tmp_path: Path, database_url: str
     assert run_cli("grant", "<@U0OWNER|olga>", "owner", env=env, cwd=tmp_path).stdout == "U0OWNER is now owner\n"
     assert run_cli("grant", "U0USER", "power", env=env, cwd=tmp_path).returncode == 0
     listing = run_cli("users", env=env, cwd=tmp_path).stdout
-    assert "U0OWNER\towner" in listing and "U0USER\tpower" in listing
+    rows = {line.split()[0]: line for line in listing.splitlines()}
+    assert rows["U0OWNER"].split()[1] == "owner" and rows["U0USER"].split()[1] == "power"
+    assert rows["U0OWNER"].index("granted by") == rows["U0USER"].index("granted by")  # aligned columns
     assert run_cli("users", "power", env=env, cwd=tmp_path).stdout.count("\n") == 1
     refused = run_cli("revoke", "U0OWNER", env=env, cwd=tmp_path)
     assert refused.returncode == 2 and "last owner" in refused.stderr
@@ -88,14 +91,14 @@ def test_chat_as_goes_through_the_gate(tmp_path: Path, database_url: str, fake_s
            "SLACK_BOT_TOKEN": "xoxb-cli", "SLACK_API_URL": fake_slack.api_url}
     fake_slack.add_user("U0CLI")
     refused = run_cli("chat", "--as", "U0CLI", "hello", env=env, cwd=tmp_path)
-    assert refused.returncode == 3 and "refused: Your role *viewer* cannot ask Claude" in refused.stderr
+    assert refused.returncode == 3 and "refused: Your role viewer cannot ask Claude" in refused.stderr
     run_cli("grant", "U0CLI", "user", env=env, cwd=tmp_path)
     answered = run_cli("chat", "--as", "U0CLI", "hello", "there", env=env, cwd=tmp_path)
     assert answered.returncode == 0, answered.stderr
     assert answered.stdout == "Echo: hello there\n"
     assert fake_anthropic.last_body()["max_tokens"] == 512
     not_allowed = run_cli("chat", "--as", "U0CLI", "--model", "opus", "hi", env=env, cwd=tmp_path)
-    assert not_allowed.returncode == 3 and "may not use `opus`" in not_allowed.stderr
+    assert not_allowed.returncode == 3 and "may not use opus" in not_allowed.stderr
 
 
 def test_bootstrap_owners_become_owners_once(tmp_path: Path, database_url: str, fake_slack, fake_anthropic) -> None:
@@ -140,3 +143,53 @@ def test_role_commands_do_not_import_the_anthropic_sdk() -> None:
              "assert ids == full and newest_known_models(ids), (ids, full)\n")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`claude-gate manifest | head -1`: the reader is gone before the command writes; no traceback."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ANTHROPIC_", "DATABASE_URL"))}
+    process = subprocess.Popen([sys.executable, "-m", "bot", "manifest"], cwd=tmp_path, env=clean,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # as `head` exits
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, stderr  # 128 + SIGPIPE, as for `cat`
+    assert stderr == ""
+
+
+def test_chat_prints_no_library_chatter_unless_debug(tmp_path: Path, database_url: str, fake_slack,
+                                                     fake_anthropic) -> None:
+    env = {"DATABASE_URL": database_url, "ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
+           "SLACK_BOT_TOKEN": "xoxb-cli", "SLACK_API_URL": fake_slack.api_url}
+    fake_slack.add_user("U0QUIET")
+    run_cli("grant", "U0QUIET", "user", env=env, cwd=tmp_path)
+    quiet = run_cli("chat", "--as", "U0QUIET", "a secret plan", env=env, cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stdout == "Echo: a secret plan\n"
+    assert quiet.stderr == ""  # no "As you gave `client` as well…", no httpx "HTTP Request: POST …"
+    debug = run_cli("chat", "--as", "U0QUIET", "a secret plan", env=env | {"LOG_LEVEL": "DEBUG"}, cwd=tmp_path)
+    assert "HTTP Request: POST" in debug.stderr and "As you gave" not in debug.stderr
+    assert "a secret plan" not in debug.stderr  # the payload loggers need LOG_PROMPTS=true as well
+    payloads = run_cli("chat", "--as", "U0QUIET", "a secret plan",
+                       env=env | {"LOG_LEVEL": "DEBUG", "LOG_PROMPTS": "true"}, cwd=tmp_path)
+    assert "a secret plan" in payloads.stderr
+    assert API_KEY not in debug.stderr + payloads.stderr
+
+
+def test_terminal_output_has_no_slack_markup() -> None:
+    from bot.domain.replies import Reply
+    from bot.services.admin import usage_lines
+    from bot.services.usage import UsageSummary
+    from bot.terminal import plain, render_reply, table
+
+    summary = UsageSummary(since=datetime.now(UTC), requests=3, input_tokens=10, output_tokens=20, cost=0.5,
+                           refusals={"rpm": 1}, thumbs_up=2, thumbs_down=1, top_users=[("U0ANA", 3, 0.5)])
+    text = render_reply(Reply(title=":bar_chart: *Usage*, last 7 days", lines=usage_lines(summary),
+                              fields=[("Role", "`power`"), ("Requests left this minute", "59")]))
+    assert ":+1:" not in text and "*" not in text and "`" not in text and "<@" not in text
+    assert "Feedback: 👍 2 · 👎 1" in text and "Top users: U0ANA 3 req $0.50" in text
+    assert text.splitlines()[0] == "Usage, last 7 days"
+    assert "Role:                       power" in text  # fields in aligned columns
+    assert plain("<https://example.com|the docs> at 10:30:00, <!here> <#C1|general> &lt;b&gt; max_tokens "
+                 "_why_ ~old~") == "the docs (https://example.com) at 10:30:00, @here #general <b> max_tokens why old"
+    assert table([("a", "bbb", "c"), ("dddd", "e", "f")], header=("x", "y", "z")).splitlines() == [
+        "x     y    z", "a     bbb  c", "dddd  e    f"]

@@ -28,6 +28,7 @@ from bot.services.reminders import run_reminders
 from bot.services.roles import RoleChangeDenied
 from bot.slack import render_keys
 from bot.store.models import ApiKey, AuditEntry, RoleGrant
+from bot.terminal import plain
 from tests.conftest import API_KEY, Harness, eventually
 from tests.fakes.anthropic import DEFAULT_ADMIN_KEY
 
@@ -244,7 +245,7 @@ async def test_revoke_without_the_admin_api_says_what_to_do(harness: Harness, mo
     revoked = await revoke(harness, "new")
     assert revoked.steps[1].outcome == "skipped" and "ANTHROPIC_ADMIN_KEY is not set" in revoked.steps[1].detail
     assert "no Anthropic key id" in (await revoke(harness, "default")).steps[1].detail
-    with pytest.raises(KeyCommandError, match="There is no key `nope`"):
+    with pytest.raises(KeyCommandError, match="There is no key nope"):
         await revoke(harness, "nope")
 
 
@@ -509,11 +510,14 @@ def test_cli_keys_add_list_revoke_and_remind(tmp_path, database_url: str, fake_s
     assert added.returncode == 0, added.stderr
     assert added.stdout.startswith("key ci registered for workspace ci (sk-ant-api03-…Zq9X)")
     listing = run_cli("keys", env=env, cwd=tmp_path)
-    assert listing.stdout.startswith("ci\tci\tsk-ant-api03-…Zq9X\t0d\t") and "due in 7 days" in listing.stdout
-    for args, phrase in [(("keys", "add", "x", "env:NOT_SET_ANYWHERE"), NOT_AN_API_KEY),
+    header, row = listing.stdout.splitlines()
+    assert header.split()[:4] == ["label", "workspace", "hint", "age"] and row.index("ci  ") == 0
+    assert row.split()[:4] == ["ci", "ci", "sk-ant-api03-…Zq9X", "0d"] and "due in 7 days" in row
+    assert row.index("sk-ant") == header.index("hint")  # aligned columns
+    for args, phrase in [(("keys", "add", "x", "env:NOT_SET_ANYWHERE"), plain(NOT_AN_API_KEY)),
                          (("keys", "add", "x", NEW_SECRET), "must be env:<VARIABLE>"),
                          (("keys", "add", "x", "env:CI_KEY", "colour=blue"), "Unknown option colour="),
-                         (("keys", "revoke", "nope"), "There is no key `nope`")]:
+                         (("keys", "revoke", "nope"), "There is no key nope")]:
         refused = run_cli(*args, env=env, cwd=tmp_path)
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and phrase in refused.stderr, args
         assert NEW_SECRET not in refused.stderr + refused.stdout
