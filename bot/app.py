@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.listeners.in_flight import InFlightListeners
+from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from bot.metrics import Metrics, may_scrape
 from bot.services.admin import AdminService
 from bot.services.chat import ChatService
 from bot.services.claude import ClaudeGateway
@@ -32,6 +34,7 @@ from bot.services.key_alerts import KeyAlerts
 from bot.services.keys import ensure_default_key
 from bot.services.personal import PersonalService
 from bot.services.roles import bootstrap_owners
+from bot.slack.client import SlackErrorCounter
 from bot.slack.directory import UserDirectory
 from bot.slack.safe_text import SafeWebClient
 from bot.slack.workspace import SlackWorkspace
@@ -63,6 +66,7 @@ class ClaudeGate:
     chat: ChatService
     admin: AdminService
     personal: PersonalService
+    metrics: Metrics
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     listeners: InFlightListeners = field(default_factory=InFlightListeners)  # Bolt's listener tasks under way
     jobs: JobScheduler | None = None  # started by start_jobs() (`serve`), never by build_app
@@ -130,7 +134,7 @@ class ClaudeGate:
             return False
 
     def web_app(self, *, events: bool = True) -> web.Application:
-        """HTTP mode: POST /slack/events (signature-checked by Bolt) and GET /healthz."""
+        """HTTP mode: POST /slack/events (signature-checked by Bolt), GET /healthz and GET /metrics."""
 
         async def slack_events(request: web.Request) -> web.Response:
             try:
@@ -145,10 +149,23 @@ class ClaudeGate:
             ok = await self.database_ok()
             return web.json_response({"ok": ok, "database": "ok" if ok else "unreachable"}, status=200 if ok else 503)
 
+        async def metrics(request: web.Request) -> web.Response:
+            token = self.settings.metrics_token.get_secret_value() if self.settings.metrics_token else None
+            if not may_scrape(request.remote, request.headers.get("Authorization"),
+                              forwarded="X-Forwarded-For" in request.headers or "Forwarded" in request.headers,
+                              token=token):
+                if token:
+                    return web.Response(status=401, text="metrics need Authorization: Bearer $METRICS_TOKEN\n",
+                                        headers={"WWW-Authenticate": "Bearer"})
+                return web.Response(status=403, text="metrics are served to loopback clients; set METRICS_TOKEN to "
+                                    "read them from elsewhere\n")
+            return web.Response(body=await self.metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         if events:
             app.router.add_post("/slack/events", slack_events)
         app.router.add_get("/healthz", healthz)
+        app.router.add_get("/metrics", metrics)
         return app
 
 
@@ -167,7 +184,7 @@ BOLT_LOGGER.addFilter(ClientTokenNotice())
 NO_SLACK_TOKEN = "xoxb-not-configured"
 
 
-def slack_client(settings: Settings) -> AsyncWebClient:
+def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWebClient:
     """One client with one aiohttp session: without it slack_sdk opens a new session, and so a new connection
     (and a DNS lookup in a thread), for every API call. It neutralises whatever it posts (PRODUCT §2)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else NO_SLACK_TOKEN
@@ -181,7 +198,8 @@ def slack_client(settings: Settings) -> AsyncWebClient:
         base_url=settings.slack_api_url,
         session=session,
         retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=2),
-                        AsyncRateLimitErrorRetryHandler(max_retry_count=4)],
+                        AsyncRateLimitErrorRetryHandler(max_retry_count=4),
+                        SlackErrorCounter(metrics or Metrics())],  # last: sees what the others did not retry
     )
 
 
@@ -190,7 +208,8 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
 
     engine = engine or create_engine(settings.database_url)
     sessions = session_factory(engine)
-    client = slack_client(settings)
+    metrics = Metrics()
+    client = slack_client(settings, metrics)
     bolt = AsyncApp(
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
@@ -200,14 +219,16 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     directory = UserDirectory(client, ttl_seconds=settings.user_cache_seconds)
     claude = ClaudeGateway(base_url=settings.anthropic_base_url)
     gate = Gate(sessions, settings, clock)
+    metrics.watch_outbox(lambda: len(gate.outbox.pending))
     alerts = KeyAlerts(sessions=sessions, clock=clock, settings=settings, client=client)
     chat = ChatService(gate=gate, claude=claude, sessions=sessions, settings=settings, clock=clock,
                        on_key_failure=alerts.key_failed, on_key_recovered=alerts.key_recovered,
-                       on_no_active_key=alerts.no_active_key)
+                       on_no_active_key=alerts.no_active_key, metrics=metrics)
     admin = AdminService(sessions=sessions, settings=settings, clock=clock,
                          workspace=SlackWorkspace(client, directory), slack=client)
     personal = PersonalService(sessions=sessions, settings=settings, clock=clock)
     runtime = ClaudeGate(settings=settings, clock=clock, engine=engine, sessions=sessions, client=client, bolt=bolt,
-                         directory=directory, claude=claude, gate=gate, chat=chat, admin=admin, personal=personal)
+                         directory=directory, claude=claude, gate=gate, chat=chat, admin=admin, personal=personal,
+                         metrics=metrics)
     register_listeners(runtime)
     return runtime

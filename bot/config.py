@@ -137,6 +137,7 @@ class Settings(BaseSettings):
     admin_alert_channel: str | None = None
     log_prompts: bool = False
     log_level: str = "INFO"
+    metrics_token: SecretStr | None = None  # /metrics answers loopback clients, or this bearer token when set
 
     model_haiku: str = _DEFAULT_MODELS["haiku"]
     model_sonnet: str = _DEFAULT_MODELS["sonnet"]
@@ -155,6 +156,7 @@ class Settings(BaseSettings):
 
     @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "anthropic_api_key",
                      "anthropic_admin_key", "anthropic_base_url", "reminder_channel", "admin_alert_channel",
+                     "metrics_token",
                      mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -237,7 +239,7 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret this process knows, for log redaction."""
         secrets = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.anthropic_api_key,
-                   self.anthropic_admin_key)
+                   self.anthropic_admin_key, self.metrics_token)
         return [s.get_secret_value() for s in secrets if s is not None]
 
     def require_serving(self) -> None:

@@ -16,7 +16,9 @@ from bot.config import Settings
 from bot.domain.access import ChatAccess
 from bot.domain.conversation import AnswerNotDelivered, Turn, build_messages, history_budget, system_prompt
 from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
+from bot.domain.pricing import estimated_cost
 from bot.domain.requests import ChatRequest, Requester
+from bot.metrics import Metrics
 from bot.services.claude import ClaudeFailure, ClaudeGateway, StreamUsage, classify
 from bot.services.gate import Gate
 from bot.services.keys import secret_of
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 EMPTY_ANSWER = "_Claude returned an empty answer. Try asking in other words._"
 CONTEXT_RETRY_SHARE = 4  # on "prompt is too long", retry once with a quarter of the history budget
+NOT_FROM_ANTHROPIC = frozenset({"delivery", "internal", "cancelled"})  # failure kinds that Anthropic did not cause
 
 
 class AnswerSink(Protocol):
@@ -70,8 +73,9 @@ class ChatService:
     def __init__(self, *, gate: Gate, claude: ClaudeGateway, sessions: async_sessionmaker[AsyncSession],
                  settings: Settings, clock: Clock, on_key_failure: KeyFailureHandler | None = None,
                  on_key_recovered: KeyRecoveryHandler | None = None,
-                 on_no_active_key: NoKeyHandler | None = None) -> None:
+                 on_no_active_key: NoKeyHandler | None = None, metrics: Metrics | None = None) -> None:
         self.gate = gate
+        self.metrics = metrics or Metrics()
         self.claude = claude
         self.settings = settings
         self.clock = clock
@@ -87,13 +91,19 @@ class ChatService:
         ``history`` loads the earlier turns of the conversation and ``on_admitted`` prepares the surface (a
         status, feedback buttons); both run only for admitted requests.
         """
+        arrived = time.perf_counter()
         decision = await self.gate.admit_request(request)
+        gate_seconds = time.perf_counter() - arrived
         if isinstance(decision, AlreadyTaken):
+            self.metrics.gate_decided(request.surface, "duplicate", "", gate_seconds)
             return ChatResult(decision)
         if isinstance(decision, Refusal):
+            self.metrics.gate_decided(request.surface, "refused", decision.reason.value, gate_seconds)
             if decision.reason is RefusalReason.NO_ACTIVE_KEY and self.on_no_active_key is not None:
                 await self.on_no_active_key(request)
             return ChatResult(decision)
+        self.metrics.gate_decided(request.surface, "admitted", "", gate_seconds)
+        self.metrics.in_flight.inc()
         started, asked_at = time.monotonic(), self.clock()
         usage = StreamUsage()
         parts: list[str] = []
@@ -116,6 +126,8 @@ class ChatService:
                         ):
                             parts.append(text)
                             await sink.append(text)
+                            if len(parts) == 1:
+                                self.metrics.first_text(request.surface, time.perf_counter() - arrived)
                     break
                 except ClaudeFailure as exc:
                     if exc.kind == "context" and not parts and attempt == 0:
@@ -139,9 +151,17 @@ class ChatService:
             else:
                 log.warning("answer for record %s failed: %s (%s)", decision.record_id, failure.kind, failure.detail)
             await self._tell_user(sink, failure, partial=bool(parts))
+            if failure.kind not in NOT_FROM_ANTHROPIC:
+                self.metrics.anthropic_error(failure.kind)
             if failure.is_key_failure and self.on_key_failure is not None:
                 await self.on_key_failure(decision.key_label, failure)
         finally:
+            self.metrics.in_flight.dec()
+            self.metrics.answer_finished(
+                surface=request.surface, model=decision.model, role=decision.role.value,
+                error_kind=failure.kind if failure else None, input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost_usd=estimated_cost(decision.model, usage.input_tokens, usage.output_tokens, self.settings.prices))
             await self.records.finish(
                 record_id=decision.record_id, model=decision.model, outcome=Outcome.ERROR if failure else Outcome.OK,
                 input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
