@@ -245,7 +245,7 @@ async def test_revoke_without_the_admin_api_says_what_to_do(harness: Harness, mo
     revoked = await revoke(harness, "new")
     assert revoked.steps[1].outcome == "skipped" and "ANTHROPIC_ADMIN_KEY is not set" in revoked.steps[1].detail
     assert "no Anthropic key id" in (await revoke(harness, "default")).steps[1].detail
-    with pytest.raises(KeyCommandError, match="There is no key nope"):
+    with pytest.raises(KeyCommandError, match="There is no key `nope`"):
         await revoke(harness, "nope")
 
 
