@@ -34,8 +34,17 @@ class ChatRequest:
 
 def message_claim(channel_id: str, ts: str) -> str:
     """The claim of one Slack message (channel and ts), at most 64 characters like any event claim."""
-    key = f"msg:{channel_id}:{ts}"
-    return key if len(key) <= 64 else "msg:" + hashlib.sha256(key.encode()).hexdigest()[:60]
+    return _claim("msg", f"{channel_id}:{ts}")
+
+
+def trigger_claim(trigger_id: str) -> str:
+    """The claim of one slash command or interaction: Slack gives each a new ``trigger_id``; a replay reuses it."""
+    return _claim("trigger", trigger_id)
+
+
+def _claim(kind: str, key: str) -> str:
+    claim = f"{kind}:{key}"
+    return claim if len(claim) <= 64 else f"{kind}#" + hashlib.sha256(claim.encode()).hexdigest()[: 63 - len(kind)]
 
 
 def split_model_flag(text: str) -> tuple[str | None, str]:

@@ -19,6 +19,7 @@ def register_listeners(gate: ClaudeGate) -> None:
         home,
         in_flight,
         middleware,
+        replays,
         safe_output,
     )
 
@@ -26,6 +27,7 @@ def register_listeners(gate: ClaudeGate) -> None:
     errors.register(gate)
     in_flight.register(gate)
     middleware.register(gate)  # before every listener and the assistant middleware
+    replays.register(gate)  # a replayed command or action runs once
     conversations = events.register(gate)
     assistant.register(gate, conversations)  # the panel answers through the same Conversations
     actions.register(gate)

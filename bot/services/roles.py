@@ -53,7 +53,7 @@ async def _check_rights(session: AsyncSession, clock: Clock, actor_id: str, acto
         raise RoleChangeDenied("Only admins and owners can change roles.")
     held = await effective_role(session, target_id, Role.VIEWER, clock())  # DEFAULT_ROLE is everyone's: not theirs
     if not may_manage_role(actor_role, held.role):
-        raise RoleChangeDenied(f"Only an owner can change the role of <@{target_id}>, who is *{held.role}* (from "
+        raise RoleChangeDenied(f"Only an owner can change the role of {mention(target_id)}, who is *{held.role}* (from "
                                f"{held.source_text}).")
     for role in roles:
         if role is not None and not may_manage_role(actor_role, role):
