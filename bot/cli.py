@@ -41,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if getattr(args, "serving", False):  # `serve` names the missing credentials too, not only the invalid
                 raise with_serving_gaps(exc) from None
             raise
-        configure_logging(settings.log_level_number, settings.secret_values(), log_prompts=settings.log_prompts)
+        configure_logging(settings.log_level_number, settings.secret_values(), log_prompts=settings.log_prompts,
+                          log_format=settings.log_format)
         status = args.handler(settings, args) or 0
         sys.stdout.flush()  # a closed pipe shows here, where it is caught, not in the interpreter's exit
         return status

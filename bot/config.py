@@ -6,7 +6,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
@@ -36,6 +36,7 @@ HOW_TO_GET: dict[str, str] = {
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "MODEL_PRICES": 'JSON dollars per million tokens by family, e.g. {"opus": [5, 25]}',
     "PORT": "a TCP port number, 1-65535",
+    "LOG_FORMAT": "text or json",
 }
 
 # What a secret's value starts with: a token pasted into the wrong variable is caught at start, not at the first
@@ -137,6 +138,7 @@ class Settings(BaseSettings):
     admin_alert_channel: str | None = None
     log_prompts: bool = False
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object a line, for log shippers
     metrics_token: SecretStr | None = None  # /metrics answers loopback clients, or this bearer token when set
 
     model_haiku: str = _DEFAULT_MODELS["haiku"]
@@ -210,6 +212,11 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
+from bot.logging_setup import EVENT_ID
 from bot.slack.payloads import asker_id, malformed_event
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def register(gate: ClaudeGate) -> None:
+    gate.bolt.use(note_event_id)
     gate.bolt.use(drop_malformed_events)
 
     async def note_requester(body: dict[str, Any], context: AsyncBoltContext,
@@ -33,6 +35,13 @@ def register(gate: ClaudeGate) -> None:
         return await next()
 
     gate.bolt.use(note_requester)
+
+
+async def note_event_id(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+    """The Slack event id for log lines (LOG_FORMAT=json): the listener's task starts with a copy of this context."""
+    event_id = body.get("event_id")
+    EVENT_ID.set(event_id[:40] if isinstance(event_id, str) and event_id else None)
+    return await next()
 
 
 async def drop_malformed_events(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:

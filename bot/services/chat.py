@@ -18,6 +18,7 @@ from bot.domain.conversation import AnswerNotDelivered, Turn, build_messages, hi
 from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
 from bot.domain.pricing import estimated_cost
 from bot.domain.requests import ChatRequest, Requester
+from bot.logging_setup import RECORD_ID
 from bot.metrics import Metrics
 from bot.services.claude import ClaudeFailure, ClaudeGateway, StreamUsage, classify
 from bot.services.gate import Gate
@@ -103,6 +104,7 @@ class ChatService:
                 await self.on_no_active_key(request)
             return ChatResult(decision)
         self.metrics.gate_decided(request.surface, "admitted", "", gate_seconds)
+        RECORD_ID.set(decision.record_id)  # log lines of this answer name its record (LOG_FORMAT=json)
         self.metrics.in_flight.inc()
         started, asked_at = time.monotonic(), self.clock()
         usage = StreamUsage()
