@@ -27,6 +27,7 @@ from bot.config import Settings
 from bot.listeners.in_flight import InFlightListeners
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.metrics import Metrics, may_scrape
+from bot.services.access_requests import AccessRequestCommands, AccessRequests
 from bot.services.admin import AdminService
 from bot.services.chat import ChatService
 from bot.services.claude import ClaudeGateway
@@ -36,6 +37,7 @@ from bot.services.keys import ensure_default_key
 from bot.services.personal import PersonalService
 from bot.services.roles import bootstrap_owners
 from bot.slack.client import SlackErrorCounter
+from bot.slack.access_requests import SlackRequestBoard
 from bot.slack.directory import UserDirectory
 from bot.slack.safe_text import SafeWebClient
 from bot.slack.workspace import SlackWorkspace
@@ -68,6 +70,7 @@ class ClaudeGate:
     admin: AdminService
     personal: PersonalService
     metrics: Metrics
+    access_requests: AccessRequests
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     listeners: InFlightListeners = field(default_factory=InFlightListeners)  # Bolt's listener tasks under way
     jobs: JobScheduler | None = None  # started by start_jobs() (`serve`), never by build_app
@@ -104,7 +107,7 @@ class ClaudeGate:
         from bot.scheduler import JobScheduler
 
         self.jobs = JobScheduler(sessions=self.sessions, clock=self.clock, settings=self.settings, client=self.client,
-                                 workspace=self.admin.workspace)
+                                 workspace=self.admin.workspace, access_requests=self.access_requests)
         await self.jobs.start()
         return self.jobs
 
@@ -246,8 +249,11 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     admin = AdminService(sessions=sessions, settings=settings, clock=clock,
                          workspace=SlackWorkspace(client, directory), slack=client)
     personal = PersonalService(sessions=sessions, settings=settings, clock=clock)
+    access_requests = AccessRequests(sessions=sessions, settings=settings, clock=clock,
+                                     board=SlackRequestBoard(client))
+    admin.handlers.update(AccessRequestCommands(access_requests).handlers())
     runtime = ClaudeGate(settings=settings, clock=clock, engine=engine, sessions=sessions, client=client, bolt=bolt,
                          directory=directory, claude=claude, gate=gate, chat=chat, admin=admin, personal=personal,
-                         metrics=metrics)
+                         metrics=metrics, access_requests=access_requests)
     register_listeners(runtime)
     return runtime

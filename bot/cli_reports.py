@@ -52,13 +52,19 @@ def add_report_commands(sub: Any) -> None:
     audit = sub.add_parser("audit", help="the last admin actions")
     audit.add_argument("n", nargs="?", type=int, default=20)
     audit.set_defaults(handler=cmd_audit)
+    requests = sub.add_parser("requests", help="pending access requests; `requests approve <id> [for=<n>d]`, "
+                                               "`requests deny <id>`")
+    requests.add_argument("words", nargs="*", help="[approve <id> [for=<n>d|<n>h] | deny <id>]")
+    requests.set_defaults(handler=cmd_requests)
 
 
-def _run(settings: Settings, text: str) -> int:
+def _run(settings: Settings, text: str, setup: Any = None) -> int:
     from bot.cli import with_sessions
 
     async def work(sessions: Any) -> Reply:
         service = AdminService(sessions=sessions, settings=settings, clock=system_clock, workspace=NoSlack())
+        if setup is not None:
+            setup(service, sessions)
         try:
             answer = await service.run(SHELL, parse_command(ADMIN, text))
         except CommandError as exc:
@@ -96,3 +102,38 @@ def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
                      "estimated_cost_usd", "thumbs_up", "thumbs_down"])
     writer.writerows(with_sessions(settings, work))
     return 0
+
+
+class NoBoard:
+    """Without SLACK_BOT_TOKEN the shell decides, and the request's Slack messages keep their buttons until the next
+    click there says it was decided."""
+
+    async def post_request(self, destination: str, request: Any) -> None:
+        return None
+
+    async def show_request(self, channel: str, ts: str, request: Any) -> None:
+        return None
+
+    async def send_dm(self, user_id: str, text: str) -> None:
+        return None
+
+
+def cmd_requests(settings: Settings, args: argparse.Namespace) -> int:
+    """The same words as `/claude-admin requests …`; with SLACK_BOT_TOKEN the request's messages and the
+    requester are told, as when deciding from Slack."""
+    from bot.services.access_requests import AccessRequestCommands, AccessRequests
+
+    def setup(service: AdminService, sessions: Any) -> None:
+        if settings.slack_bot_token is not None:
+            from bot.slack.access_requests import SlackRequestBoard
+            from bot.slack.safe_text import SafeWebClient
+
+            client = SafeWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+            board: Any = SlackRequestBoard(client)
+        else:
+            board = NoBoard()
+        commands = AccessRequestCommands(AccessRequests(sessions=sessions, settings=settings, clock=system_clock,
+                                                        board=board))
+        service.handlers.update(commands.handlers())
+
+    return _run(settings, " ".join(["requests", *args.words]), setup)

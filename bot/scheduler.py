@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.cron import cron_trigger, fires_between
+from bot.services.access_requests import AccessRequests
 from bot.services.events import prune_events
 from bot.services.keys import KeyCommandError
 from bot.services.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR, ReminderRun, run_reminders
@@ -58,7 +59,8 @@ class JobScheduler:
 
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
                  client: AsyncWebClient, holder: str | None = None, lease_seconds: float = LEASE_SECONDS,
-                 renew_seconds: float = RENEW_SECONDS, workspace: Workspace | None = None) -> None:
+                 renew_seconds: float = RENEW_SECONDS, workspace: Workspace | None = None,
+                 access_requests: AccessRequests | None = None) -> None:
         self.sessions = sessions
         self.clock = clock
         self.settings = settings
@@ -69,6 +71,12 @@ class JobScheduler:
 
             workspace = SlackWorkspace(client, UserDirectory(client))
         self.workspace = workspace
+        if access_requests is None:
+            from bot.slack.access_requests import SlackRequestBoard
+
+            access_requests = AccessRequests(sessions=sessions, settings=settings, clock=clock,
+                                             board=SlackRequestBoard(client))
+        self.access_requests = access_requests
         self.holder = holder or process_name()
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
@@ -179,16 +187,22 @@ class JobScheduler:
         return run
 
     async def end_expired_access(self) -> list[EndedGrant]:
-        """Leader only: end time-bound grants that have passed, DM the people, audit it."""
+        """Leader only: end time-bound grants that have passed and expire access requests undecided for seven days;
+        the people are told, all of it audited."""
         if not self.leading:
             return []
         try:
             ended = await end_expired_grants_and_tell(self.sessions, self.clock, self.settings, self.workspace)
         except Exception:
             log.exception("ending expired grants failed")
-            return []
-        if ended:
-            log.info("ended %d time-bound grant(s)", len(ended))
+            ended = []
+        try:
+            expired = await self.access_requests.expire_old()
+        except Exception:
+            log.exception("expiring access requests failed")
+            expired = []
+        if ended or expired:
+            log.info("ended %d time-bound grant(s), expired %d access request(s)", len(ended), len(expired))
         return ended
 
     async def housekeeping(self) -> int:

@@ -24,7 +24,7 @@ VALID_ARGS = {
     "groups map": "<!subteam^S0ENG|@eng> user", "groups unmap": "S0ENG", "keys": "",
     "keys add": "extra env:EXTRA_KEY", "keys revoke": "default", "keys sync": "", "policy": "",
     "policy set": "user max_tokens 100", "usage": "all", "audit": "5", "reminders": "", "reminders run": "",
-    "offboard": "<@UNEW>",
+    "offboard": "<@UNEW>", "requests": "", "requests approve": "1 for=1d", "requests deny": "1",
 }
 ADMIN_ONLY = [s for s in SUBCOMMANDS if s.command == ADMIN and s.right is not None]
 

@@ -27,6 +27,7 @@ class Refusal:
     message: str  # why, in one line
     hint: str  # what to do about it
     retry_after_seconds: int | None = None
+    request_role: Role | None = None  # the lowest role that would have passed: the refusal offers "Request access"
 
 
 @dataclass(frozen=True)

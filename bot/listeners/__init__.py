@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 def register_listeners(gate: ClaudeGate) -> None:
     from bot.listeners import (
+        access_requests,
         actions,
         assistant,
         commands,
@@ -31,6 +32,7 @@ def register_listeners(gate: ClaudeGate) -> None:
     conversations = events.register(gate)
     assistant.register(gate, conversations)  # the panel answers through the same Conversations
     actions.register(gate)
+    access_requests.register(gate)
     commands.register(gate)
     home.register(gate)
     groups.register(gate)

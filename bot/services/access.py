@@ -3,7 +3,7 @@ the preferred model, and the key the role's workspace would use."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Select, bindparam, func, or_, select
@@ -48,6 +48,7 @@ class AccessSnapshot:
     policy: RolePolicy
     preferred_model: str | None
     key: KeyChoice | None  # the newest usable key of the policy's workspace (its secret may still be unset)
+    policies: dict[Role, RolePolicy] = field(default_factory=dict)  # every role's policy, read in the same statement
 
 
 def _access_statement() -> Select:  # type: ignore[type-arg]
@@ -117,7 +118,7 @@ async def access_snapshot(session: AsyncSession | AsyncConnection, user_id: str,
             candidates.append(EffectiveRole(role, "explicit", expires_at=row.timed_until))
     chosen = max(candidates, key=lambda c: (c.role.rank, _SOURCE_PREFERENCE[c.source], c.expires_at is None))
     policy, key = policies.get(chosen.role, (DEFAULT_POLICIES[chosen.role], None))
-    return AccessSnapshot(chosen, policy, preferred, key)
+    return AccessSnapshot(chosen, policy, preferred, key, {role: p for role, (p, _key) in policies.items()})
 
 
 async def effective_role(session: AsyncSession | AsyncConnection, user_id: str, default_role: Role,

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.domain.access_requests import lowest_role_above
 from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
 from bot.domain.mentions import mention
 from bot.domain.policy import RPM_WINDOW_SECONDS, RolePolicy, granted_max_tokens
@@ -165,9 +166,12 @@ class Gate:
         if not access.policy.allows_chat:
             admins = await admins_to_ask(session)
             who = ", ".join(mention(a) for a in admins) if admins else "an admin"
+            wanted = lowest_role_above(access.role.role, {r: p.allows_chat for r, p in access.policies.items()})
+            ask = "Press *Request access*, or ask" if wanted else "Ask"
             return Refusal(
                 RefusalReason.ROLE_CANNOT_CHAT, f"Your role *{access.role.role}* cannot ask Claude.",
-                f"Ask {who} to run `/claude-admin grant {mention(asker.user_id)} user`.")
+                f"{ask} {who} to run `/claude-admin grant {mention(asker.user_id)} {wanted or Role.USER}`.",
+                request_role=wanted)
         return None
 
     async def _check_access(self, session: Db, request: ChatRequest
@@ -188,10 +192,13 @@ class Gate:
                     RefusalReason.UNKNOWN_MODEL, f"`{request.model}` is not a model I know.",
                     f"Your role *{role}* may use {allowed_names}.")
             if model not in allowed:
+                wanted = lowest_role_above(role, {r: model in catalog.allowed(p.models)
+                                                  for r, p in access.policies.items()})
+                offer = f" or press *Request access* for *{wanted}*" if wanted else ""
                 return access, model, Refusal(
                     RefusalReason.MODEL_NOT_ALLOWED, f"Your role *{role}* may not use `{request.model}`.",
                     f"Your role may use {allowed_names}: start your message with `--model "
-                    f"{catalog.alias_of(allowed[0])}`.")
+                    f"{catalog.alias_of(allowed[0])}`{offer}.", request_role=wanted)
             return access, model, None
         preferred = catalog.resolve(access.preferred_model) if access.preferred_model else None
         return access, preferred if preferred in allowed else allowed[0], None

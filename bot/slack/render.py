@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.domain.decisions import Refusal
 from bot.domain.replies import Reply
+from bot.slack.access_requests import request_button
 
 
 def refusal_blocks(refusal: Refusal) -> tuple[str, list[dict[str, Any]]]:
@@ -16,6 +17,8 @@ def refusal_blocks(refusal: Refusal) -> tuple[str, list[dict[str, Any]]]:
         {"type": "section", "text": {"type": "mrkdwn", "text": f":no_entry: {refusal.message}"}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": refusal.hint}]},
     ]
+    if refusal.request_role is not None:
+        blocks.append(request_button(refusal.request_role))
     return text, blocks
 
 

@@ -87,6 +87,38 @@ class TimedGrant(Base):
     __table_args__ = (Index("ix_timed_grants_expires_at", "expires_at"),)
 
 
+class AccessRequest(Base):
+    """Someone refused asks for a role; the first approve or deny wins (a conditional update of ``status``)."""
+
+    __tablename__ = "access_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    slack_user_id: Mapped[str] = mapped_column(String(32))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending / approved / denied / expired
+    # "<user>:<role>" while pending, NULL after: one pending request per person and role, across processes
+    open_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    duration_hours: Mapped[int | None] = mapped_column(Integer)  # of an approval for a time; NULL: permanent
+    grant_until: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_access_requests_status_created_at", "status", "created_at"),)
+
+
+class AccessRequestMessage(Base):
+    """Every copy of a request posted to approvers (the alert channel, or each admin's DM), to update them all."""
+
+    __tablename__ = "access_request_messages"
+
+    request_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ts: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
 class RolePolicyRow(Base):
     __tablename__ = "role_policies"
 

@@ -130,3 +130,69 @@ def command_body(
 def json_body(body: dict[str, Any]) -> str:
     """Compact JSON as Slack sends it (sign exactly the string you POST)."""
     return json.dumps(body, separators=(",", ":"))
+
+
+def block_actions_payload(
+    user_id: str,
+    actions: list[dict[str, Any]],
+    *,
+    trigger_id: str,
+    channel_id: str | None = None,
+    message: dict[str, Any] | None = None,
+    is_ephemeral: bool = False,
+    team_id: str = "T0001",
+    api_app_id: str = "A0001",
+    response_url: str = DEFAULT_RESPONSE_URL,
+) -> dict[str, Any]:
+    """A ``block_actions`` interaction on a message (Slack POSTs it form-encoded as ``payload=<json>``)."""
+    now = f"{time.time():.6f}"
+    message_ts = (message or {}).get("ts") or now
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": VERIFICATION_TOKEN,
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id,
+                      "is_ephemeral": is_ephemeral},
+        "trigger_id": trigger_id,
+        "team": {"id": team_id, "domain": "fake"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel_id, "name": "directmessage" if (channel_id or "").startswith("D") else "general"},
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [dict(action, action_ts=now) for action in actions],
+    }
+    if not is_ephemeral and message is not None:
+        payload["message"] = message
+    return payload
+
+
+def view_submission_payload(
+    user_id: str,
+    view: dict[str, Any],
+    values: dict[str, dict[str, dict[str, Any]]],
+    *,
+    trigger_id: str,
+    team_id: str = "T0001",
+    api_app_id: str = "A0001",
+) -> dict[str, Any]:
+    """A ``view_submission``: the opened view as Slack holds it, with the user's input in ``state.values``."""
+    submitted = dict(view, state={"values": values})
+    return {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": "fake"},
+        "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": VERIFICATION_TOKEN,
+        "trigger_id": trigger_id,
+        "view": submitted,
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+def interactive_body(payload: dict[str, Any]) -> str:
+    """Form-encoded ``payload=<json>``, as Slack sends interactions to the request URL."""
+    return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})

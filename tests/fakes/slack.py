@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from .server import ThreadedServer
-from .signing import command_payload, event_body
+from .signing import command_payload, event_body, new_trigger_id
 
 Params = dict[str, Any]
 Reply = dict[str, Any]
@@ -154,6 +154,10 @@ class FakeSlack(ThreadedServer):
         self.reactions: list[dict[str, Any]] = []
         self.home_views: dict[str, dict[str, Any]] = {}
         self.views: list[dict[str, Any]] = []
+        #: modals opened with views.open (and updated with views.update), by view id
+        self.open_views: dict[str, dict[str, Any]] = {}
+        #: trigger ids handed to the app in interactions: a views.open must use one within 3 s, once
+        self.triggers: dict[str, dict[str, Any]] = {}
         self.assistant_status: dict[tuple[str, str], str] = {}
         self.assistant_status_history: list[dict[str, Any]] = []
         self.suggested_prompts: dict[tuple[str, str | None], dict[str, Any]] = {}
@@ -318,6 +322,17 @@ class FakeSlack(ThreadedServer):
         with self._lock:
             self._last_ts = max(self._last_ts + _TS_STEP, self.ts_base + _TS_STEP)
             return micros_to_ts(self._last_ts)
+
+    def issue_trigger(self, user_id: str) -> str:
+        """A trigger id for an interaction by ``user_id`` (valid for one views.open within 3 s, like Slack's)."""
+        trigger_id = new_trigger_id()
+        with self._lock:
+            self.triggers[trigger_id] = {"user": user_id, "issued": time.monotonic(), "used": False}
+        return trigger_id
+
+    def views_opened_for(self, user_id: str) -> list[dict[str, Any]]:
+        """The modals opened for ``user_id``, oldest first (each as Slack holds it, with ``id``)."""
+        return [entry["view"] for entry in list(self.open_views.values()) if entry["user"] == user_id]
 
     def new_response_url(self) -> str:
         """A ``response_url`` pointing at this fake; POSTs to it land in ``responses``."""
@@ -987,8 +1002,10 @@ class FakeSlack(ThreadedServer):
     def _view_reply(self, view: Any, **extra: Any) -> Reply:
         if not isinstance(view, dict):
             raise SlackError("invalid_arguments")
-        view_id = f"V{next(self._view_counter):010d}"
-        stored = {"id": view_id, "team_id": self.team_id, "app_id": self.api_app_id, **view, **extra}
+        view_id = extra.pop("view_id", None) or f"V{next(self._view_counter):010d}"
+        stored = {"id": view_id, "team_id": self.team_id, "app_id": self.api_app_id, "bot_id": self.bot_id,
+                  "private_metadata": "", "callback_id": "", "external_id": "", "state": {"values": {}},
+                  "hash": uuid.uuid4().hex[:20], "root_view_id": view_id, "previous_view_id": None, **view, **extra}
         return {"view": stored}
 
     def _views_publish(self, params: Params, token: str) -> Reply:
@@ -1000,15 +1017,33 @@ class FakeSlack(ThreadedServer):
 
     def _views_open(self, params: Params, token: str) -> Reply:
         self._require(params, "view")
-        if not params.get("trigger_id") and not params.get("interactivity_pointer"):
+        trigger_id = params.get("trigger_id") or params.get("interactivity_pointer")
+        if not trigger_id:
             raise SlackError("invalid_arguments")
+        trigger = self.triggers.get(str(trigger_id))
+        if trigger is None:
+            raise SlackError("invalid_trigger_id")
+        if trigger["used"] or time.monotonic() - trigger["issued"] > 3.0:
+            raise SlackError("expired_trigger_id")
+        view = params["view"]
+        if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("title"):
+            raise SlackError("invalid_arguments")
+        trigger["used"] = True
         self.views.append({"method": "views.open", **params})
-        return self._view_reply(params["view"])
+        reply = self._view_reply(view)
+        self.open_views[reply["view"]["id"]] = {"view": reply["view"], "user": trigger["user"]}
+        return reply
 
     def _views_update(self, params: Params, token: str) -> Reply:
         self._require(params, "view")
         self.views.append({"method": "views.update", **params})
-        return self._view_reply(params["view"])
+        view_id = str(params.get("view_id") or "")
+        if view_id and view_id not in self.open_views:
+            raise SlackError("not_found")
+        reply = self._view_reply(params["view"], **({"view_id": view_id} if view_id else {}))
+        if view_id:
+            self.open_views[view_id]["view"] = reply["view"]
+        return reply
 
     # --------------------------------------------------------------- usergroups
 
