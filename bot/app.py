@@ -36,8 +36,8 @@ from bot.services.key_alerts import KeyAlerts
 from bot.services.keys import ensure_default_key
 from bot.services.personal import PersonalService
 from bot.services.roles import bootstrap_owners
-from bot.slack.client import SlackErrorCounter
 from bot.slack.access_requests import SlackRequestBoard
+from bot.slack.client import SlackErrorCounter
 from bot.slack.directory import UserDirectory
 from bot.slack.safe_text import SafeWebClient
 from bot.slack.workspace import SlackWorkspace
