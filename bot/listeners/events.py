@@ -18,7 +18,7 @@ from bot.slack.directory import LazyRequester
 from bot.slack.render import refusal_blocks
 from bot.slack.render_answers import feedback_blocks, question_hint, thread_title
 from bot.slack.stream import SlackAnswer, SlackRelay
-from bot.slack.threads import readable_text, thread_turns
+from bot.slack.threads import readable_text, strip_mention, thread_turns
 
 if TYPE_CHECKING:
     from bot.app import ClaudeGate
@@ -107,14 +107,20 @@ class Conversations:
         try:
             requester = await asker.resolve()
             home = await self.gate.directory.installation()
-            text = await readable_text(event.get("text") or "", self.gate.directory, home.bot_user_id)
-            model, text = split_model_flag(text)
-            if not text.strip():
+            # Slack's markup as it came: mentions are looked up only once the gate's first phase lets the asker in
+            model, raw = split_model_flag(strip_mention(event.get("text") or "", home.bot_user_id))
+            if not raw.strip():
                 await self.hint(event, body, client, requester, private=panel is None and surface == "mention")
                 return
-            request = ChatRequest(requester=requester, text=text, model=model, surface=surface, channel_id=channel,
+            request = ChatRequest(requester=requester, text=raw, model=model, surface=surface, channel_id=channel,
                                   channel_name=WHERE[surface].format(channel=channel), thread_ts=thread_ts,
                                   event_id=message_claim(channel, event["ts"]))
+            text = raw
+
+            async def words() -> str:
+                nonlocal text
+                text = await readable_text(raw, self.gate.directory, home.bot_user_id)
+                return text
             answer = self.relay.answer(channel=channel, thread_ts=thread_ts, user_id=user_id,
                                        team_id=requester.team_id or home.team_id)
 
@@ -133,7 +139,7 @@ class Conversations:
                 if panel is not None:
                     await panel.thinking()
 
-            result = await self.gate.chat.answer(request, history, answer, on_admitted=admitted)
+            result = await self.gate.chat.answer(request, history, answer, on_admitted=admitted, words=words)
             if isinstance(result.decision, AlreadyTaken):
                 log_taken(result.decision.event_id)
             elif isinstance(result.decision, Refusal):

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -21,7 +21,7 @@ from bot.domain.requests import ChatRequest, Requester
 from bot.logging_setup import RECORD_ID
 from bot.metrics import Metrics
 from bot.services.claude import ClaudeFailure, ClaudeGateway, StreamUsage, classify
-from bot.services.gate import Gate
+from bot.services.gate import Gate, Screened
 from bot.services.keys import secret_of
 from bot.services.usage import RecordFinisher
 from bot.store.clock import Clock
@@ -46,6 +46,7 @@ class AnswerSink(Protocol):
 
 HistoryLoader = Callable[[], Awaitable[list[Turn]]]
 AdmissionHook = Callable[[Admission], Awaitable[None]]
+WordsLoader = Callable[[], Awaitable[str]]
 KeyFailureHandler = Callable[[str, ClaudeFailure], Awaitable[None]]
 KeyRecoveryHandler = Callable[[str, datetime], Awaitable[None]]  # a failing key got the request made then through
 NoKeyHandler = Callable[[ChatRequest], Awaitable[None]]  # the gate refused: no usable key
@@ -86,14 +87,20 @@ class ChatService:
         self.records = RecordFinisher(sessions.kw["bind"], settings.prices)
 
     async def answer(self, request: ChatRequest, history: HistoryLoader, sink: AnswerSink, *,
-                     on_admitted: AdmissionHook | None = None) -> ChatResult:
+                     on_admitted: AdmissionHook | None = None, words: WordsLoader | None = None) -> ChatResult:
         """Ask the gate; if admitted, stream Claude's answer into ``sink``. Refusals are returned, not sent.
 
+        ``words`` turns the request's text into what Claude reads (mentions looked up…): it runs only once the
+        gate's first phase let the asker through, so a refused message costs nothing beyond the asker.
         ``history`` loads the earlier turns of the conversation and ``on_admitted`` prepares the surface (a
         status, feedback buttons); both run only for admitted requests.
         """
         arrived = time.perf_counter()
-        decision = await self.gate.admit_request(request)
+        decision: Admission | Refusal | AlreadyTaken | Screened = await self.gate.screen(request)
+        if isinstance(decision, Screened):
+            if words is not None:
+                request = replace(request, text=await words())
+            decision = await self.gate.admit(request, decision)
         gate_seconds = time.perf_counter() - arrived
         if isinstance(decision, AlreadyTaken):
             self.metrics.gate_decided(request.surface, "duplicate", "", gate_seconds)

@@ -78,6 +78,14 @@ async def tokens_today(session: Db, user_id: str, now: datetime) -> int:
 INSERT_RECORD = insert(RequestRecord).returning(RequestRecord.id)
 
 
+@dataclass(frozen=True)
+class Screened:
+    """A request through the gate's first phase: who asks may ask here, with this model."""
+
+    access: AccessSnapshot
+    model: str
+
+
 class Gate:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
                  outbox: RecordOutbox | None = None) -> None:
@@ -88,33 +96,53 @@ class Gate:
         self.engine: AsyncEngine = sessions.kw["bind"]
 
     async def admit_request(self, request: ChatRequest) -> Admission | Refusal | AlreadyTaken:
-        """Admit (and record as in flight) or refuse (and record why). Never calls Anthropic.
+        """Both phases at once, for a request with nothing to fetch in between (the terminal, benchmarks)."""
+        screened = await self.screen(request)
+        if not isinstance(screened, Screened):
+            return screened
+        return await self.admit(request, screened)
 
-        The request's Slack event is claimed in the same transaction: a retried event is AlreadyTaken. If the
-        database is unreachable the gate fails closed: a refusal, whose record waits in the outbox.
+    async def screen(self, request: ChatRequest) -> Screened | Refusal | AlreadyTaken:
+        """Phase 1 (ARCHITECTURE.md): claim the message, then account, role, channel and model, from the access
+        statement, with no lock, before anything beyond the asker is looked up or fetched. A refusal is recorded.
+
+        A message already claimed (a retry, its second event) is AlreadyTaken. If the database is unreachable the
+        gate fails closed: a refusal, whose record waits in the outbox.
         """
         try:
-            return await self._admit(request)
+            # A Core connection, not an ORM session: the gate runs on every request and needs no identity map.
+            async with self.engine.begin() as session:
+                if request.event_id and not await claim_in(session, request.event_id, self.clock()):
+                    return AlreadyTaken(request.event_id)
+                access, model, refusal = await self._check_access(session, request)
+                if refusal is not None:
+                    await self._record(session, request, access.role.role, model, refusal=refusal)
+                    return refusal
+                assert model is not None
+                return Screened(access, model)
         except DATABASE_FAULTS as exc:
-            log.warning("database unreachable while admitting %s: %s", request.requester.user_id,
-                        type(exc).__name__)
-            refusal = Refusal(RefusalReason.DATABASE_UNAVAILABLE,
-                              "I cannot check your access right now: my database is unreachable.",
-                              "Nothing was sent to Claude. Try again in a minute.")
-            self.outbox.add(self._record_values(request, None, None, refusal=refusal))
-            return refusal
+            return self._unreachable(request, exc)
 
-    async def _admit(self, request: ChatRequest) -> Admission | Refusal | AlreadyTaken:
-        # A Core connection, not an ORM session: the gate runs on every request and needs no identity map.
+    async def admit(self, request: ChatRequest, screened: Screened) -> Admission | Refusal:
+        """Phase 2, once the history and files are fetched: rpm, budgets and the key, in one transaction under the
+        asker's lock; the request is recorded in flight, or refused and recorded."""
+        try:
+            return await self._admit(request, screened)
+        except DATABASE_FAULTS as exc:
+            return self._unreachable(request, exc)
+
+    def _unreachable(self, request: ChatRequest, exc: Exception) -> Refusal:
+        log.warning("database unreachable while admitting %s: %s", request.requester.user_id, type(exc).__name__)
+        refusal = Refusal(RefusalReason.DATABASE_UNAVAILABLE,
+                          "I cannot check your access right now: my database is unreachable.",
+                          "Nothing was sent to Claude. Try again in a minute.")
+        self.outbox.add(self._record_values(request, None, None, refusal=refusal))
+        return refusal
+
+    async def _admit(self, request: ChatRequest, screened: Screened) -> Admission | Refusal:
+        access, model = screened.access, screened.model
         async with self.engine.begin() as session:
-            if request.event_id and not await claim_in(session, request.event_id, self.clock()):
-                return AlreadyTaken(request.event_id)
-            access, model, refusal = await self._check_access(session, request)
             role, policy = access.role.role, access.policy
-            if refusal is not None:
-                await self._record(session, request, role, model, refusal=refusal)
-                return refusal
-            assert model is not None
             await self._lock_user(session, request.requester.user_id)
             now = self.clock()
             refusal = await self._rpm_refusal(session, request.requester.user_id, policy, now)

@@ -15,6 +15,9 @@ from bot.domain.requests import Requester
 
 log = logging.getLogger(__name__)
 
+MISS_TTL_SECONDS = 60.0
+MAX_CACHED_USERS = 10_000
+
 
 @dataclass(frozen=True)
 class Installation:
@@ -94,9 +97,20 @@ class UserDirectory:
             requester = requester_from_profile(user, home)
         except (TimeoutError, SlackApiError, ValueError, KeyError, OSError) as exc:
             log.warning("users.info failed for %s: %s", user_id, type(exc).__name__)
-            return Requester(user_id=user_id, known=False, is_external=True)
-        self._cache[user_id] = (time.monotonic() + self.ttl, requester)
+            unknown = Requester(user_id=user_id, known=False, is_external=True)
+            # a miss is remembered too (for a minute): unknown IDs are not asked about again and again
+            self._remember(user_id, unknown, min(self.ttl, MISS_TTL_SECONDS))
+            return unknown
+        self._remember(user_id, requester, self.ttl)
         return requester
+
+    def _remember(self, user_id: str, requester: Requester, ttl: float) -> None:
+        now = time.monotonic()
+        if len(self._cache) >= MAX_CACHED_USERS:  # bounded, whatever IDs people mention
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            while len(self._cache) >= MAX_CACHED_USERS:
+                del self._cache[next(iter(self._cache))]  # the oldest entry
+        self._cache[user_id] = (now + ttl, requester)
 
     def lazy(self, user_id: str) -> LazyRequester:
         return LazyRequester(self, user_id)

@@ -12,6 +12,7 @@ from bot.slack.directory import UserDirectory
 from bot.slack.safe_text import neutralise
 
 MAX_THREAD_MESSAGES = 500
+MAX_MENTIONS_LOOKED_UP = 20  # per message: the others read as their IDs (a message can hold hundreds)
 # Subtypes that are still someone speaking; others (joins, deletions, the assistant thread's root…) are not.
 SPOKEN_SUBTYPES = frozenset({"thread_broadcast", "file_share", "bot_message", "me_message"})
 
@@ -40,8 +41,9 @@ async def readable_text(text: str, directory: UserDirectory, bot_user_id: str | 
     What a person typed literally (`&lt;!channel&gt;`, which Slack shows as text) is neutralised after decoding,
     so it reaches Claude, and any echo of it, as the plain text it was, never as a live broadcast."""
     text = strip_mention(text, bot_user_id)
-    names = {user: await directory.display_name(user) for user in set(_USER_MENTION.findall(text))}
-    text = _USER_MENTION.sub(lambda m: "@" + names[m.group(1)], text)
+    mentioned = list(dict.fromkeys(_USER_MENTION.findall(text)))[:MAX_MENTIONS_LOOKED_UP]
+    names = {user: await directory.display_name(user) for user in mentioned}
+    text = _USER_MENTION.sub(lambda m: "@" + names.get(m.group(1), m.group(1)), text)
     text = _CHANNEL.sub(lambda m: "#" + (m.group(2) or m.group(1)), text)
     text = _SPECIAL.sub(lambda m: "@" + m.group(1), text)
     text = _SUBTEAM.sub(lambda m: m.group(1) or "@group", text)

@@ -1,0 +1,43 @@
+"""Work before the gate (issue 13 item 6): nothing beyond the asker is looked up before the gate's first phase
+(account, role, channel, model) lets them in; mention lookups are bounded and cached, misses included."""
+
+from __future__ import annotations
+
+from bot.domain.roles import Role
+from bot.slack.threads import MAX_MENTIONS_LOOKED_UP
+from tests.conftest import Harness, eventually
+
+MENTIONS = " ".join(f"<@U9{n:07d}>" for n in range(400))  # 400 people, none of them known to Slack
+
+
+async def test_a_refused_viewers_400_mentions_cost_one_users_info(harness: Harness) -> None:
+    harness.slack.add_user("UVIEW")  # DEFAULT_ROLE viewer: refused by role
+    await harness.mention("UVIEW", f"hello {MENTIONS}")
+    await harness.told("UVIEW")
+    (record,) = await harness.settled_records(1)
+    assert record.refusal_reason == "role_cannot_chat"
+    assert [c["user"] for c in harness.slack.calls_to("users.info")] == ["UVIEW"]
+
+
+async def test_a_refused_model_is_decided_before_any_mention_is_looked_up(harness: Harness) -> None:
+    harness.slack.add_user("U1")
+    await harness.grant("U1", Role.USER)  # haiku only
+    await harness.mention("U1", f"--model opus {MENTIONS}")
+    await harness.told("U1")
+    assert [c["user"] for c in harness.slack.calls_to("users.info")] == ["U1"]
+
+
+async def test_an_admitted_message_looks_up_at_most_20_mentions_and_remembers_misses(harness: Harness) -> None:
+    harness.slack.add_user("U1")
+    harness.slack.add_user("U2", name="bea")
+    await harness.grant("U1", Role.USER)
+    await harness.mention("U1", f"ask <@U2> about {MENTIONS}")
+    await harness.settled_records(1)
+    looked_up = [c["user"] for c in harness.slack.calls_to("users.info")]
+    assert looked_up[0] == "U1" and len(looked_up) == 1 + MAX_MENTIONS_LOOKED_UP
+    asked = harness.anthropic.last_body()["messages"][-1]["content"]
+    assert asked.startswith("ask @bea about @U90000000") and "U90000399" in asked  # the rest read as IDs
+    await harness.mention("U1", f"ask <@U2> about {MENTIONS}")  # not asked about twice within a minute, misses too
+    await harness.settled_records(2)
+    await eventually(lambda: len(harness.slack.posted_texts("C0001")) == 2)
+    assert len(harness.slack.calls_to("users.info")) == len(looked_up)
