@@ -64,6 +64,7 @@ class ClaudeGate:
     client: AsyncWebClient
     bolt: AsyncApp
     directory: UserDirectory
+    workspace: SlackWorkspace  # the Workspace port services reach Slack through
     claude: ClaudeGateway
     gate: Gate
     chat: ChatService
@@ -107,7 +108,7 @@ class ClaudeGate:
         from bot.scheduler import JobScheduler
 
         self.jobs = JobScheduler(sessions=self.sessions, clock=self.clock, settings=self.settings, client=self.client,
-                                 workspace=self.admin.workspace, access_requests=self.access_requests)
+                                 workspace=self.workspace, access_requests=self.access_requests)
         await self.jobs.start()
         return self.jobs
 
@@ -242,18 +243,19 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     claude = ClaudeGateway(base_url=settings.anthropic_base_url)
     gate = Gate(sessions, settings, clock)
     metrics.watch_outbox(lambda: len(gate.outbox.pending))
-    alerts = KeyAlerts(sessions=sessions, clock=clock, settings=settings, client=client)
+    workspace = SlackWorkspace(client, directory)
+    alerts = KeyAlerts(sessions=sessions, clock=clock, settings=settings, slack=workspace)
     chat = ChatService(gate=gate, claude=claude, sessions=sessions, settings=settings, clock=clock,
                        on_key_failure=alerts.key_failed, on_key_recovered=alerts.key_recovered,
                        on_no_active_key=alerts.no_active_key, metrics=metrics)
     admin = AdminService(sessions=sessions, settings=settings, clock=clock,
-                         workspace=SlackWorkspace(client, directory), slack=client)
+                         workspace=workspace)
     personal = PersonalService(sessions=sessions, settings=settings, clock=clock)
     access_requests = AccessRequests(sessions=sessions, settings=settings, clock=clock,
                                      board=SlackRequestBoard(client))
     admin.handlers.update(AccessRequestCommands(access_requests).handlers())
     runtime = ClaudeGate(settings=settings, clock=clock, engine=engine, sessions=sessions, client=client, bolt=bolt,
-                         directory=directory, claude=claude, gate=gate, chat=chat, admin=admin, personal=personal,
-                         metrics=metrics, access_requests=access_requests)
+                         directory=directory, workspace=workspace, claude=claude, gate=gate, chat=chat, admin=admin,
+                         personal=personal, metrics=metrics, access_requests=access_requests)
     register_listeners(runtime)
     return runtime

@@ -151,9 +151,11 @@ def cmd_remind(settings: Settings, args: argparse.Namespace) -> int:
     if settings.slack_bot_token is None:
         raise CliError("remind --now posts to Slack: set SLACK_BOT_TOKEN")
     from bot.app import slack_client
+    from bot.slack.workspace import SlackWorkspace
 
     async def work(sessions: Any) -> Any:
-        return await run_reminders(sessions, system_clock, settings, slack_client(settings), actor_id=SHELL_ACTOR)
+        slack = SlackWorkspace(slack_client(settings))
+        return await run_reminders(sessions, system_clock, settings, slack, actor_id=SHELL_ACTOR)
 
     run = _run(settings, work)
     if run.reminded:

@@ -17,9 +17,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.domain.errors import ConfigError as ConfigError
-from bot.domain.models import ModelCatalog, default_model_ids
+from bot.domain.models import ModelCatalog
 from bot.domain.pricing import DEFAULT_PRICES, Price
 from bot.domain.roles import Role
+from bot.sdk_models import default_model_ids
 
 _DEFAULT_MODELS = default_model_ids()
 
@@ -199,7 +200,7 @@ class Settings(BaseSettings):
     @field_validator("reminder_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from bot.domain.cron import cron_trigger  # crontab weekdays (0 = Sunday), unlike from_crontab
+        from bot.cron import cron_trigger  # crontab weekdays (0 = Sunday), unlike from_crontab
 
         cron_trigger(value, "UTC")
         return value

@@ -28,7 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.domain.cron import cron_trigger, fires_between
+from bot.cron import cron_trigger, fires_between
 from bot.services.access_requests import AccessRequests
 from bot.services.events import prune_events
 from bot.services.keys import KeyCommandError
@@ -175,7 +175,8 @@ class JobScheduler:
 
     async def _remind(self) -> ReminderRun | None:
         try:
-            run = await run_reminders(self.sessions, self.clock, self.settings, self.client, actor_id=SCHEDULER_ACTOR)
+            run = await run_reminders(self.sessions, self.clock, self.settings, self.workspace,
+                                      actor_id=SCHEDULER_ACTOR)
         except KeyCommandError as exc:
             log.warning("rotation reminders not posted: %s", exc)
             return None

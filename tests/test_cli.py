@@ -135,7 +135,7 @@ def test_role_commands_do_not_import_the_anthropic_sdk() -> None:
     probe = ("import sys, typing\n"
              "import bot.cli, bot.cli_keys, bot.cli_reports, bot.services.roles, bot.store.migrate\n"
              "from bot.config import Settings\n"
-             "from bot.domain.models import newest_known_models, sdk_model_ids\n"
+             "from bot.domain.models import newest_known_models\nfrom bot.sdk_models import sdk_model_ids\n"
              "assert 'anthropic' not in sys.modules, 'the command line imported the Anthropic SDK'\n"
              "ids = sdk_model_ids()\n"
              "from anthropic.types import ModelParam\n"

@@ -316,7 +316,7 @@ async def test_offboard_revokes_the_role_and_deactivates_their_anthropic_keys(ha
     monkeypatch.setenv("NEW_KEY", NEW_SECRET)
     h.clock.advance(1)
     await add(h, "leaver-gate", "NEW_KEY", anthropic_id="apikey_l2")  # Claude Gate uses one of their keys
-    result = await offboard_user(h.sessions, h.clock, h.gate.settings, h.gate.client, actor_id="UADMIN",
+    result = await offboard_user(h.sessions, h.clock, h.gate.settings, h.gate.workspace, actor_id="UADMIN",
                                  actor_role=Role.ADMIN, user_id="U0LEAVER")
     assert result.previous_role == Role.POWER and result.anthropic_user_id == "user_01leaver"
     assert sorted(result.deactivated) == ["leaver-gate (apikey_l2)", "leaver-laptop (apikey_l1)"]
@@ -339,7 +339,7 @@ async def test_offboard_refused_changes_nothing(harness_factory) -> None:
     await h.grant("U0BOSS", Role.OWNER)
     before = await h.table_snapshot()
     with pytest.raises(RoleChangeDenied, match="Only an owner"):
-        await offboard_user(h.sessions, h.clock, h.gate.settings, h.gate.client, actor_id="UADMIN",
+        await offboard_user(h.sessions, h.clock, h.gate.settings, h.gate.workspace, actor_id="UADMIN",
                             actor_role=Role.ADMIN, user_id="U0BOSS")
     assert await h.table_snapshot() == before and not h.anthropic.admin_requests
 
@@ -348,16 +348,16 @@ async def test_offboard_without_the_admin_api_or_a_match_reports_each_step(harne
     plain = await harness_factory()
     plain.slack.add_user("U0GONE", email="gone@example.com")
     await plain.grant("U0GONE", Role.USER)
-    result = await offboard_user(plain.sessions, plain.clock, plain.gate.settings, plain.gate.client,
+    result = await offboard_user(plain.sessions, plain.clock, plain.gate.settings, plain.gate.workspace,
                                  actor_id="UADMIN", actor_role=Role.ADMIN, user_id="U0GONE")
     assert [s.outcome for s in result.steps] == ["done", "skipped"]
     h = await harness_factory(anthropic_admin_key=DEFAULT_ADMIN_KEY)
     h.slack.add_user("U0NOACCT", email="no-account@example.com")
-    result = await offboard_user(h.sessions, h.clock, h.gate.settings, h.gate.client, actor_id="UADMIN",
+    result = await offboard_user(h.sessions, h.clock, h.gate.settings, h.gate.workspace, actor_id="UADMIN",
                                  actor_role=Role.ADMIN, user_id="U0NOACCT")
     assert result.previous_role is None and "no member of the Anthropic organisation" in result.steps[1].detail
     h.slack.fail_next("users.info", "user_not_found")
-    result = await offboard_user(h.sessions, h.clock, h.gate.settings, h.gate.client, actor_id="UADMIN",
+    result = await offboard_user(h.sessions, h.clock, h.gate.settings, h.gate.workspace, actor_id="UADMIN",
                                  actor_role=Role.ADMIN, user_id="U0NOACCT")
     assert result.steps[1].outcome == "failed" and "user_not_found" in result.steps[1].detail
 
@@ -469,12 +469,12 @@ async def test_no_secret_reaches_slack_logs_or_the_database(harness_factory, mon
     await ask(h)
     h.anthropic.fail_next("auth")
     await ask(h)  # key failure: alert
-    run = await run_reminders(h.sessions, h.clock, h.gate.settings, h.gate.client, actor_id="UADMIN")
+    run = await run_reminders(h.sessions, h.clock, h.gate.settings, h.gate.workspace, actor_id="UADMIN")
     assert [key.label for key in run.reminded] == ["new"]
     answers.append(render_keys.reminder_run(run))
     answers.append(render_keys.key_revoked(await revoke(h, "new")))
     answers.append(render_keys.offboarded(await offboard_user(
-        h.sessions, h.clock, h.gate.settings, h.gate.client, actor_id="UADMIN", actor_role=Role.OWNER,
+        h.sessions, h.clock, h.gate.settings, h.gate.workspace, actor_id="UADMIN", actor_role=Role.OWNER,
         user_id="U0LEAVER")))
     assert any(r["api_key"] == NEW_SECRET for r in h.anthropic.message_requests())  # the secret was really used
     assert h.slack.bot_messages("CALERT") and h.slack.bot_messages("CREMIND")

@@ -38,7 +38,7 @@ async def add_row(h: Harness, label: str, *, age_days: float, rotate_days: int =
 
 
 async def remind(h: Harness) -> ReminderRun:
-    return await run_reminders(h.sessions, h.clock, h.gate.settings, h.gate.client, actor_id="UADMIN")
+    return await run_reminders(h.sessions, h.clock, h.gate.settings, h.gate.workspace, actor_id="UADMIN")
 
 
 def posts(h: Harness) -> list[dict]:

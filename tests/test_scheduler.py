@@ -22,7 +22,8 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
 
 from bot.config import Settings
-from bot.domain.cron import cron_trigger, crontab_day_of_week, upcoming_fires
+from bot.cron import cron_trigger, upcoming_fires
+from bot.domain.cron import crontab_day_of_week
 from bot.scheduler import MISFIRE_GRACE_SECONDS, JobScheduler
 from bot.services.events import claim_event
 from bot.services.reminders import LEADER_LEASE, REMINDERS_JOB

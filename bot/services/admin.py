@@ -13,7 +13,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -91,7 +90,7 @@ def truncated(lines: list[str], limit: int = MAX_LIST_LINES) -> list[str]:
 
 class AdminService:
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
-                 workspace: Workspace, slack: Any = None) -> None:
+                 workspace: Workspace) -> None:
         self.sessions = sessions
         self.settings = settings
         self.clock = clock
@@ -109,7 +108,7 @@ class AdminService:
             "policy set": self.policy_set,
             "usage": self.usage,
             "audit": self.audit,
-            **KeyAdministration(sessions=sessions, clock=clock, settings=settings, slack=slack).handlers(),
+            **KeyAdministration(sessions=sessions, clock=clock, settings=settings, slack=workspace).handlers(),
         }
 
     async def caller(self, requester: Requester) -> Caller:

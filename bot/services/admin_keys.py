@@ -6,13 +6,14 @@ that bot/slack/answers.py renders); a request the caller can fix raises a GateEr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.commands import ParsedCommand
 from bot.services import key_sync, keys, offboarding, reminders
+from bot.services.workspace import Workspace
 from bot.store.clock import Clock
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 class KeyAdministration:
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
-                 slack: Any) -> None:
+                 slack: Workspace) -> None:
         self.context = (sessions, clock, settings)
         self.slack = slack
 

@@ -9,19 +9,20 @@ raise: a broken alert must not break an answer.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.domain.replies import Answer
 from bot.domain.requests import ChatRequest
 from bot.services.claude import ClaudeFailure
 from bot.services.keys import mark_key_failing, mark_key_recovered, secret_of
 from bot.services.policies import load_policy
 from bot.services.roles import effective_role
-from bot.slack.render_keys import key_failure_alert, key_recovered_alert, no_key_alert
+from bot.services.workspace import Workspace
 from bot.store.clock import Clock
 from bot.store.leases import claim_once_per
 from bot.store.models import ApiKey
@@ -31,13 +32,33 @@ log = logging.getLogger(__name__)
 NO_KEY_ALERT_PERIOD = timedelta(hours=1)
 
 
+@dataclass(frozen=True)
+class KeyFailureAlert(Answer):
+    label: str
+    workspace: str
+    status: int | None
+    error_type: str
+
+
+@dataclass(frozen=True)
+class KeyRecoveredAlert(Answer):
+    label: str
+
+
+@dataclass(frozen=True)
+class NoKeyAlert(Answer):
+    workspace: str
+    role: str
+    keys: list[tuple[str, str, bool, str]]  # (label, status, variable set in this process, variable)
+
+
 class KeyAlerts:
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
-                 client: AsyncWebClient) -> None:
+                 slack: Workspace) -> None:
         self.sessions = sessions
         self.clock = clock
         self.settings = settings
-        self.client = client
+        self.slack = slack
 
     async def key_failed(self, label: str, failure: ClaudeFailure) -> None:
         """ChatService's ``on_key_failure``: mark the key ``failing`` and alert once."""
@@ -48,8 +69,8 @@ class KeyAlerts:
                 row = await session.scalar(select(ApiKey).where(ApiKey.label == label)) if first else None
             if row is not None:
                 log.warning("API key %s was refused by Anthropic (%s): marked failing", label, reason)
-                await self._post(*key_failure_alert(label=label, workspace=row.workspace, status=failure.status,
-                                                    error_type=failure.detail))
+                await self._post(KeyFailureAlert(label=label, workspace=row.workspace, status=failure.status,
+                                                 error_type=failure.detail))
         except Exception:
             log.exception("alerting about key %s failed", label)
 
@@ -61,7 +82,7 @@ class KeyAlerts:
                 first = await mark_key_recovered(session, self.clock, label, asked_at=asked_at)
             if first:
                 log.warning("API key %s was accepted by Anthropic again: marked active", label)
-                await self._post(*key_recovered_alert(label=label))
+                await self._post(KeyRecoveredAlert(label=label))
         except Exception:
             log.exception("marking key %s active again failed", label)
 
@@ -79,13 +100,13 @@ class KeyAlerts:
             known = [(row.label, row.status, bool(row.env_var and secret_of(row.env_var)), row.env_var or "")
                      for row in rows]
             log.warning("no usable API key for workspace %s (role %s refused)", workspace, role)
-            await self._post(*no_key_alert(workspace=workspace, role=role.value, keys=known))
+            await self._post(NoKeyAlert(workspace=workspace, role=role.value, keys=known))
         except Exception:
             log.exception("alerting about a workspace without a key failed")
 
-    async def _post(self, text: str, blocks: list[dict[str, object]]) -> None:
+    async def _post(self, alert: Answer) -> None:
         channel = self.settings.admin_alert_channel
         if not channel:
-            log.warning("ADMIN_ALERT_CHANNEL is not set; alert not posted: %s", text)
+            log.warning("ADMIN_ALERT_CHANNEL is not set; alert not posted: %s", alert)
             return
-        await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        await self.slack.deliver(channel, alert)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,6 +17,7 @@ from bot.services.anthropic_admin import AdminApiError, AnthropicAdmin, OrgKey
 from bot.services.audit import add_audit
 from bot.services.keys import USABLE_STATUSES, Step, StepOutcome
 from bot.services.roles import revoke_role
+from bot.services.workspace import SlackCallFailed, Workspace
 from bot.store.clock import Clock
 from bot.store.models import ApiKey, GroupMember, GroupRoleMapping
 
@@ -39,7 +38,7 @@ class Offboarded(Answer):
 
 
 async def offboard_user(sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
-                        client: AsyncWebClient, *, actor_id: str, actor_role: Role | None,
+                        slack: Workspace, *, actor_id: str, actor_role: Role | None,
                         user_id: str) -> Offboarded:
     """Revoke ``user_id``'s explicit role, then (with ANTHROPIC_ADMIN_KEY) find the Anthropic user with their Slack
     email and deactivate every active key they created. Each step is audited and reported.
@@ -62,7 +61,7 @@ async def offboard_user(sessions: async_sessionmaker[AsyncSession], clock: Clock
         steps.append(Step("Anthropic keys", StepOutcome.SKIPPED,
                           "ANTHROPIC_ADMIN_KEY is not set: deactivate the keys they created in the Console."))
     else:
-        email = await _slack_email(client, user_id, steps)
+        email = await _slack_email(slack, user_id, steps)
         if email is not None:
             async with admin:
                 anthropic_user_id, keys = await _their_active_keys(admin, email, steps)
@@ -89,17 +88,14 @@ async def _group_roles(session: AsyncSession, user_id: str) -> list[str]:
     return [f"*{role}* from @{handle or group_id}" for handle, group_id, role in rows]
 
 
-async def _slack_email(client: AsyncWebClient, user_id: str, steps: list[Step]) -> str | None:
+async def _slack_email(slack: Workspace, user_id: str, steps: list[Step]) -> str | None:
     try:
-        response = await client.users_info(user=user_id)
-    except (SlackApiError, OSError, TimeoutError) as exc:
-        reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+        email = await slack.email_of(user_id)
+    except SlackCallFailed as exc:
         steps.append(Step("Anthropic keys", StepOutcome.FAILED,
-                          f"could not read {mention(user_id)}'s Slack profile ({reason}); deactivate their keys in the "
-                          "Console."))
+                          f"could not read {mention(user_id)}'s Slack profile ({exc.reason}); deactivate their keys "
+                          "in the Console."))
         return None
-    user = response.get("user") or {}
-    email = (user.get("profile") or {}).get("email")
     if not email:
         steps.append(Step("Anthropic keys", StepOutcome.SKIPPED,
                           f"{mention(user_id)}'s Slack profile shows no email (the app needs `users:read.email`); "

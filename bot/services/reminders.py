@@ -13,19 +13,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.domain.cron import cron_trigger, upcoming_fires
+from bot.cron import cron_trigger, upcoming_fires
 from bot.domain.keys import Rotation, rotation_of
 from bot.domain.mentions import channel_link, mention
 from bot.domain.replies import Answer
 from bot.services.audit import add_audit
 from bot.services.keys import USABLE_STATUSES, KeyCommandError, creator_of, rotation_start, slack_user_of
-from bot.slack.render_keys import reminder_dm, reminder_message
+from bot.services.workspace import SlackCallFailed, Workspace
 from bot.store.clock import Clock
 from bot.store.leases import current_lease, last_run, mark_run
 from bot.store.models import ApiKey
@@ -74,6 +72,23 @@ class ReminderSchedule(Answer):
 
 
 @dataclass(frozen=True)
+class ReminderMessage(Answer):
+    """The one message of a reminder run in REMINDER_CHANNEL."""
+
+    keys: list[DueKey]
+    today: date
+    remind_before_days: int
+
+
+@dataclass(frozen=True)
+class ReminderDM(Answer):
+    """A DM to a key's creator about their keys."""
+
+    keys: list[DueKey]
+    today: date
+
+
+@dataclass(frozen=True)
 class _Claim:
     key: DueKey
     key_id: int
@@ -111,7 +126,7 @@ async def reminder_schedule(sessions: async_sessionmaker[AsyncSession], clock: C
 
 
 async def run_reminders(sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
-                        client: AsyncWebClient, *, actor_id: str = SCHEDULER_ACTOR) -> ReminderRun:
+                        slack: Workspace, *, actor_id: str = SCHEDULER_ACTOR) -> ReminderRun:
     """Post one message to REMINDER_CHANNEL listing keys due or overdue that were not reminded today, and DM each
     key's creator when known (`reminders run`, `claude-gate remind --now`, the scheduled job).
 
@@ -127,18 +142,16 @@ async def run_reminders(sessions: async_sessionmaker[AsyncSession], clock: Clock
     reminded = _by_urgency([claim.key for claim in claims])
     message_ts = None
     if reminded:
-        text, blocks = reminder_message(reminded, today=today, remind_before_days=settings.remind_before_days)
+        message = ReminderMessage(reminded, today=today, remind_before_days=settings.remind_before_days)
         try:
-            response = await client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
-            message_ts = response.get("ts")
+            message_ts = await slack.deliver(channel, message)
         except Exception as exc:
             await _give_back(sessions, claims, today)
-            if isinstance(exc, SlackApiError):
-                raise KeyCommandError(f"Slack refused the reminder for {channel_link(channel)} "
-                                      f"({exc.response.get('error')}): invite the bot to that channel or fix "
-                                      "REMINDER_CHANNEL.") from exc
+            if isinstance(exc, SlackCallFailed):
+                raise KeyCommandError(f"Slack refused the reminder for {channel_link(channel)} ({exc.reason}): "
+                                      "invite the bot to that channel or fix REMINDER_CHANNEL.") from exc
             raise
-    sent, failures = await _tell_creators(client, claims, today)
+    sent, failures = await _tell_creators(slack, claims, today)
     async with sessions.begin() as session:
         await mark_run(session, REMINDERS_JOB, now)
         if reminded:
@@ -178,7 +191,7 @@ async def _give_back(sessions: async_sessionmaker[AsyncSession], claims: list[_C
                                   .execution_options(synchronize_session=False))
 
 
-async def _tell_creators(client: AsyncWebClient, claims: list[_Claim], today: date) -> tuple[list[str], list[str]]:
+async def _tell_creators(slack: Workspace, claims: list[_Claim], today: date) -> tuple[list[str], list[str]]:
     """DM each known creator (a Slack registrant, or the Slack user with the Anthropic creator's email)."""
     keys_of: dict[str, list[DueKey]] = defaultdict(list)
     failures: list[str] = []
@@ -187,30 +200,25 @@ async def _tell_creators(client: AsyncWebClient, claims: list[_Claim], today: da
         people = {user for user in [slack_user_of(claim.created_by)] if user}
         if claim.creator_email:
             if claim.creator_email not in emails:
-                emails[claim.creator_email] = await _slack_user_by_email(client, claim.creator_email, failures)
+                emails[claim.creator_email] = await _slack_user_by_email(slack, claim.creator_email, failures)
             if emails[claim.creator_email]:
                 people.add(str(emails[claim.creator_email]))
         for person in people:
             keys_of[person].append(claim.key)
     sent: list[str] = []
     for person, keys in keys_of.items():
-        text, blocks = reminder_dm(_by_urgency(keys), today=today)
         try:
-            await client.chat_postMessage(channel=person, text=text, blocks=blocks)
+            await slack.deliver(person, ReminderDM(_by_urgency(keys), today=today))
             sent.append(person)
-        except (SlackApiError, OSError, TimeoutError) as exc:
-            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
-            log.warning("rotation reminder DM to %s failed: %s", person, reason)
-            failures.append(f"{mention(person)} ({reason})")
+        except SlackCallFailed as exc:
+            log.warning("rotation reminder DM to %s failed: %s", person, exc.reason)
+            failures.append(f"{mention(person)} ({exc.reason})")
     return sent, failures
 
 
-async def _slack_user_by_email(client: AsyncWebClient, email: str, failures: list[str]) -> str | None:
+async def _slack_user_by_email(slack: Workspace, email: str, failures: list[str]) -> str | None:
     try:
-        response = await client.users_lookupByEmail(email=email)
-    except (SlackApiError, OSError, TimeoutError) as exc:
-        reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
-        failures.append(f"{email} ({reason})")
+        return await slack.user_by_email(email)
+    except SlackCallFailed as exc:
+        failures.append(f"{email} ({exc.reason})")
         return None
-    user = response.get("user") or {}
-    return user.get("id")

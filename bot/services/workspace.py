@@ -1,20 +1,58 @@
-"""What the admin services need from Slack, as a small protocol (implemented in bot/slack/workspace.py)."""
+"""What services need from Slack, as one small port (implemented in bot/slack/workspace.py).
+
+Services never import slack_sdk, slack_bolt or bot.slack: they call this protocol with plain values, and messages
+are text or an Answer (bot/domain/replies.py) that the Slack side renders. Calls that may fail in a way the caller
+reports raise SlackCallFailed (a GateError whose ``reason`` is Slack's error code, or the kind of network failure);
+``send_dm`` and ``post`` are best effort and never raise (a notice that cannot be delivered never undoes what it
+reports).
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from bot.domain.commands import GroupRef
+from bot.domain.errors import GateError
 from bot.domain.errors import UserGroupNotFound as UserGroupNotFound
+from bot.domain.replies import Answer
 from bot.domain.requests import Requester
+
+Message = str | Answer
+
+
+class SlackCallFailed(GateError):
+    """Slack refused a call (``reason``: its error code, e.g. ``not_in_channel``) or could not be reached."""
+
+    code = "slack"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Slack refused the call ({reason}).")
+        self.reason = reason
 
 
 class Workspace(Protocol):
-    async def send_dm(self, user_id: str, text: str) -> None:
+    async def send_dm(self, user_id: str, message: Message) -> None:
         """Tell a user something privately; failures are logged, never raised."""
+
+    async def post(self, channel: str, message: Message, thread_ts: str | None = None) -> None:
+        """Post in a channel (or a thread of it); failures are logged, never raised."""
+
+    async def deliver(self, to: str, message: Message, *, thread_ts: str | None = None) -> str | None:
+        """Post in a channel, or DM a user (``to`` a user id); the message's ts. Raises SlackCallFailed."""
+
+    async def upload_file(self, channel: str, *, filename: str, content: bytes, title: str | None = None,
+                          comment: str | None = None, thread_ts: str | None = None) -> None:
+        """Share a file in a channel (or a thread of it). Raises SlackCallFailed."""
 
     async def user_group(self, ref: GroupRef) -> tuple[str, str | None, list[str]]:
         """(id, handle, member ids) of a user group; raises UserGroupNotFound."""
 
     async def profile(self, user_id: str) -> Requester:
         """The user's profile as the gate sees it (unknown → ``known=False``)."""
+
+    async def email_of(self, user_id: str) -> str | None:
+        """The email on the user's Slack profile (None without one, or without ``users:read.email``). Raises
+        SlackCallFailed when the profile cannot be read."""
+
+    async def user_by_email(self, email: str) -> str | None:
+        """The Slack user id with this email. Raises SlackCallFailed (``users_not_found``: nobody has it)."""

@@ -1,4 +1,5 @@
-"""Every command's Answer as (fallback text, Block Kit): one entry point for the one admin dispatcher's result."""
+"""Every Answer as (fallback text, Block Kit): command results, reminders, alerts. The one entry point from a value
+a service returns (or hands the Workspace port) to what Slack shows."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.domain.replies import Answer, Reply
+from bot.services.key_alerts import KeyFailureAlert, KeyRecoveredAlert, NoKeyAlert
 from bot.services.key_sync import KeySync
 from bot.services.keys import KeyAdded, KeyListing, KeyRevoked
 from bot.services.offboarding import Offboarded
-from bot.services.reminders import ReminderRun, ReminderSchedule
+from bot.services.reminders import ReminderDM, ReminderMessage, ReminderRun, ReminderSchedule
 from bot.slack import render_keys
 from bot.slack.render import Block, reply_blocks
 
@@ -22,6 +24,13 @@ RENDERERS: dict[type[Any], Callable[[Any], tuple[str, list[Block]]]] = {
     ReminderSchedule: render_keys.reminder_schedule,
     ReminderRun: render_keys.reminder_run,
     Offboarded: render_keys.offboarded,
+    ReminderMessage: lambda m: render_keys.reminder_message(m.keys, today=m.today,
+                                                            remind_before_days=m.remind_before_days),
+    ReminderDM: lambda m: render_keys.reminder_dm(m.keys, today=m.today),
+    KeyFailureAlert: lambda a: render_keys.key_failure_alert(label=a.label, workspace=a.workspace, status=a.status,
+                                                             error_type=a.error_type),
+    KeyRecoveredAlert: lambda a: render_keys.key_recovered_alert(label=a.label),
+    NoKeyAlert: lambda a: render_keys.no_key_alert(workspace=a.workspace, role=a.role, keys=a.keys),
 }
 
 

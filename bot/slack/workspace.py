@@ -1,30 +1,71 @@
-"""The Slack side of the Workspace protocol: DMs, user groups, profiles."""
+"""The Slack side of the Workspace port (bot/services/workspace.py): messages, DMs, files, user groups, profiles."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.commands import GroupRef
 from bot.domain.requests import Requester
-from bot.services.workspace import UserGroupNotFound
+from bot.services.workspace import Message, SlackCallFailed, UserGroupNotFound
+from bot.slack.answers import answer_blocks
 from bot.slack.directory import UserDirectory
 
 log = logging.getLogger(__name__)
 
 
-class SlackWorkspace:
-    def __init__(self, client: AsyncWebClient, directory: UserDirectory) -> None:
-        self.client = client
-        self.directory = directory
+def rendered(message: Message) -> dict[str, Any]:
+    """chat.postMessage arguments for a message: text alone, or an Answer's fallback text and blocks."""
+    if isinstance(message, str):
+        return {"text": message}
+    text, blocks = answer_blocks(message)
+    return {"text": text, "blocks": blocks}
 
-    async def send_dm(self, user_id: str, text: str) -> None:
+
+@asynccontextmanager
+async def slack_call() -> AsyncIterator[None]:
+    """Slack's refusals and network failures as SlackCallFailed (its error code, or the kind of failure)."""
+    try:
+        yield
+    except SlackApiError as exc:
+        raise SlackCallFailed(str(exc.response.get("error") or "error")) from exc
+    except (OSError, TimeoutError, SlackRequestError) as exc:
+        raise SlackCallFailed(type(exc).__name__) from exc
+
+
+class SlackWorkspace:
+    def __init__(self, client: AsyncWebClient, directory: UserDirectory | None = None) -> None:
+        self.client = client
+        self.directory = directory or UserDirectory(client)
+
+    async def deliver(self, to: str, message: Message, *, thread_ts: str | None = None) -> str | None:
+        async with slack_call():
+            response = await self.client.chat_postMessage(channel=to, thread_ts=thread_ts, unfurl_links=False,
+                                                          **rendered(message))
+        return response.get("ts")
+
+    async def send_dm(self, user_id: str, message: Message) -> None:
         try:
-            await self.client.chat_postMessage(channel=user_id, text=text)
-        except Exception as exc:  # a DM that cannot be delivered never undoes the change it reports
-            log.warning("could not DM %s: %s", user_id, getattr(exc, "response", {}) and exc.response.get("error"))
+            await self.deliver(user_id, message)
+        except SlackCallFailed as exc:  # a DM that cannot be delivered never undoes the change it reports
+            log.warning("could not DM %s: %s", user_id, exc.reason)
+
+    async def post(self, channel: str, message: Message, thread_ts: str | None = None) -> None:
+        try:
+            await self.deliver(channel, message, thread_ts=thread_ts)
+        except SlackCallFailed as exc:  # a notice that cannot be delivered never breaks what it reports on
+            log.warning("could not post in %s: %s", channel, exc.reason)
+
+    async def upload_file(self, channel: str, *, filename: str, content: bytes, title: str | None = None,
+                          comment: str | None = None, thread_ts: str | None = None) -> None:
+        async with slack_call():
+            await self.client.files_upload_v2(channel=channel, filename=filename, content=content,
+                                              title=title or filename, initial_comment=comment, thread_ts=thread_ts)
 
     async def user_group(self, ref: GroupRef) -> tuple[str, str | None, list[str]]:
         group_id, handle = ref.id, ref.handle
@@ -47,3 +88,14 @@ class SlackWorkspace:
 
     async def profile(self, user_id: str) -> Requester:
         return await self.directory.requester(user_id)
+
+    async def email_of(self, user_id: str) -> str | None:
+        async with slack_call():
+            response = await self.client.users_info(user=user_id)
+        email = ((response.get("user") or {}).get("profile") or {}).get("email")
+        return str(email) if email else None
+
+    async def user_by_email(self, email: str) -> str | None:
+        async with slack_call():
+            response = await self.client.users_lookupByEmail(email=email)
+        return (response.get("user") or {}).get("id")

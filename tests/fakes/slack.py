@@ -163,6 +163,9 @@ class FakeSlack(ThreadedServer):
         self.suggested_prompts: dict[tuple[str, str | None], dict[str, Any]] = {}
         self.thread_titles: dict[tuple[str, str], str] = {}
         self.responses: list[dict[str, Any]] = []
+        #: files shared with files.getUploadURLExternal → POST of the bytes → files.completeUploadExternal
+        self.uploads: list[dict[str, Any]] = []
+        self._pending_uploads: dict[str, dict[str, Any]] = {}
 
         # socket mode
         self.socket_acks: list[dict[str, Any]] = []
@@ -206,6 +209,8 @@ class FakeSlack(ThreadedServer):
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "apps.connections.open": self._apps_connections_open,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
 
     # ================================================================ setup API
@@ -220,6 +225,7 @@ class FakeSlack(ThreadedServer):
         app.router.add_get("/link", self._handle_link)
         app.router.add_get("/link/", self._handle_link)
         app.router.add_post("/response/{n}", self._handle_response_url)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
         return app
 
     def add_user(
@@ -831,6 +837,49 @@ class FakeSlack(ThreadedServer):
         if params.get("thread_ts"):
             msg["thread_ts"] = str(params["thread_ts"])
         return msg
+
+    def _files_get_upload_url_external(self, params: Params, token: str) -> Reply:
+        """Step 1 of Slack's upload: a one-time URL for ``length`` bytes of ``filename``."""
+        self._require(params, "filename", "length")
+        try:
+            length = int(params["length"])
+        except (TypeError, ValueError):
+            raise SlackError("invalid_arguments") from None
+        file_id = f"F{next(self._view_counter):08d}"
+        self._pending_uploads[file_id] = {"filename": str(params["filename"]), "length": length, "content": None}
+        return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """Step 2: the bytes, POSTed to the upload URL (Slack answers 200 with ``OK - <length>``)."""
+        file_id = request.match_info["file_id"]
+        content = await request.read()
+        with self._lock:
+            pending = self._pending_uploads.get(file_id)
+            if pending is None:
+                return web.Response(status=404, text="upload URL not found")
+            pending["content"] = content
+        return web.Response(text=f"OK - {len(content)}")
+
+    def _files_complete_upload_external(self, params: Params, token: str) -> Reply:
+        """Step 3: share the uploaded files in ``channel_id`` (and ``thread_ts``), with ``initial_comment``."""
+        self._require(params, "files")
+        files = params["files"]
+        if isinstance(files, str):
+            files = json.loads(files)
+        done = []
+        for item in files:
+            pending = self._pending_uploads.pop(str(item.get("id")), None)
+            if pending is None or pending["content"] is None:
+                raise SlackError("file_not_found")
+            if len(pending["content"]) != pending["length"]:
+                raise SlackError("file_upload_size_mismatch")
+            record = {"id": item["id"], "title": item.get("title") or pending["filename"],
+                      "filename": pending["filename"], "content": pending["content"],
+                      "channel": params.get("channel_id"), "thread_ts": params.get("thread_ts"),
+                      "initial_comment": params.get("initial_comment")}
+            self.uploads.append(record)
+            done.append({"id": item["id"], "title": record["title"], "name": pending["filename"]})
+        return {"files": done}
 
     def _chat_post_message(self, params: Params, token: str) -> Reply:
         if not params.get("channel"):
