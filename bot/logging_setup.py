@@ -41,10 +41,12 @@ class RedactSecrets(logging.Filter):
 
 # Loggers that write request and response bodies at DEBUG (prompts, answers, Slack payloads): on only when
 # LOG_LEVEL=DEBUG and LOG_PROMPTS=true, since prompt text is not kept anywhere else unless LOG_PROMPTS is set.
-PAYLOAD_LOGGERS = ("slack_sdk.web", "slack_sdk.socket_mode", "slack_bolt", "anthropic")
+PAYLOAD_LOGGERS = ("slack_sdk.web", "slack_sdk.socket_mode", "slack_bolt", "anthropic", "websockets")
+# SQL with its parameters and rows (INFO already echoes them): WARNING unless LOG_LEVEL=DEBUG and LOG_PROMPTS=true
+SQL_LOGGERS = ("sqlalchemy.engine", "sqlalchemy.pool")
 # Library chatter: Alembic's plugin set-up, per-request SQL, one INFO line per HTTP request (httpx, under the
 # Anthropic SDK). Only with LOG_LEVEL=DEBUG.
-CHATTY_LOGGERS = ("alembic", "sqlalchemy.engine", "httpx", "httpcore", "httpx2", "httpcore2", "apscheduler")
+CHATTY_LOGGERS = ("alembic", "httpx", "httpcore", "httpx2", "httpcore2", "apscheduler")
 
 
 class JsonLines(logging.Formatter):
@@ -91,3 +93,5 @@ def configure_logging(level: int, secrets: Iterable[str], *, log_prompts: bool =
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
     for name in PAYLOAD_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if debug and log_prompts else max(level, logging.INFO))
+    for name in SQL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug and log_prompts else logging.WARNING)

@@ -23,7 +23,7 @@ async def ask(harness: Harness, text: str = "hello", role: Role = Role.USER) -> 
     ("server", 3, {}, "server", "internal error"),
     ("auth", 1, {}, "key", "API key"),
     ("permission", 1, {}, "key", "API key"),
-    ("invalid_request", 1, {"message": "bad thing"}, "invalid", "rejected the request"),
+    ("invalid_request", 1, {"message": "bad thing"}, "invalid", "could not take this request"),
     ("drop", 3, {}, "connection", "could not reach Anthropic"),
 ])
 async def test_anthropic_errors_become_one_clear_line(harness: Harness, kind: str, times: int, opts: dict,
@@ -31,7 +31,7 @@ async def test_anthropic_errors_become_one_clear_line(harness: Harness, kind: st
     harness.anthropic.fail_next(kind, times=times, **opts)
     texts, record = await ask(harness)
     assert len(texts) == 1 and phrase in texts[0] and texts[0].startswith(":warning:")
-    assert "Traceback" not in texts[0]
+    assert "Traceback" not in texts[0] and "Error code" not in texts[0] and "bad thing" not in texts[0]
     assert (record.outcome, record.error_type) == ("error", error_type)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from bot.domain.commands import ADMIN, SELF
 from bot.domain.roles import Role
+from bot.logging_setup import configure_logging
 from tests.conftest import Harness, eventually
 
 HUGE = "9" * 5000  # more digits than int() converts (sys.get_int_max_str_digits)
@@ -89,3 +90,27 @@ async def test_billing_app_home_shows_usage_but_not_the_admin_overview(harness: 
 async def test_self_command_numbers(owner: Harness) -> None:
     answer = await owner.command("UOWNER", SELF, "model ²")
     assert answer["text"].startswith(":warning:") and "went wrong" not in answer["text"]
+
+
+@pytest.mark.parametrize("log_prompts", [False, True])
+async def test_debug_logs_hold_no_prompt_text_without_log_prompts(harness_factory, capsys: pytest.CaptureFixture,
+                                                                   log_prompts: bool) -> None:
+    """LOG_LEVEL=DEBUG: the libraries' payload loggers (Slack, Bolt, Anthropic, HTTP, SQL) stay above DEBUG unless
+    LOG_PROMPTS=true, so neither the question nor Claude's answer reaches the log."""
+    canary = "PROMPT-CANARY-7f3a9c"
+    configure_logging(logging.DEBUG, [], log_prompts=log_prompts)
+    try:
+        harness = await harness_factory(log_level="DEBUG", log_prompts=log_prompts)
+        harness.slack.add_user("U1")
+        await harness.grant("U1", Role.USER)
+        await harness.mention("U1", f"what is {canary}?")
+        await harness.dm("U1", f"and in private, {canary}")
+        await harness.settled_records(2)
+        await eventually(lambda: len(harness.slack.calls_to("chat.startStream") + harness.slack.calls_to(
+            "chat.postMessage")) >= 2)
+        assert logging.getLogger().level == logging.DEBUG
+    finally:
+        logging.getLogger().handlers.clear()
+    logs = capsys.readouterr().err
+    assert ("DEBUG" in logs) == log_prompts  # with LOG_PROMPTS=true the libraries really log at DEBUG
+    assert (canary in logs) == log_prompts, "prompt text in the DEBUG log" if not log_prompts else "test sees nothing"

@@ -13,9 +13,9 @@ from sqlalchemy import select, update
 
 from bot.domain.keys import NOT_AN_API_KEY
 from bot.domain.roles import Role
+from bot.services.key_choice import KEY_RECOVERY_QUIET
 from bot.services.key_sync import sync_keys
 from bot.services.keys import (
-    KEY_RECOVERY_QUIET,
     KeyCommandError,
     StepOutcome,
     add_key,

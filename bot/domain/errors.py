@@ -91,7 +91,7 @@ class AnswerNotDelivered(GateError):
     code = "not_delivered"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: raising through a context manager sets __traceback__ on the instance
 class ClaudeFailure(GateError):
     """A failure of the call to Anthropic, classified; ``kind`` is its code (what the record keeps as the error).
 
@@ -104,6 +104,7 @@ class ClaudeFailure(GateError):
     status: int | None = None
     retry_after: float | None = None
     detail: str = field(default="", compare=False)
+    should_retry: bool | None = None  # Anthropic's own word (``x-should-retry``), when it gave one
 
     @property  # type: ignore[override]
     def code(self) -> str:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.domain.grants import until_text
 from bot.domain.policy import DEFAULT_POLICIES, RolePolicy
 from bot.domain.roles import Role
-from bot.services.keys import USABLE_STATUSES, KeyChoice
+from bot.services.key_choice import KeyChoice, key_preference, usable_key
 from bot.store.models import (
     ApiKey,
     GroupMember,
@@ -70,12 +70,11 @@ def _access_statement() -> Select:  # type: ignore[type-arg]
              .join(GroupMember, GroupMember.usergroup_id == GroupRoleMapping.usergroup_id)
              .where(GroupMember.slack_user_id == user_id, GroupRoleMapping.role == policy.role)
              .limit(1).scalar_subquery())
-    # ``status = … OR status = …``, not ``IN (…)``: SQLAlchemy re-renders the SQL of an IN list on every execution
-    usable = or_(*(ApiKey.status == status for status in USABLE_STATUSES))
-    # The key the policy's workspace would use, looked up once per policy and joined for its columns
+    # The key the policy's workspace would use (the one rule of bot/services/key_choice.py), looked up once per
+    # policy and joined for its columns; the gate falls back to active_key when its variable is unset here
     chosen_id = (select(ApiKey.id)
-                 .where(ApiKey.workspace == policy.workspace, usable, ApiKey.env_var.is_not(None))
-                 .order_by(ApiKey.status, ApiKey.created_at.desc(), ApiKey.id.desc()).limit(1)
+                 .where(ApiKey.workspace == policy.workspace, usable_key())
+                 .order_by(*key_preference()).limit(1)
                  .correlate(RolePolicyRow.__table__).scalar_subquery())
     chosen = ApiKey.__table__.alias("chosen_key")
     return (select(policy.role, policy.models, policy.max_tokens, policy.rpm_limit, policy.daily_token_budget,

@@ -30,6 +30,7 @@ from bot.services.admin_keys import KeyAdministration
 from bot.services.audit import add_audit, recent_audit
 from bot.services.gate import tokens_today
 from bot.services.groups import find_mapping, list_mappings, map_group, unmap_group
+from bot.services.key_choice import active_key
 from bot.services.policies import (
     all_policies,
     describe_policy,
@@ -42,7 +43,7 @@ from bot.services.roles import list_grants, list_timed_grants, revoke_role
 from bot.services.usage import UsageSummary, usage_summary
 from bot.services.workspace import Workspace
 from bot.store.clock import Clock
-from bot.store.models import ApiKey, RequestRecord
+from bot.store.models import RequestRecord
 
 log = logging.getLogger(__name__)
 
@@ -281,9 +282,7 @@ class AdminService:
         value = parse_policy_value(field, text, self.settings.models)
         async with self.sessions.begin() as session:
             if field == "workspace":
-                has_key = await session.scalar(select(func.count()).where(
-                    ApiKey.workspace == value, ApiKey.status.in_(("active", "failing"))))
-                if not has_key:
+                if await active_key(session, value) is None:  # the rule requests follow
                     return Reply.error(f"No active API key in workspace `{value}`: add one first with "
                                        f"`/claude-admin keys add <label> env:<VAR> workspace={value}`.")
             old, new = await update_policy(session, self.clock, actor_id=caller.user_id, role=role, field=field,

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -22,7 +23,7 @@ from bot.logging_setup import RECORD_ID
 from bot.metrics import Metrics
 from bot.services.claude import ClaudeFailure, ClaudeGateway, StreamUsage, classify
 from bot.services.gate import Gate, Screened
-from bot.services.keys import secret_of
+from bot.services.key_choice import KeyGuard
 from bot.services.usage import RecordFinisher
 from bot.store.clock import Clock
 
@@ -30,7 +31,15 @@ log = logging.getLogger(__name__)
 
 EMPTY_ANSWER = "_Claude returned an empty answer. Try asking in other words._"
 CONTEXT_RETRY_SHARE = 4  # on "prompt is too long", retry once with a quarter of the history budget
-NOT_FROM_ANTHROPIC = frozenset({"delivery", "internal", "cancelled"})  # failure kinds that Anthropic did not cause
+NOT_FROM_ANTHROPIC = frozenset({"delivery", "internal", "cancelled", "key_revoked"})  # failure kinds that Anthropic did not cause
+# Failures retried when they come before the first text of an answer, after these waits (Anthropic's retry-after
+# when longer, up to MAX_RETRY_WAIT_SECONDS); a spend limit, a refused key or a bad request is never retried
+RETRY_DELAYS = (0.5, 2.0)
+MAX_RETRY_WAIT_SECONDS = 10.0
+RETRIED_KINDS = frozenset({"overloaded", "rate_limited", "server", "connection", "interrupted"})
+NEVER_RETRIED_KINDS = frozenset({"key", "spend_limit", "key_revoked"})
+KEY_WITHDRAWN = ("The API key for this workspace was revoked before your question reached Claude: nothing was sent. "
+                 "Please ask again.")
 
 
 class AnswerSink(Protocol):
@@ -85,6 +94,8 @@ class ChatService:
         self.on_key_recovered = on_key_recovered
         self.on_no_active_key = on_no_active_key
         self.records = RecordFinisher(sessions.kw["bind"], settings.prices)
+        self.keys = KeyGuard(sessions.kw["bind"])
+        self.retry_delays: tuple[float, ...] = RETRY_DELAYS
 
     async def answer(self, request: ChatRequest, history: HistoryLoader, sink: AnswerSink, *,
                      on_admitted: AdmissionHook | None = None, words: WordsLoader | None = None) -> ChatResult:
@@ -120,29 +131,14 @@ class ChatService:
         try:
             if on_admitted is not None:
                 await self._prepare(on_admitted, decision)
-            secret = await self._secret(decision)
             system = system_prompt(self.settings.system_prompt, user_name=request.requester.name,
                                    channel=request.channel_name or request.surface)
             budget = history_budget(self.settings.context_token_budget, max_tokens=decision.max_tokens,
                                     system=system)
             turns = [*await history(), Turn("user", request.text, request.requester.name)]
-            for attempt in range(2):
-                try:
-                    async with asyncio.timeout(self.settings.answer_timeout_seconds):
-                        async for text in self.claude.stream_text(
-                            secret=secret, model=decision.model, max_tokens=decision.max_tokens, system=system,
-                            messages=build_messages(turns, budget), usage=usage,
-                        ):
-                            parts.append(text)
-                            await sink.append(text)
-                            if len(parts) == 1:
-                                self.metrics.first_text(request.surface, time.perf_counter() - arrived)
-                    break
-                except ClaudeFailure as exc:
-                    if exc.kind == "context" and not parts and attempt == 0:
-                        budget //= CONTEXT_RETRY_SHARE
-                        continue
-                    raise
+            async with asyncio.timeout(self.settings.answer_timeout_seconds):
+                await self._ask(decision, system, turns, budget, usage, parts, sink, on_first_text=lambda: (
+                    self.metrics.first_text(request.surface, time.perf_counter() - arrived)))
             if not "".join(parts).strip():
                 await sink.append(EMPTY_ANSWER)
             elif usage.output_tokens >= decision.max_tokens:
@@ -196,11 +192,44 @@ class ChatService:
         except Exception:  # a status or a button is not worth failing the answer for
             log.warning("preparing the answer for record %s failed", admission.record_id, exc_info=True)
 
-    async def _secret(self, admission: Admission) -> str:
-        secret = secret_of(admission.key_env_var)
-        if secret is None:
-            raise ClaudeFailure("key", "The API key for this workspace is not available. An admin has been alerted.")
-        return secret
+    async def _ask(self, admission: Admission, system: str, turns: list[Turn], budget: int, usage: StreamUsage,
+                   parts: list[str], sink: AnswerSink, *, on_first_text: Callable[[], None]) -> None:
+        """Call Anthropic and relay the answer; retry what failed before the first text (we own the retry: the SDK
+        has ``max_retries=0``). Every attempt re-reads the key under the lock `keys revoke` takes, held until
+        Anthropic has answered the request: no call starts with a key after its revoke was acknowledged."""
+        retries = iter(self.retry_delays)
+        context_retried = False
+        while True:
+            try:
+                async with self.keys.checked(admission.key_label, admission.key_env_var) as secret:
+                    if secret is None:
+                        raise ClaudeFailure("key_revoked", KEY_WITHDRAWN)
+                    stream = await self.claude.open_stream(
+                        secret=secret, model=admission.model, max_tokens=admission.max_tokens, system=system,
+                        messages=build_messages(turns, budget), usage=usage)
+                async with aclosing(stream.text()) as texts:
+                    async for text in texts:
+                        parts.append(text)
+                        await sink.append(text)
+                        if len(parts) == 1:
+                            on_first_text()
+                return
+            except ClaudeFailure as exc:
+                if parts:  # the answer has begun: it is cut, not retried
+                    raise
+                if exc.kind == "context" and not context_retried:
+                    budget //= CONTEXT_RETRY_SHARE
+                    context_retried = True
+                    continue
+                retried = exc.should_retry if exc.should_retry is not None else exc.kind in RETRIED_KINDS
+                delay = next(retries, None) if retried and exc.kind not in NEVER_RETRIED_KINDS else None
+                if delay is None:
+                    raise
+                wait = min(max(delay, exc.retry_after or 0.0), MAX_RETRY_WAIT_SECONDS)
+                log.info("record %s: %s before the first text; retrying in %.1f s", admission.record_id, exc.kind,
+                         wait)
+                usage.input_tokens = usage.output_tokens = 0
+                await asyncio.sleep(wait)
 
     async def _tell_user(self, sink: AnswerSink, failure: ClaudeFailure, *, partial: bool) -> None:
         if partial:

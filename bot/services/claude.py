@@ -6,6 +6,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import anthropic
 
@@ -34,19 +35,38 @@ def _retry_after(exc: anthropic.APIStatusError) -> float | None:
         return None
 
 
+def _is_transport_error(exc: BaseException) -> bool:
+    """A connection that broke under the SDK while a stream was read: the SDK wraps only errors of sending, so a
+    drop mid-stream surfaces as the HTTP library's own error (httpx's TransportError, aiohttp's ClientError)."""
+    if isinstance(exc, ConnectionError):
+        return True
+    return any(cls.__name__ in ("TransportError", "ClientError") and cls.__module__.split(".")[0] in
+               ("httpx", "httpx2", "aiohttp") for cls in type(exc).__mro__)
+
+
 def classify(exc: BaseException, *, mid_stream: bool = False) -> ClaudeFailure:
     """Map an SDK exception (or our own timeout) to a ClaudeFailure."""
     if isinstance(exc, ClaudeFailure):
         return exc
     if isinstance(exc, TimeoutError | anthropic.APITimeoutError):
         return ClaudeFailure("timeout", "Claude took too long to answer. Try again, perhaps with a shorter question.")
-    if isinstance(exc, anthropic.APIConnectionError):
+    if isinstance(exc, anthropic.APIConnectionError) or _is_transport_error(exc):
         if mid_stream:
-            return ClaudeFailure("interrupted", "The connection to Claude dropped in the middle of the answer.")
-        return ClaudeFailure("connection", "I could not reach Anthropic just now. Try again in a moment.")
+            return ClaudeFailure("interrupted", "Claude's answer was interrupted (the connection to Anthropic "
+                                 "dropped).", detail=type(exc).__name__)
+        return ClaudeFailure("connection", "I could not reach Anthropic just now. Try again in a moment.",
+                             detail=type(exc).__name__)
     if not isinstance(exc, anthropic.APIStatusError):
         return ClaudeFailure("internal", "Something went wrong on my side while asking Claude. Try again.",
                              detail=type(exc).__name__)
+    failure = _classify_status(exc, mid_stream=mid_stream)
+    advice = exc.response.headers.get("x-should-retry", "").lower() if exc.response is not None else ""
+    if advice in ("true", "false"):
+        failure.should_retry = advice == "true"
+    return failure
+
+
+def _classify_status(exc: anthropic.APIStatusError, *, mid_stream: bool) -> ClaudeFailure:
     kind, status, detail = _error_type(exc), exc.status_code, str(exc.message)[:300]
     if status == 200 or mid_stream:  # an SSE `error` event after HTTP 200 (anthropic-sdk-python #1258)
         return ClaudeFailure("interrupted", "Claude's answer was interrupted"
@@ -70,13 +90,49 @@ def classify(exc: BaseException, *, mid_stream: bool = False) -> ClaudeFailure:
                              status=status, detail=detail)
     if status >= 500:
         return ClaudeFailure("server", "Anthropic had an internal error. Try again shortly.", status=status)
-    return ClaudeFailure("invalid", f"Anthropic rejected the request: {detail}", status=status, detail=kind)
+    # Anthropic's own words (``Error code: 400 - {…}``) go to the log, never to Slack: they may quote the request
+    return ClaudeFailure("invalid", "Anthropic could not take this request. Try asking in other words, or start a "
+                         "new thread.", status=status, detail=f"{kind}: {detail}")
+
+
+class ClaudeStream:
+    """An answer Anthropic has accepted (HTTP 200): its text deltas, with ``usage`` filled as the stream reports it."""
+
+    def __init__(self, stream: anthropic.AsyncStream[Any], usage: StreamUsage) -> None:
+        self._stream = stream
+        self.usage = usage
+
+    async def text(self) -> AsyncIterator[str]:
+        """Yield text as it arrives. Raises ClaudeFailure (``interrupted``: the stream broke after HTTP 200)."""
+        usage = self.usage
+        try:
+            async with self._stream as stream:
+                async for event in stream:
+                    if event.type == "content_block_delta":
+                        if event.delta.type == "text_delta":
+                            yield event.delta.text
+                    elif event.type == "message_start":
+                        usage.accepted = True
+                        usage.input_tokens = event.message.usage.input_tokens
+                        usage.output_tokens = event.message.usage.output_tokens
+                    elif event.type == "message_delta":
+                        usage.output_tokens = event.usage.output_tokens
+                        if event.usage.input_tokens:
+                            usage.input_tokens = event.usage.input_tokens
+        except Exception as exc:
+            if isinstance(exc, anthropic.AnthropicError) or _is_transport_error(exc):
+                raise classify(exc, mid_stream=True) from exc
+            raise
 
 
 class ClaudeGateway:
-    """One AsyncAnthropic client per API key (they pool connections), streaming text deltas."""
+    """One AsyncAnthropic client per API key (they pool connections), streaming text deltas.
 
-    def __init__(self, *, base_url: str | None = None, timeout: float = 600.0, max_retries: int = 2) -> None:
+    The SDK never retries (``max_retries=0``): a retry must re-check its key first (a revoke may have come in
+    between), so ChatService owns it.
+    """
+
+    def __init__(self, *, base_url: str | None = None, timeout: float = 600.0, max_retries: int = 0) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.max_retries = max_retries
@@ -95,31 +151,19 @@ class ClaudeGateway:
             self._clients[fingerprint] = client
         return client
 
-    async def stream_text(self, *, secret: str, model: str, max_tokens: int, system: str,
-                          messages: list[dict[str, str]], usage: StreamUsage) -> AsyncIterator[str]:
-        """Yield text as it arrives; fill ``usage`` as the stream reports it. Raises ClaudeFailure."""
+    async def open_stream(self, *, secret: str, model: str, max_tokens: int, system: str,
+                          messages: list[dict[str, str]], usage: StreamUsage) -> ClaudeStream:
+        """Send the request; returns once Anthropic has answered it (HTTP 200, the stream begins). Raises
+        ClaudeFailure when it refused or could not be reached."""
         client = self.client_for(secret)
-        started = False
         try:
             # The raw event stream, not ``messages.stream``: that helper also rebuilds the whole message after
             # every event, which we never read; measured here it cost a third more CPU per answer.
             stream = await client.messages.create(model=model, max_tokens=max_tokens, system=system,
                                                   messages=messages, stream=True)  # type: ignore[arg-type]
-            async with stream:
-                async for event in stream:
-                    if event.type == "content_block_delta":
-                        if event.delta.type == "text_delta":
-                            yield event.delta.text
-                    elif event.type == "message_start":
-                        started = usage.accepted = True
-                        usage.input_tokens = event.message.usage.input_tokens
-                        usage.output_tokens = event.message.usage.output_tokens
-                    elif event.type == "message_delta":
-                        usage.output_tokens = event.usage.output_tokens
-                        if event.usage.input_tokens:
-                            usage.input_tokens = event.usage.input_tokens
         except anthropic.AnthropicError as exc:
-            raise classify(exc, mid_stream=started) from exc
+            raise classify(exc) from exc
+        return ClaudeStream(stream, usage)
 
     async def close(self) -> None:
         for client in self._clients.values():

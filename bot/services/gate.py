@@ -19,7 +19,7 @@ from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
 from bot.services.access import AccessSnapshot, access_snapshot
 from bot.services.events import claim_in
-from bot.services.keys import active_key, secret_of
+from bot.services.key_choice import active_key, secret_of
 from bot.services.outbox import RecordOutbox
 from bot.services.roles import admins_to_ask
 from bot.store.clock import Clock

@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.domain.replies import Answer
 from bot.domain.requests import ChatRequest
 from bot.services.claude import ClaudeFailure
-from bot.services.keys import mark_key_failing, mark_key_recovered, secret_of
+from bot.services.key_choice import mark_key_failing, mark_key_recovered, secret_of
 from bot.services.policies import load_policy
 from bot.services.roles import effective_role
 from bot.services.workspace import Workspace

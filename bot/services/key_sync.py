@@ -13,7 +13,8 @@ from bot.domain.keys import RETIRED_AT_ANTHROPIC, KeyStatus, label_for_imported_
 from bot.domain.replies import Answer
 from bot.services.anthropic_admin import AdminApiError, AnthropicAdmin, OrgKey, OrgUser
 from bot.services.audit import add_audit
-from bot.services.keys import USABLE_STATUSES, KeyCommandError, record_org_key
+from bot.services.key_choice import USABLE_STATUSES
+from bot.services.keys import KeyCommandError, record_org_key
 from bot.store.clock import Clock
 from bot.store.models import ApiKey
 

@@ -1,49 +1,36 @@
-"""Anthropic API keys: which key a workspace uses, and the registry admins manage (PRODUCT §4).
+"""The registry of Anthropic API keys that admins manage (PRODUCT §4): add, list, revoke, the default key.
 
 Secrets live only in environment variables: the database keeps the variable's name and a hint (Anthropic's
-partial hint, or the last four characters); no secret is stored, logged or shown. Every request reads the
-keys from the database (`active_key`), so a revoke applies to every process from the moment it commits.
+partial hint, or the last four characters); no secret is stored, logged or shown. Which key serves a request is
+bot/services/key_choice.py, read at every request and before every call, so a revoke applies to every process
+from the moment it is acknowledged.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.commands import parse_user
 from bot.domain.errors import KeyCommandError as KeyCommandError
-from bot.domain.keys import NOT_AN_API_KEY, USABLE, KeyStatus, Rotation, is_api_key, rotation_of
+from bot.domain.keys import NOT_AN_API_KEY, KeyStatus, Rotation, rotation_of
 from bot.domain.mentions import mention
 from bot.domain.replies import Answer
 from bot.services.anthropic_admin import AdminApiError, AnthropicAdmin, OrgKey
 from bot.services.audit import add_audit
+from bot.services.key_choice import USABLE_STATUSES, KeyGuard, active_key, secret_of, usable_key
 from bot.store.clock import Clock
 from bot.store.models import ApiKey, RolePolicyRow
 
 DEFAULT_KEY_LABEL = "default"
 DEFAULT_WORKSPACE = "default"
 DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"
-USABLE_STATUSES = tuple(status.value for status in USABLE)
-KEY_RECOVERY_QUIET = timedelta(minutes=5)  # a failing key is trusted again by a request this long after its refusal
-
-
-@dataclass(frozen=True)
-class KeyChoice:
-    label: str
-    env_var: str
-    status: str = KeyStatus.ACTIVE.value
-
-    @property
-    def failing(self) -> bool:
-        """Marked failing after Anthropic refused it; a request that gets through heals it."""
-        return self.status == KeyStatus.FAILING.value
 
 
 class StepOutcome(StrEnum):
@@ -69,16 +56,6 @@ def key_hint(secret: str) -> str:
     return f"{prefix}…{secret[-4:]}"
 
 
-def secret_of(env_var: str) -> str | None:
-    """The API key in ``env_var``, or None when the variable is unset or holds anything but a workspace API key.
-
-    Checked at every use, not only at `keys add`: a key registered before this check existed, or a variable
-    changed since, never sends a Slack token or a database URL to Anthropic.
-    """
-    value = os.environ.get(env_var)
-    return value if is_api_key(value) else None
-
-
 async def ensure_default_key(session: AsyncSession, clock: Clock, *, rotate_days: int) -> None:
     """ANTHROPIC_API_KEY is key ``default`` of workspace ``default``.
 
@@ -99,64 +76,9 @@ async def ensure_default_key(session: AsyncSession, clock: Clock, *, rotate_days
         return
     session.add(ApiKey(label=DEFAULT_KEY_LABEL, workspace=DEFAULT_WORKSPACE, env_var=DEFAULT_KEY_ENV,
                        key_hint=key_hint(secret) if secret else None, created_at=now, rotate_days=rotate_days,
-                       status="active"))
+                       status=KeyStatus.ACTIVE.value))
     add_audit(session, at=now, actor="system", action="keys.add", target=DEFAULT_KEY_LABEL,
               workspace=DEFAULT_WORKSPACE, env_var=DEFAULT_KEY_ENV)
-
-
-async def active_key(session: AsyncSession, workspace: str) -> KeyChoice | None:
-    """The key a request in ``workspace`` uses, read from the database at every request (a revoke applies at once).
-
-    Active keys come before failing ones, newer before older; a key whose variable is unset in this process
-    is skipped.
-    """
-    rows = await session.execute(
-        select(ApiKey.label, ApiKey.env_var, ApiKey.status)
-        .where(ApiKey.workspace == workspace, ApiKey.status.in_(USABLE_STATUSES), ApiKey.env_var.is_not(None))
-        .order_by(ApiKey.status, ApiKey.created_at.desc(), ApiKey.id.desc())  # "active" sorts before "failing"
-    )
-    for label, env_var, status in rows:
-        if secret_of(env_var):
-            return KeyChoice(label, env_var, status)
-    return None
-
-
-async def mark_key_failing(session: AsyncSession, clock: Clock, label: str, *, reason: str) -> bool:
-    """Mark an active key ``failing``; True only for the one caller (in any process) that made the change.
-
-    Every refusal is noted (``last_refused_at``), also of a key already failing: that keeps it failing a while.
-    """
-    now = clock()
-    refused = update(ApiKey).where(ApiKey.label == label).execution_options(synchronize_session=False)
-    result = await session.execute(
-        refused.where(ApiKey.status == KeyStatus.ACTIVE.value)
-        .values(status=KeyStatus.FAILING.value, last_alerted_at=now, last_refused_at=now))
-    if not result.rowcount:
-        await session.execute(refused.where(ApiKey.status == KeyStatus.FAILING.value).values(last_refused_at=now))
-        return False
-    add_audit(session, at=now, actor="system", action="keys.failing", target=label, reason=reason)
-    return True
-
-
-async def mark_key_recovered(session: AsyncSession, clock: Clock, label: str, *, asked_at: datetime) -> bool:
-    """Anthropic accepted a ``failing`` key again (it was re-activated, or the refusal passed): mark it active.
-
-    Only a request made (``asked_at``) after ``KEY_RECOVERY_QUIET`` without a refusal counts, so a key refused on
-    and off stays failing instead of flapping, and an answer that started before a newer refusal proves nothing.
-    True only for the one caller (in any process) that made the change.
-    """
-    result = await session.execute(
-        update(ApiKey).where(ApiKey.label == label, ApiKey.status == KeyStatus.FAILING.value,
-                             or_(ApiKey.last_refused_at.is_(None),
-                                 ApiKey.last_refused_at <= asked_at - KEY_RECOVERY_QUIET))
-        .values(status=KeyStatus.ACTIVE.value).execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:
-        return False
-    now = clock()
-    add_audit(session, at=now, actor="system", action="keys.recovered", target=label,
-              reason="Anthropic accepted it again")
-    return True
 
 
 # -- the registry ----------------------------------------------------------------------------------------
@@ -253,7 +175,7 @@ def key_view(row: ApiKey, now: datetime, zone: ZoneInfo, *, in_use: bool) -> Key
 async def keys_in_use(session: AsyncSession) -> dict[str, str]:
     """workspace → label of the key its requests use now (as `active_key` chooses)."""
     workspaces = await session.scalars(
-        select(ApiKey.workspace).where(ApiKey.status.in_(USABLE_STATUSES), ApiKey.env_var.is_not(None)).distinct())
+        select(ApiKey.workspace).where(usable_key()).distinct())
     chosen: dict[str, str] = {}
     for workspace in list(workspaces):
         choice = await active_key(session, workspace)
@@ -357,7 +279,7 @@ async def _refuse_duplicates(session: AsyncSession, label: str, env_var: str, se
         raise KeyCommandError(f"Key `{label}` exists already ({taken.status}). To rotate, add the new key under a "
                               f"new label (e.g. `{label}-2`), then `keys revoke {label}`.")
     usable = await session.scalars(
-        select(ApiKey).where(ApiKey.status.in_(USABLE_STATUSES), ApiKey.env_var.is_not(None)))
+        select(ApiKey).where(usable_key()))
     for other in usable:
         assert other.env_var is not None
         if other.env_var == env_var:
@@ -384,10 +306,12 @@ async def revoke_key(sessions: async_sessionmaker[AsyncSession], clock: Clock, s
 
     The local revoke is committed first and stays whatever the Admin API says; each step is reported. Running
     it again for a revoked key retries the Anthropic step. Raises KeyCommandError if there is no such key.
+    It takes the key's lock (KeyGuard) first: calls whose check of this key is under way start before the revoke
+    commits, and every later check, in any process, sees it revoked.
     """
     now = clock()
     steps: list[Step] = []
-    async with sessions.begin() as session:
+    async with KeyGuard(sessions.kw["bind"]).revoking(label), sessions.begin() as session:
         row = await session.scalar(select(ApiKey).where(ApiKey.label == label).with_for_update())
         if row is None:
             raise KeyCommandError(f"There is no key `{label}`. `keys` lists them.")

@@ -15,7 +15,8 @@ from bot.domain.replies import Answer
 from bot.domain.roles import Role
 from bot.services.anthropic_admin import AdminApiError, AnthropicAdmin, OrgKey
 from bot.services.audit import add_audit
-from bot.services.keys import USABLE_STATUSES, Step, StepOutcome
+from bot.services.key_choice import USABLE_STATUSES
+from bot.services.keys import Step, StepOutcome
 from bot.services.roles import revoke_role
 from bot.services.workspace import SlackCallFailed, Workspace
 from bot.store.clock import Clock
@@ -111,7 +112,7 @@ async def _their_active_keys(admin: AnthropicAdmin, email: str, steps: list[Step
             steps.append(Step("Anthropic keys", StepOutcome.SKIPPED,
                               f"no member of the Anthropic organisation has the email {email}."))
             return None, []
-        return user.id, (await admin.list_keys(created_by_user_id=user.id, status="active")).keys
+        return user.id, (await admin.list_keys(created_by_user_id=user.id, status=KeyStatus.ACTIVE.value)).keys
     except AdminApiError as exc:
         steps.append(Step("Anthropic keys", StepOutcome.FAILED, f"{exc} Deactivate their keys in the Console."))
         return None, []

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.keys import KeyStatus
 from bot.domain.replies import Reply
 from bot.services.groups import list_mappings
 from bot.services.keys import KeyListing
@@ -28,7 +29,7 @@ async def admin_overview(session: AsyncSession, *, now: datetime, keys: KeyListi
         ("Today", today),
         ("Keys due for rotation", ", ".join(f"`{k.label}` {k.rotation.phrase}" for k in due) or "none"),
     ]
-    failing = [k.label for k in usable if k.status == "failing"]
+    failing = [k.label for k in usable if k.status == KeyStatus.FAILING]
     if failing:
         fields.append(("Failing keys", ", ".join(f"`{label}`" for label in failing)))
     return Reply("Overview (admins and owners)", fields=fields)

@@ -22,7 +22,8 @@ from bot.domain.keys import Rotation, rotation_of
 from bot.domain.mentions import channel_link, mention
 from bot.domain.replies import Answer
 from bot.services.audit import add_audit
-from bot.services.keys import USABLE_STATUSES, KeyCommandError, creator_of, rotation_start, slack_user_of
+from bot.services.key_choice import USABLE_STATUSES
+from bot.services.keys import KeyCommandError, creator_of, rotation_start, slack_user_of
 from bot.services.workspace import SlackCallFailed, Workspace
 from bot.store.clock import Clock
 from bot.store.leases import current_lease, last_run, mark_run

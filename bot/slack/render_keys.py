@@ -10,6 +10,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.commands import parse_user
+from bot.domain.keys import USABLE, KeyStatus
 from bot.domain.mentions import channel_link, mention
 from bot.slack.render import capped, context, section, sections
 
@@ -23,7 +24,9 @@ Block = dict[str, Any]
 Rendered = tuple[str, list[Block]]
 
 MAX_FALLBACK_KEYS = 60  # the notification text, not the message: keep it short
-STATUS_ICON = {"active": ":large_green_circle:", "failing": ":warning:", "revoked": ":no_entry_sign:"}
+STATUS_ICON = {KeyStatus.ACTIVE: ":large_green_circle:", KeyStatus.FAILING: ":warning:",
+               KeyStatus.REVOKED: ":no_entry_sign:"}
+USABLE_STATUSES = tuple(status.value for status in USABLE)
 STEP_ICON = {"done": ":white_check_mark:", "skipped": ":heavy_minus_sign:", "failed": ":x:"}
 
 
@@ -48,14 +51,14 @@ def _key_line(key: KeyView, remind_before_days: int) -> str:
     icon = STATUS_ICON.get(key.status, ":white_circle:")
     parts = [f"{icon} *{key.label}*", f"workspace `{key.workspace}`", f"`{escape(key.hint)}`" if key.hint else
              "no hint", f"{key.rotation.age_days} d old"]
-    if key.status in ("active", "failing"):
+    if key.status in USABLE_STATUSES:
         parts.append(_rotation_text(key.rotation.days_left, key.rotation.rotate_by, remind_before_days))
     parts.append(key.status + (" · *in use*" if key.in_use else ""))
-    if key.registered and not key.env_var_set and key.status in ("active", "failing"):
+    if key.registered and not key.env_var_set and key.status in USABLE_STATUSES:
         parts.append(f":warning: `{key.env_var}` unset here")
     if key.creator:
         parts.append(f"by {escape(key.creator)}")
-    if key.status == "revoked" and key.revoked_at:
+    if key.status == KeyStatus.REVOKED and key.revoked_at:
         parts.append(f"revoked {key.revoked_at:%Y-%m-%d} by {_who(key.revoked_by)}")
     return " · ".join(parts)
 
@@ -67,9 +70,9 @@ def _who(actor: str | None) -> str:
 
 def key_list(listing: KeyListing) -> Rendered:
     """`keys`: label, workspace, hint, age, rotate-by date, status (never the secret)."""
-    used = [k for k in listing.keys if k.registered and k.status in ("active", "failing")]
-    org = [k for k in listing.keys if not k.registered and k.status in ("active", "failing")]
-    retired = [k for k in listing.keys if k.status not in ("active", "failing")]
+    used = [k for k in listing.keys if k.registered and k.status in USABLE_STATUSES]
+    org = [k for k in listing.keys if not k.registered and k.status in USABLE_STATUSES]
+    retired = [k for k in listing.keys if k.status not in USABLE_STATUSES]
     due = sum(1 for k in used + org if k.rotation.due_within(listing.remind_before_days))
     blocks: list[Block] = [_header("API keys")]
     summary = f"{len(used)} used by Claude Gate · {len(org)} other organisation keys · {len(retired)} revoked or " \
@@ -245,7 +248,7 @@ def no_key_alert(*, workspace: str, role: str, keys: list[tuple[str, str, bool, 
     """``keys``: (label, status, variable set in this process, variable) of the workspace's registered keys."""
     text = f":rotating_light: No usable API key for workspace `{workspace}`: requests of role *{role}* are refused."
     if keys:
-        known = "; ".join(f"`{label}` {status}" + ("" if is_set or status not in ("active", "failing")
+        known = "; ".join(f"`{label}` {status}" + ("" if is_set or status not in USABLE_STATUSES
                                                    else f" but `{env}` holds no API key in this process")
                           for label, status, is_set, env in keys)
     else:

@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bot.domain.keys import KeyStatus
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -154,7 +156,7 @@ class ApiKey(Base):
     created_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
     rotate_days: Mapped[int] = mapped_column(Integer, default=90)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active/failing/revoked/inactive/...
+    status: Mapped[str] = mapped_column(String(16), default=KeyStatus.ACTIVE.value)  # a KeyStatus
     revoked_by: Mapped[str | None] = mapped_column(String(64))
     revoked_at: Mapped[datetime | None]
     last_reminded_on: Mapped[date | None] = mapped_column(Date)

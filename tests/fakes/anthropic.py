@@ -41,7 +41,8 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "overloaded": (529, "overloaded_error", "Overloaded"),
     "admin_server": (500, "api_error", "Internal server error"),
 }
-MESSAGE_FAILURES = frozenset(ERRORS) - {"admin_server", "not_found"} | {"timeout", "drop", "mid_stream_error"}
+MESSAGE_FAILURES = frozenset(ERRORS) - {"admin_server", "not_found"} | {"timeout", "drop", "mid_stream_error",
+                                                                       "mid_stream_drop"}
 ADMIN_FAILURES = frozenset({"admin_server", "admin_rate_limit", "admin_drop"})
 
 
@@ -158,7 +159,8 @@ class FakeAnthropic(ThreadedServer):
 
         Kinds: rate_limit (opts: retry_after="0"), overloaded, server, auth, permission,
         invalid_request, too_large, timeout (seconds=30), drop, mid_stream_error (deltas=2; a
-        non-streaming request gets a 529 instead);
+        non-streaming request gets a 529 instead), mid_stream_drop (deltas=2, then the connection is cut
+        without an error event or a chunked-encoding end);
         admin: admin_server, admin_rate_limit, admin_drop. Common opts: message=..., should_retry=bool.
         """
         if kind not in MESSAGE_FAILURES and kind not in ADMIN_FAILURES:
@@ -305,16 +307,18 @@ class FakeAnthropic(ThreadedServer):
             return None, self.error_response(400, "invalid_request_error", "Request body must be a JSON object")
         return body, None
 
-    def _record(self, request: web.Request, body: Body | None, key: str | None) -> None:
-        self.requests.append(
-            {
-                "path": request.path,
-                "body": body,
-                "api_key": key,
-                "headers": dict(request.headers),
-                "at": time.monotonic(),
-            }
-        )
+    def _record(self, request: web.Request, body: Body | None, key: str | None) -> dict[str, Any]:
+        """Keep the request; ``answered_at`` is set when a stream's response headers are sent."""
+        entry = {
+            "path": request.path,
+            "body": body,
+            "api_key": key,
+            "headers": dict(request.headers),
+            "at": time.monotonic(),
+            "answered_at": None,
+        }
+        self.requests.append(entry)
+        return entry
 
     @staticmethod
     def _validate_messages_body(body: Body, *, need_max_tokens: bool) -> str | None:
@@ -349,7 +353,7 @@ class FakeAnthropic(ThreadedServer):
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         key = self._key_of(request)
         body, bad_json = await self._read_json(request)
-        self._record(request, body, key)
+        entry = self._record(request, body, key)
         if self.response_delay:
             await asyncio.sleep(self.response_delay)
         if (err := self._auth_error(key)) is not None:
@@ -363,7 +367,7 @@ class FakeAnthropic(ThreadedServer):
             await asyncio.sleep(float(opts.get("seconds", 30)))
         elif kind == "drop":
             return await self._drop(request)
-        elif kind is not None and kind != "mid_stream_error":
+        elif kind is not None and kind not in ("mid_stream_error", "mid_stream_drop"):
             return self._injected_error(kind, opts)
 
         if bad_json is not None:
@@ -377,11 +381,13 @@ class FakeAnthropic(ThreadedServer):
         if count_output_tokens(text) > body["max_tokens"]:
             text, stop_reason = truncate_words(text, body["max_tokens"]), "max_tokens"
         streaming = body.get("stream") is True
-        if kind == "mid_stream_error" and not streaming:
+        if kind in ("mid_stream_error", "mid_stream_drop") and not streaming:
             # a plain request has no "middle": fail it the way a broken stream would be reported
             return self._injected_error("overloaded", opts)
         if streaming:
-            return await self._stream(request, body, text, stop_reason, mid_stream_error=opts if kind else None)
+            return await self._stream(request, body, text, stop_reason, entry=entry,
+                                      mid_stream_error=opts if kind == "mid_stream_error" else None,
+                                      drop_after=int(opts.get("deltas", 2)) if kind == "mid_stream_drop" else None)
         message = self._message(body, text, stop_reason)
         return web.json_response(message, headers={"request-id": self._request_id()})
 
@@ -426,6 +432,8 @@ class FakeAnthropic(ThreadedServer):
         stop_reason: str,
         *,
         mid_stream_error: dict[str, Any] | None,
+        drop_after: int | None = None,
+        entry: dict[str, Any] | None = None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             status=200,
@@ -436,6 +444,8 @@ class FakeAnthropic(ThreadedServer):
             },
         )
         await response.prepare(request)
+        if entry is not None:
+            entry["answered_at"] = time.monotonic()
         message = self._message(body, "", stop_reason)
         message.update(content=[], stop_reason=None)
         message["usage"]["output_tokens"] = 1
@@ -450,12 +460,17 @@ class FakeAnthropic(ThreadedServer):
         chunks = self.chunks_of(text)
         if mid_stream_error is not None:
             chunks = chunks[: int(mid_stream_error.get("deltas", 2))]
+        if drop_after is not None:
+            chunks = chunks[:drop_after]
         for i, chunk in enumerate(chunks):
             delay = self.first_token_delay if i == 0 else self.chunk_delay
             if delay:
                 await asyncio.sleep(delay)
             delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}
             await response.write(self.sse("content_block_delta", delta))
+        if drop_after is not None:
+            await asyncio.sleep(0.2)  # the deltas reach the client first (an abort discards what is unread)
+            return await self._drop(request)
         if mid_stream_error is not None:
             error = {
                 "type": "error",

@@ -567,7 +567,8 @@ class FakeSlack(ThreadedServer):
             body = json.loads(raw)
         except ValueError:
             body = {k: _maybe_json(v) for k, v in (await request.post()).items()} if raw else {}
-        self.responses.append({"n": int(request.match_info["n"]), "body": body, "url": str(request.url)})
+        self.responses.append({"n": int(request.match_info["n"]), "body": body, "url": str(request.url),
+                               "at": time.monotonic()})
         return web.Response(text="ok", content_type="text/html")
 
     async def _read_params(self, request: web.Request) -> Params:
