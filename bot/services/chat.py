@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 EMPTY_ANSWER = "_Claude returned an empty answer. Try asking in other words._"
 CONTEXT_RETRY_SHARE = 4  # on "prompt is too long", retry once with a quarter of the history budget
-NOT_FROM_ANTHROPIC = frozenset({"delivery", "internal", "cancelled", "key_revoked"})  # failure kinds that Anthropic did not cause
+# failure kinds that Anthropic did not cause
+NOT_FROM_ANTHROPIC = frozenset({"delivery", "internal", "cancelled", "key_revoked"})
 # Failures retried when they come before the first text of an answer, after these waits (Anthropic's retry-after
 # when longer, up to MAX_RETRY_WAIT_SECONDS); a spend limit, a refused key or a bad request is never retried
 RETRY_DELAYS = (0.5, 2.0)
