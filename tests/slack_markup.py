@@ -38,8 +38,9 @@ def problems(text: str, allowed: Iterable[str] = ()) -> list[str]:
     for reading in {text, decode_once(text)}:
         for match in ANGLE.finditer(reading):
             body = match.group(1)
-            if body[:1] in "!@#":
-                if body.split("|", 1)[0][1:] not in allowed:
+            if body[:1] and body[0] in "!@#":
+                target = body.split("|", 1)[0][1:]
+                if target.removeprefix("subteam^") not in allowed or target.startswith(("here", "channel", "every")):
                     found.append(f"mention or broadcast {match.group(0)!r}")
             elif "|" in body:
                 address, label = body.split("|", 1)
