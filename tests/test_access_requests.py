@@ -262,3 +262,18 @@ async def test_cli_lists_and_decides_with_the_same_words(org: Harness, database_
     assert any("approved" in t for t in dms_to(org, "UVIEW"))
     async with org.sessions() as session:
         assert (await session.get(TimedGrant, "UVIEW")).role == "user"
+
+
+async def test_a_request_nobody_could_be_shown_is_kept_and_the_asker_told(harness_factory) -> None:
+    h = await harness_factory(admin_alert_channel="CGONE")
+    h.slack.add_user("UADMIN")
+    h.slack.add_user("UVIEW")
+    await h.grant("UADMIN", Role.ADMIN)
+    refusal = await refusal_of(h, "UVIEW")
+    view = await click_request_access(h, "UVIEW", refusal)
+    h.slack.fail_next("chat.postMessage", "channel_not_found")  # the alert channel is gone
+    assert (await submit_form(h, "UVIEW", view, "user", "Drafting release notes"))["response_action"] == "update"
+    dm = (await eventually(lambda: [t for t in dms_to(h, "UVIEW") if "could not post" in t]))[0]
+    assert "/claude-admin requests" in dm
+    listing = await h.command("UADMIN", ADMIN, "requests")
+    assert "1 pending access request(s)" in listing["text"]

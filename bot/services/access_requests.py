@@ -200,6 +200,9 @@ class AccessRequests:
             posted += 1
         if not posted:
             log.warning("access request %s could not be shown to any approver", request.id)
+            await self.board.send_dm(request.user_id, f"I could not post your request #{request.id} for "
+                                     f"*{request.role}* to the admins. It is kept: they see it with "
+                                     "`/claude-admin requests`, or you can tell one of them.")
         return posted
 
     async def approvers(self, session: AsyncSession, requester_id: str) -> list[str]:
