@@ -277,3 +277,11 @@ async def test_a_request_nobody_could_be_shown_is_kept_and_the_asker_told(harnes
     assert "/claude-admin requests" in dm
     listing = await h.command("UADMIN", ADMIN, "requests")
     assert "1 pending access request(s)" in listing["text"]
+
+
+async def test_app_home_tells_admins_what_waits(org: Harness) -> None:
+    await ask_for_access(org)
+    await org.command("UADMIN", ADMIN, "grant UVIEW2 power for=2d")
+    await org.send_event({"type": "app_home_opened", "user": "UADMIN", "channel": "DUADMIN", "tab": "home"})
+    view = json.dumps(await eventually(lambda: org.slack.home_views.get("UADMIN")))
+    assert "Access requests waiting" in view and "Time-bound roles" in view

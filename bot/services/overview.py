@@ -7,12 +7,13 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.access_requests import REQUEST_LIFETIME, RequestStatus
 from bot.domain.keys import KeyStatus
 from bot.domain.replies import Reply
 from bot.services.groups import list_mappings
 from bot.services.keys import KeyListing
 from bot.services.usage import usage_summary
-from bot.store.models import RoleGrant
+from bot.store.models import AccessRequest, RoleGrant, TimedGrant
 
 
 async def admin_overview(session: AsyncSession, *, now: datetime, keys: KeyListing) -> Reply:
@@ -29,6 +30,13 @@ async def admin_overview(session: AsyncSession, *, now: datetime, keys: KeyListi
         ("Today", today),
         ("Keys due for rotation", ", ".join(f"`{k.label}` {k.rotation.phrase}" for k in due) or "none"),
     ]
+    timed = await session.scalar(select(func.count()).where(TimedGrant.expires_at > now)) or 0
+    if timed:
+        fields.append(("Time-bound roles", f"{timed} (`/claude-admin users` shows until when)"))
+    pending = await session.scalar(select(func.count()).where(
+        AccessRequest.status == RequestStatus.PENDING.value, AccessRequest.created_at > now - REQUEST_LIFETIME)) or 0
+    if pending:
+        fields.append(("Access requests waiting", f"{pending} (`/claude-admin requests`)"))
     failing = [k.label for k in usable if k.status == KeyStatus.FAILING]
     if failing:
         fields.append(("Failing keys", ", ".join(f"`{label}`" for label in failing)))
