@@ -163,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_key_commands(sub)
     add_report_commands(sub)
+    from bot.cli_admin import add_admin_commands
+
+    add_admin_commands(sub, sub.choices)  # last: every other /claude-admin subcommand, through the one dispatcher
     return parser
 
 

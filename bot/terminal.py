@@ -9,9 +9,10 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from bot.domain.mentions import plain_mentions
-from bot.domain.replies import Reply
+from bot.domain.replies import Answer, Reply
 
 # Shortcodes the services use, as a terminal shows them; any other shortcode is dropped.
 SHORTCODES = {
@@ -75,3 +76,43 @@ def render_reply(reply: Reply) -> str:
     if reply.footer:
         parts.append(plain(reply.footer))
     return "\n".join(part for part in parts if part)
+
+
+def render_answer(answer: Answer) -> str:
+    """Any command's Answer for a terminal: a Reply directly; a service's report through its Slack rendering (the
+    one bot/slack/answers.py gives Slack), so a new kind of answer prints without a renderer of its own."""
+    if isinstance(answer, Reply):
+        return render_reply(answer)
+    from bot.slack.answers import answer_blocks
+
+    return blocks_text(answer_blocks(answer)[1])
+
+
+def blocks_text(blocks: Iterable[dict[str, Any]]) -> str:
+    """Block Kit as terminal lines: headers, section texts and fields (as aligned rows), context; no buttons."""
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind in ("header", "section") and isinstance(block.get("text"), dict):
+            lines.append(plain(str(block["text"].get("text", ""))))
+        if kind == "section" and block.get("fields"):
+            rows = []
+            for field_ in block["fields"]:
+                name, _, value = plain(str(field_.get("text", ""))).partition("\n")
+                rows.append((f"{name}:", value.replace("\n", " · ")))
+            lines.append(table(rows))
+        elif kind == "context":
+            lines.append(plain(" · ".join(str(e.get("text", "")) for e in block.get("elements", [])
+                                          if isinstance(e, dict))))
+        elif kind == "rich_text":
+            lines.append(plain(json_text(block)))
+    return "\n".join(line for line in lines if line.strip())
+
+
+def json_text(node: Any) -> str:
+    """The text pieces of a rich_text block, in order."""
+    if isinstance(node, dict):
+        return str(node.get("text", "")) + "".join(json_text(child) for child in node.get("elements", []))
+    if isinstance(node, list):
+        return "".join(json_text(child) for child in node)
+    return ""
