@@ -13,6 +13,7 @@ SLACK_API_URL) from the environment or .env and say so when it is missing.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import sys
@@ -43,25 +44,67 @@ NEEDS_SLACK = {
 }
 
 
-class NoSlack:
-    """The shell without Slack credentials: DMs are skipped (said on stderr), lookups need SLACK_BOT_TOKEN."""
+class ShellWorkspace:
+    """The Workspace port for the shell. What a command sends its caller (a DM, a file) comes here: text is printed,
+    a file is written (to --out FILE, else to its own name in the current directory). Everything else goes to Slack
+    when SLACK_BOT_TOKEN is set; without it, notices to others are skipped (said on stderr) and lookups say they
+    need it."""
 
-    async def send_dm(self, user_id: str, text: str) -> None:
-        print(f"(SLACK_BOT_TOKEN is not set: {user_id} was not sent a DM)", file=sys.stderr)
+    def __init__(self, slack: Any | None, out: str | None) -> None:
+        self.slack = slack
+        self.out = out
+        self.wrote: list[str] = []
+
+    async def send_dm(self, user_id: str, message: Any) -> None:
+        if user_id == SHELL_ACTOR:
+            print(_text(message))
+        elif self.slack is not None:
+            await self.slack.send_dm(user_id, message)
+        else:
+            print(f"(SLACK_BOT_TOKEN is not set: {user_id} was not sent a DM)", file=sys.stderr)
+
+    async def post(self, channel: str, message: Any, thread_ts: str | None = None) -> None:
+        if self.slack is not None:
+            await self.slack.post(channel, message, thread_ts)
+        else:
+            print(f"(SLACK_BOT_TOKEN is not set: nothing was posted to {channel})", file=sys.stderr)
+
+    async def deliver(self, to: str, message: Any, *, thread_ts: str | None = None) -> str | None:
+        if to == SHELL_ACTOR:
+            print(_text(message))
+            return None
+        return await self._slack("posting").deliver(to, message, thread_ts=thread_ts)
+
+    async def upload_file(self, channel: str, *, filename: str, content: bytes, title: str | None = None,
+                          comment: str | None = None, thread_ts: str | None = None) -> None:
+        path = Path(self.out or Path(filename).name)
+        await asyncio.to_thread(path.write_bytes, content)  # the shell's own loop: nothing else waits on it
+        self.wrote.append(str(path))
+        print(f"wrote {path} ({len(content):,} bytes)", file=sys.stderr)
 
     async def user_group(self, ref: GroupRef) -> tuple[str, str | None, list[str]]:
-        raise CliError(f"looking up the user group {ref} needs Slack: set SLACK_BOT_TOKEN (and SLACK_API_URL for "
-                       "GovSlack) in the environment or .env")
+        return await self._slack(f"looking up the user group {ref}").user_group(ref)
 
     async def profile(self, user_id: str) -> Requester:
-        return Requester(user_id=user_id, known=False)
+        if self.slack is None:
+            return Requester(user_id=user_id, known=False)
+        return await self.slack.profile(user_id)
 
-    def __getattr__(self, name: str) -> Any:  # a port method added later (a post, a file): Slack is needed
-        async def needs_slack(*_args: Any, **_kwargs: Any) -> Any:
-            raise CliError(f"this needs Slack ({name.replace('_', ' ')}): set SLACK_BOT_TOKEN in the environment "
-                           "or .env")
+    async def email_of(self, user_id: str) -> str | None:
+        return await self._slack("reading a person's email").email_of(user_id)
 
-        return needs_slack
+    async def user_by_email(self, email: str) -> str | None:
+        return await self._slack("finding a person by email").user_by_email(email)
+
+    def _slack(self, what: str) -> Any:
+        if self.slack is None:
+            raise CliError(f"{what} needs Slack: set SLACK_BOT_TOKEN (and SLACK_API_URL for GovSlack) in the "
+                           "environment or .env")
+        return self.slack
+
+
+def _text(message: Any) -> str:
+    return for_the_shell(plain(message) if isinstance(message, str) else render_answer(message))
 
 
 def admin_words() -> dict[str, str]:
@@ -105,34 +148,34 @@ def run_admin(settings: Settings, text: str, *, as_json: bool = False, out: str 
                        "GovSlack) in the environment or .env")
     from bot.cli import with_sessions
 
-    async def work(sessions: Any) -> Answer:
+    async def work(sessions: Any) -> tuple[Answer, ShellWorkspace]:
         from bot.services.admin import AdminService
         from bot.store.clock import system_clock
 
         client = None
-        workspace: Any = NoSlack()
+        slack = None
         if settings.slack_bot_token is not None:
             from bot.app import slack_client
             from bot.slack.directory import UserDirectory
             from bot.slack.workspace import SlackWorkspace
 
             client = slack_client(settings)
-            workspace = SlackWorkspace(client, UserDirectory(client, ttl_seconds=settings.user_cache_seconds))
+            slack = SlackWorkspace(client, UserDirectory(client, ttl_seconds=settings.user_cache_seconds))
+        workspace = ShellWorkspace(slack, out)
         try:
-            service = AdminService(sessions=sessions, settings=settings, clock=system_clock, workspace=workspace,
-                                   slack=client)
-            return await service.run(SHELL, command)
+            service = AdminService(sessions=sessions, settings=settings, clock=system_clock, workspace=workspace)
+            return await service.run(SHELL, command), workspace
         finally:
             if client is not None and client.session is not None:
                 await client.session.close()
 
     try:
-        answer = with_sessions(settings, work)
+        answer, workspace = with_sessions(settings, work)
     except CliError:
         raise
     except GateError as exc:
-        answer = Reply.error(exc.message, exc.usage)
-    return emit(answer, as_json=as_json, out=out)
+        return emit(Reply.error(exc.message, exc.usage), as_json=as_json, out=out)
+    return emit(answer, as_json=as_json, out=None if workspace.wrote else out)
 
 
 def emit(answer: Answer, *, as_json: bool, out: str | None) -> int:
