@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,7 +17,7 @@ from bot.domain.replies import Answer
 from bot.domain.roles import Role
 from bot.services.anthropic_admin import AdminApiError, AnthropicAdmin, OrgKey
 from bot.services.audit import add_audit
-from bot.services.key_choice import USABLE_STATUSES
+from bot.services.key_choice import USABLE_STATUSES, KeyGuard
 from bot.services.keys import Step, StepOutcome
 from bot.services.roles import revoke_role
 from bot.services.workspace import SlackCallFailed, Workspace
@@ -133,8 +135,23 @@ def _keys_step(email: str, deactivated: list[OrgKey], failed: list[str]) -> Step
 async def _record(sessions: async_sessionmaker[AsyncSession], clock: Clock, *, actor_id: str, user_id: str,
                   previous: Role | None, anthropic_user_id: str | None, deactivated: list[OrgKey],
                   failed: list[str]) -> None:
-    """Audit the offboarding; keys of theirs that Claude Gate used are revoked locally too (Anthropic refuses them)."""
+    """Audit the offboarding; keys of theirs that Claude Gate used are revoked locally too (Anthropic refuses them),
+    under the same key locks as `keys revoke` (KeyGuard), so no call starts with them once this is acknowledged."""
     now = clock()
+    async with sessions() as session:
+        labels = list(await session.scalars(select(ApiKey.label).where(
+            ApiKey.anthropic_key_id.in_([key.id for key in deactivated])))) if deactivated else []
+    guard = KeyGuard(sessions.kw["bind"])
+    async with AsyncExitStack() as locks:
+        for label in sorted(labels):
+            await locks.enter_async_context(guard.revoking(label))
+        await _record_locked(sessions, now, actor_id=actor_id, user_id=user_id, previous=previous,
+                             anthropic_user_id=anthropic_user_id, deactivated=deactivated, failed=failed)
+
+
+async def _record_locked(sessions: async_sessionmaker[AsyncSession], now: datetime, *, actor_id: str, user_id: str,
+                         previous: Role | None, anthropic_user_id: str | None, deactivated: list[OrgKey],
+                         failed: list[str]) -> None:
     async with sessions.begin() as session:
         for key in deactivated:
             row = await session.scalar(select(ApiKey).where(ApiKey.anthropic_key_id == key.id).with_for_update())
