@@ -50,8 +50,9 @@ async def test_the_largest_report_period_still_answers(owner: Harness) -> None:
     assert "last 3660 day(s)" in answer["text"]
 
 
-async def test_a_bot_account_with_an_admin_grant_has_no_admin_rights(harness: Harness) -> None:
-    harness.slack.add_user("UBOTADMIN", is_bot=True)
+@pytest.mark.parametrize("kind", ["is_bot", "is_workflow_bot"])
+async def test_a_bot_account_with_an_admin_grant_has_no_admin_rights(harness: Harness, kind: str) -> None:
+    harness.slack.add_user("UBOTADMIN", is_bot=kind == "is_bot")[kind] = True
     harness.slack.add_user("UNEW")
     await harness.grant("UBOTADMIN", Role.OWNER)
     await harness.grant("UOTHEROWNER", Role.OWNER)

@@ -42,7 +42,8 @@ def requester_from_profile(user: dict[str, Any], home: Installation) -> Requeste
         known=not user.get("deleted", False),
         is_external=not (same_team or same_enterprise) or bool(user.get("is_stranger")),
         is_guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
-        is_bot=bool(user.get("is_bot")),
+        # bots, workflow bots and Slackbot: never a person, so never chat and never admin rights
+        is_bot=bool(user.get("is_bot") or user.get("is_workflow_bot") or user.get("id") == "USLACKBOT"),
         email=profile.get("email"),
     )
 
