@@ -48,9 +48,11 @@ def add_report_commands(sub: Any) -> None:
     usage.add_argument("subject", nargs="?", default="all", help="a Slack user ID, a role, or all")
     usage.add_argument("--days", type=int, default=7)
     usage.add_argument("--csv", action="store_true", help="one CSV row per user instead of the summary")
+    add_export_flags(usage, "every request record (numbers and outcomes, no prompt text)")
     usage.set_defaults(handler=cmd_usage)
     audit = sub.add_parser("audit", help="the last admin actions")
     audit.add_argument("n", nargs="?", type=int, default=20)
+    add_export_flags(audit, "every audit entry")
     audit.set_defaults(handler=cmd_audit)
     requests = sub.add_parser("requests", help="pending access requests; `requests approve <id> [for=<n>d]`, "
                                                "`requests deny <id>`")
@@ -81,11 +83,31 @@ def cmd_policy(settings: Settings, args: argparse.Namespace) -> int:
     return _run(settings, " ".join(["policy", *args.words]))
 
 
+def add_export_flags(command: argparse.ArgumentParser, what: str) -> None:
+    command.add_argument("--since", metavar="DATE", help=f"export {what} since DATE (YYYY-MM-DD or ISO 8601)")
+    command.add_argument("--format", choices=("jsonl", "csv"), help="export format (default jsonl)")
+    command.add_argument("--out", metavar="FILE", help="write the export to FILE instead of standard output")
+
+
+def exporting(args: argparse.Namespace) -> bool:
+    return bool(args.since or args.format or args.out)
+
+
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    if exporting(args):
+        from bot.cli_export import export
+        from bot.services.export import audit_columns, audit_rows
+
+        return export(settings, audit_rows, audit_columns(), since=args.since, fmt=args.format, out=args.out)
     return _run(settings, f"audit {args.n}")
 
 
 def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
+    if exporting(args):
+        from bot.cli_export import export
+        from bot.services.export import record_columns, record_rows
+
+        return export(settings, record_rows, record_columns(), since=args.since, fmt=args.format, out=args.out)
     if not args.csv:
         return _run(settings, f"usage {args.subject} days={args.days}")
     from bot.cli import CliError, with_sessions

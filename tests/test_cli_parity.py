@@ -128,3 +128,38 @@ async def test_json_and_out(owner_harness: Harness, tmp_path: Path) -> None:
     written = await cli(owner_harness, tmp_path, "reminders", "--out", str(out))
     assert written.returncode == 0 and written.stdout == "" and "wrote" in written.stderr
     assert same_text(out.read_text()) == same_text(await slash(owner_harness, "reminders"))
+
+
+async def test_audit_and_usage_export_since_a_date(harness: Harness, tmp_path: Path) -> None:
+    """`claude-gate audit|usage --since <date> --format jsonl|csv [--out FILE]`: every row since then, for SIEM and
+    finance; request records carry numbers and outcomes, never prompt text."""
+    from datetime import UTC, datetime
+
+    from bot.services.audit import add_audit
+    from bot.store.models import RequestRecord
+
+    old, new = datetime(2026, 10, 30, 23, 0, tzinfo=UTC), datetime(2026, 11, 2, 8, 30, tzinfo=UTC)
+    async with harness.sessions.begin() as session:
+        add_audit(session, at=old, actor="UOLD", action="grant", target="U1", role="user")
+        add_audit(session, at=new, actor="UNEW", action="policy.set", target="user", field="max_tokens")
+        for at, user in ((old, "UOLD"), (new, "UNEW")):
+            session.add(RequestRecord(created_at=at, slack_user_id=user, role="power", model="claude-x",
+                                      input_tokens=10, output_tokens=20, estimated_cost=0.5, admitted=True,
+                                      outcome="ok", surface="dm", prompt="a private question", thread_ts="1.2"))
+    audit = await cli(harness, tmp_path, "audit", "--since", "2026-11-01", slack=False)
+    assert audit.returncode == 0, audit.stderr
+    rows = [json.loads(line) for line in audit.stdout.splitlines()]  # and the app's own start-up rows, of today
+    ours = [r for r in rows if r["actor"] in ("UOLD", "UNEW")]
+    assert [(r["actor"], r["action"], r["detail"]) for r in ours] == [("UNEW", "policy.set", {"field": "max_tokens"})]
+    assert ours[0]["at"].startswith("2026-11-02T08:30:00")
+    out = tmp_path / "usage.csv"
+    usage = await cli(harness, tmp_path, "usage", "--since", "2026-10-30T22:00:00+00:00", "--format", "csv",
+                      "--out", str(out), slack=False)
+    assert usage.returncode == 0 and usage.stdout == "" and "wrote 2 row(s)" in usage.stderr
+    import csv
+
+    records = list(csv.DictReader(out.read_text().splitlines()))
+    assert [r["slack_user_id"] for r in records] == ["UOLD", "UNEW"] and records[0]["output_tokens"] == "20"
+    assert "prompt" not in records[0] and "a private question" not in out.read_text()
+    bad = await cli(harness, tmp_path, "audit", "--since", "last week", slack=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("claude-gate: --since 'last week' is not a date")
