@@ -1,7 +1,8 @@
 """`make bench`: every benchmark, one table each (gate overhead, first visible text, concurrency and the rest)."""
 
-from bench import concurrency, first_text, gate_overhead
+from bench import concurrency, first_text, gate_overhead, metrics_overhead
 
 gate_overhead.main()
 first_text.main()
 concurrency.main()
+metrics_overhead.main()
