@@ -36,6 +36,7 @@ from bot.services.key_alerts import KeyAlerts
 from bot.services.keys import ensure_default_key
 from bot.services.personal import PersonalService
 from bot.services.roles import bootstrap_owners
+from bot.services.secret_alerts import SecretAlerts
 from bot.slack.access_requests import SlackRequestBoard
 from bot.slack.client import SlackErrorCounter
 from bot.slack.directory import UserDirectory
@@ -245,11 +246,12 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     metrics.watch_outbox(lambda: len(gate.outbox.pending))
     workspace = SlackWorkspace(client, directory)
     alerts = KeyAlerts(sessions=sessions, clock=clock, settings=settings, slack=workspace)
+    secret_alerts = SecretAlerts(sessions=sessions, clock=clock, settings=settings, workspace=workspace)
     chat = ChatService(gate=gate, claude=claude, sessions=sessions, settings=settings, clock=clock,
                        on_key_failure=alerts.key_failed, on_key_recovered=alerts.key_recovered,
-                       on_no_active_key=alerts.no_active_key, metrics=metrics)
-    admin = AdminService(sessions=sessions, settings=settings, clock=clock,
-                         workspace=workspace)
+                       on_no_active_key=alerts.no_active_key, on_secret_blocked=secret_alerts.secret_blocked,
+                       metrics=metrics)
+    admin = AdminService(sessions=sessions, settings=settings, clock=clock, workspace=workspace)
     personal = PersonalService(sessions=sessions, settings=settings, clock=clock)
     access_requests = AccessRequests(sessions=sessions, settings=settings, clock=clock,
                                      board=SlackRequestBoard(client))

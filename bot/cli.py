@@ -158,11 +158,13 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("text", nargs="+")
     chat.set_defaults(handler=cmd_chat)
 
+    from bot.cli_data import add_data_commands
     from bot.cli_keys import add_key_commands
     from bot.cli_reports import add_report_commands
 
     add_key_commands(sub)
     add_report_commands(sub)
+    add_data_commands(sub)
     from bot.cli_admin import add_admin_commands
 
     add_admin_commands(sub, sub.choices)  # last: every other /claude-admin subcommand, through the one dispatcher

@@ -96,6 +96,10 @@ class ShellWorkspace:
     async def user_by_email(self, email: str) -> str | None:
         return await self._slack("finding a person by email").user_by_email(email)
 
+    async def channel_name(self, channel_id: str) -> str | None:
+        """Checked in Slack when SLACK_BOT_TOKEN is set; without it the shell's channel ID is taken as given."""
+        return None if self.slack is None else await self.slack.channel_name(channel_id)
+
     def _slack(self, what: str) -> Any:
         if self.slack is None:
             raise CliError(f"{what} needs Slack: set SLACK_BOT_TOKEN (and SLACK_API_URL for GovSlack) in the "

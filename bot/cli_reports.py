@@ -39,6 +39,9 @@ class NoSlack:
     async def profile(self, user_id: str) -> Requester:
         return Requester(user_id=user_id, known=False)
 
+    async def channel_name(self, channel_id: str) -> str | None:
+        return None  # not checked: the shell gives channel IDs it copied from Slack
+
 
 def add_report_commands(sub: Any) -> None:
     policy = sub.add_parser("policy", help="show role policies, or `policy set <role> <field> <value>`")

@@ -20,6 +20,7 @@ from bot.domain.errors import ConfigError as ConfigError
 from bot.domain.models import ModelCatalog
 from bot.domain.pricing import DEFAULT_PRICES, Price
 from bot.domain.roles import Role
+from bot.domain.secrets import SecretPolicy
 from bot.sdk_models import default_model_ids
 
 _DEFAULT_MODELS = default_model_ids()
@@ -38,6 +39,9 @@ HOW_TO_GET: dict[str, str] = {
     "MODEL_PRICES": 'JSON dollars per million tokens by family, e.g. {"opus": [5, 25]}',
     "PORT": "a TCP port number, 1-65535",
     "LOG_FORMAT": "text or json",
+    "SECRET_POLICY": "one of block, redact, off",
+    "RETENTION_DAYS": "a whole number of days, at least 1",
+    "AUDIT_RETENTION_DAYS": "a whole number of days, at least 1, or unset to keep the audit log",
 }
 
 # What a secret's value starts with: a token pasted into the wrong variable is caught at start, not at the first
@@ -138,6 +142,9 @@ class Settings(BaseSettings):
 
     admin_alert_channel: str | None = None
     log_prompts: bool = False
+    secret_policy: SecretPolicy = SecretPolicy.BLOCK  # credentials in prompts (PRODUCT §7)
+    retention_days: int = Field(90, ge=1)  # stored prompt text, feedback, thread references
+    audit_retention_days: int | None = Field(None, ge=1)  # unset: the audit log is kept
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"  # json: one JSON object a line, for log shippers
     metrics_token: SecretStr | None = None  # /metrics answers loopback clients, or this bearer token when set
@@ -192,10 +199,15 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("default_role", mode="before")
+    @field_validator("default_role", "secret_policy", mode="before")
     @classmethod
     def _lower_role(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("audit_retention_days", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("reminder_cron")
     @classmethod

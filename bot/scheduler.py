@@ -8,6 +8,8 @@
 - The in-memory store cannot know fires missed while no process ran; the last run is kept in the database,
   and a process that becomes leader runs the reminders once if a fire passed since then ("down across three
   fires → exactly one run on start").
+- Retention (PRODUCT §7) runs once a day: an hourly check by the leader purges when the last purge, kept in the
+  database, is a day old (so a restart neither skips nor repeats it).
 - Housekeeping prunes processed Slack event ids. The rpm limit has no state of its own to prune: its window is
   the admitted rows of `request_records` in the last 60 s, and those rows are the usage history, kept.
 """
@@ -19,7 +21,7 @@ import logging
 import os
 import socket
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -33,6 +35,7 @@ from bot.services.access_requests import AccessRequests
 from bot.services.events import prune_events
 from bot.services.keys import KeyCommandError
 from bot.services.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR, ReminderRun, run_reminders
+from bot.services.retention import PurgeResult, purge_expired
 from bot.services.role_changes import end_expired_grants_and_tell
 from bot.services.roles import EndedGrant
 from bot.services.workspace import Workspace
@@ -47,6 +50,9 @@ MISFIRE_GRACE_SECONDS = 6 * 3600  # a reminder up to six hours late is still wor
 HOUSEKEEPING_MINUTES = 60
 ACCESS_EXPIRY_SECONDS = 60  # time-bound grants are ended (and people told) within a minute of their end
 EVENT_RETENTION_HOURS = 24
+RETENTION_JOB = "retention"
+RETENTION_PERIOD = timedelta(days=1)
+RETENTION_CHECK_MINUTES = 60
 
 
 def process_name() -> str:
@@ -110,6 +116,10 @@ class JobScheduler:
         self.scheduler.add_job(self.end_expired_access, IntervalTrigger(seconds=ACCESS_EXPIRY_SECONDS,
                                                                         timezone=self.zone),
                                id="access_expiry", name="end time-bound grants")
+        self.scheduler.add_job(self.daily_retention, IntervalTrigger(minutes=RETENTION_CHECK_MINUTES,
+                                                                     timezone=self.zone),
+                               id=RETENTION_JOB, name="retention purge (daily)",
+                               next_run_time=datetime.now(self.zone) + timedelta(minutes=1))
         self.scheduler.start()
         await self.keep_leadership()
         if self.reminders_enabled:
@@ -205,6 +215,24 @@ class JobScheduler:
         if ended or expired:
             log.info("ended %d time-bound grant(s), expired %d access request(s)", len(ended), len(expired))
         return ended
+
+    async def daily_retention(self) -> PurgeResult | None:
+        """Leader only: purge once a day (the last purge is kept in the database)."""
+        if not self.leading:
+            return None
+        try:
+            now = self.clock()
+            async with self.sessions() as session:
+                last = await last_run(session, RETENTION_JOB)
+            if last is not None and now - last < RETENTION_PERIOD:
+                return None
+            result = await purge_expired(self.sessions.kw["bind"], self.clock, self.settings, actor=SCHEDULER_ACTOR)
+            async with self.sessions.begin() as session:
+                await mark_run(session, RETENTION_JOB, now)
+            return result
+        except Exception:
+            log.exception("the retention purge failed; it is tried again within the hour")
+            return None
 
     async def housekeeping(self) -> int:
         """Prune processed Slack event ids older than a day (leader only; Slack retries for minutes)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bot.domain.channels import ChannelChangeError, parse_channel, parse_channel_change
 from bot.domain.errors import CommandError as CommandError
 from bot.domain.grants import DurationError, parse_duration
 from bot.domain.keys import ANTHROPIC_ID, ENV_VAR, LABEL, MAX_ROTATE_DAYS, WORKSPACE
@@ -84,6 +85,8 @@ class Kind(StrEnum):
     SUBJECT = "subject"  # a user, a role, or "all"
     REST = "rest"  # the rest of the text (e.g. a comma list with spaces)
     DURATION = "duration"  # <n>d or <n>h, 1 h..365 d
+    CHANNEL = "channel"  # <#C123|name>, <#C123> or C123
+    CHANNEL_CHANGE = "channel_change"  # the rest of the text, as typed: on|off · model … · prompt … · roles …
 
 
 POLICY_FIELDS = ("models", "max_tokens", "rpm_limit", "daily_token_budget", "workspace")
@@ -135,7 +138,11 @@ _PLACEHOLDER = {
     Kind.REST: "<value>",
     Kind.WORD: "<name>",
     Kind.DURATION: "<n>d|<n>h",
+    Kind.CHANNEL: "#channel",
+    Kind.CHANNEL_CHANGE: "on|off | model <alias>|none | prompt <text>|none | roles <role,…>|all",
 }
+
+_TRAILING = (Kind.REST, Kind.CHANNEL_CHANGE)  # a last parameter that takes the rest of the text
 
 ADMIN = "/claude-admin"
 SELF = "/claude"
@@ -190,6 +197,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(ADMIN, ("offboard",), (Param("user", Kind.USER),),
                summary="revoke someone's role and deactivate the Anthropic keys they created",
                right=Right.MANAGE_ROLES),
+    Subcommand(ADMIN, ("channels",), summary="channels with their own settings", right=Right.MANAGE_CHANNELS),
+    Subcommand(ADMIN, ("channel",),
+               (Param("channel", Kind.CHANNEL), Param("change", Kind.CHANNEL_CHANGE, optional=True)),
+               summary="what applies in a channel, or change it: on/off, model, prompt, roles",
+               right=Right.MANAGE_CHANNELS),
     Subcommand(SELF, ("help",), summary="what you can do"),
     Subcommand(SELF, ("status",), summary="your role, limits, requests left, model"),
     Subcommand(SELF, ("model",), (Param("model", Kind.WORD),), summary="set your default model"),
@@ -228,10 +240,16 @@ def parse_command(command: str, text: str) -> ParsedCommand:
         raise CommandError(f"Unknown subcommand `{_shown(tokens[0])}`. Known: {known}.",
                            f"`{command} help` lists what you may run.")
     sub = candidates[0]
-    return ParsedCommand(sub, _bind(sub, tokens[len(sub.words):]))
+    return ParsedCommand(sub, _bind(sub, tokens[len(sub.words):], lambda index: _after(text, len(sub.words) + index)))
 
 
-def _bind(sub: Subcommand, tokens: list[str]) -> dict[str, Any]:
+def _after(text: str, count: int) -> str:
+    """The text after its first ``count`` words, as typed (line breaks and spacing kept)."""
+    parts = text.strip().split(maxsplit=count)
+    return parts[count].strip() if len(parts) > count else ""
+
+
+def _bind(sub: Subcommand, tokens: list[str], typed_rest: Any = None) -> dict[str, Any]:
     args: dict[str, Any] = {}
     positional: list[str] = []
     for index, token in enumerate(tokens):
@@ -241,8 +259,9 @@ def _bind(sub: Subcommand, tokens: list[str]) -> dict[str, Any]:
             if name in args:
                 raise CommandError(f"`{name}=` is given twice.", sub.usage)
             args[name] = _convert(sub.options[name], value, sub)
-        elif sub.params and sub.params[-1].kind is Kind.REST and len(positional) == len(sub.params) - 1:
-            positional.append(" ".join(tokens[index:]))
+        elif sub.params and sub.params[-1].kind in _TRAILING and len(positional) == len(sub.params) - 1:
+            trailing = sub.params[-1].kind is Kind.CHANNEL_CHANGE and typed_rest is not None
+            positional.append(typed_rest(index) if trailing else " ".join(tokens[index:]))
             break
         elif sep and not token.startswith("<"):
             raise CommandError(f"Unknown option `{_shown(key)}=`.", sub.usage)
@@ -334,5 +353,15 @@ def _convert(param: Param, token: str, sub: Subcommand) -> Any:
             try:
                 return parse_duration(token)
             except DurationError as exc:
+                raise CommandError(str(exc), sub.usage) from None
+        case Kind.CHANNEL:
+            channel = parse_channel(token)
+            if channel is None:
+                raise CommandError(f"`{shown}` is not a channel: mention it (#name) or give its C… ID.", sub.usage)
+            return channel
+        case Kind.CHANNEL_CHANGE:
+            try:
+                return parse_channel_change(token)
+            except ChannelChangeError as exc:
                 raise CommandError(str(exc), sub.usage) from None
     raise AssertionError(param.kind)  # pragma: no cover

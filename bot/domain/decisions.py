@@ -13,6 +13,9 @@ class RefusalReason(StrEnum):
     GUEST = "guest"
     UNKNOWN_USER = "unknown_user"
     ROLE_CANNOT_CHAT = "role_cannot_chat"
+    CHANNEL_OFF = "channel_off"  # an admin switched Claude off in that channel
+    CHANNEL_ROLE = "channel_role"  # the channel admits only some roles
+    SECRET = "secret"  # the message or its files hold a credential (SECRET_POLICY=block)
     MODEL_NOT_ALLOWED = "model_not_allowed"
     UNKNOWN_MODEL = "unknown_model"
     RATE_LIMITED = "rate_limited"
@@ -49,6 +52,7 @@ class Admission:
     workspace: str
     key_failing: bool = False  # the key was marked failing: an answer that gets through marks it active again
     max_tokens_limited_by: str = ""  # what set ``max_tokens`` (TokenGrant.limited_by), for the cut-off note
+    channel_prompt: str | None = None  # added to the system prompt in the channel asked in (PRODUCT §7)
 
 
 class Outcome(StrEnum):

@@ -67,6 +67,12 @@ class UserGroupNotFound(GateError):
     code = "user_group_not_found"
 
 
+class ChannelNotFound(GateError):
+    """Slack knows no such channel, or the app cannot see it (a private channel it is not in)."""
+
+    code = "channel_not_found"
+
+
 class AdminApiError(GateError):
     """An Anthropic Admin API call failed; the message is one line an admin can act on."""
 

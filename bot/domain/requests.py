@@ -30,6 +30,9 @@ class ChatRequest:
     # What the gate claims so the request is answered once: the Slack message (``message_claim``), since one message
     # comes under several event ids (a retry; an app_mention and a message.channels event for the same message)
     event_id: str | None = None
+    # Set by screening (SECRET_POLICY): ``text`` is then redacted, and these are the kinds of credential it held
+    secrets: tuple[str, ...] = ()
+    screened: bool = False
 
 
 def message_claim(channel_id: str, ts: str) -> str:

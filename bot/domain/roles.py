@@ -33,6 +33,7 @@ class Right(StrEnum):
     MANAGE_KEYS = "manage_keys"
     EDIT_POLICY = "edit_policy"
     VIEW_AUDIT = "view_audit"
+    MANAGE_CHANNELS = "manage_channels"  # per-channel settings (PRODUCT §7)
 
 
 _RANK = {role: rank for rank, role in enumerate(Role)}
@@ -45,7 +46,8 @@ RIGHTS: dict[Role, frozenset[Right]] = {
     Role.POWER: frozenset({Right.CHAT}),
     Role.BILLING: frozenset({Right.VIEW_USAGE}),
     Role.ADMIN: frozenset(
-        {Right.CHAT, Right.VIEW_USAGE, Right.MANAGE_ROLES, Right.MANAGE_KEYS, Right.EDIT_POLICY, Right.VIEW_AUDIT}
+        {Right.CHAT, Right.VIEW_USAGE, Right.MANAGE_ROLES, Right.MANAGE_KEYS, Right.EDIT_POLICY, Right.VIEW_AUDIT,
+         Right.MANAGE_CHANNELS}
     ),
     Role.OWNER: frozenset(Right),
 }

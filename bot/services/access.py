@@ -1,5 +1,5 @@
 """What the gate knows about a user, read in one statement: effective role and its source, the role's policy,
-the preferred model, and the key the role's workspace would use."""
+the preferred model, the key the role's workspace would use, and the settings of the channel asked in."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from bot.domain.channels import ChannelSettings, is_channel
 from bot.domain.grants import until_text
 from bot.domain.policy import DEFAULT_POLICIES, RolePolicy
 from bot.domain.roles import Role
 from bot.services.key_choice import KeyChoice, key_preference, usable_key
 from bot.store.models import (
     ApiKey,
+    ChannelSetting,
     GroupMember,
     GroupRoleMapping,
     RoleGrant,
@@ -49,12 +51,14 @@ class AccessSnapshot:
     preferred_model: str | None
     key: KeyChoice | None  # the newest usable key of the policy's workspace (its secret may still be unset)
     policies: dict[Role, RolePolicy] = field(default_factory=dict)  # every role's policy, read in the same statement
+    channel: ChannelSettings | None = None  # the settings of the channel asked in, when it has any
 
 
 def _access_statement() -> Select:  # type: ignore[type-arg]
     """One row per role policy, each saying whether this user holds that role, explicitly or through a group.
 
-    Built once (building a statement costs more than running it); the user is the bind parameter ``user_id``.
+    Built once (building a statement costs more than running it); the user is the bind parameter ``user_id``, the
+    channel asked in ``channel_id`` (NULL for a DM or a terminal: then no channel row joins).
     """
     user_id = bindparam("user_id")
     now = bindparam("now", type_=TimedGrant.expires_at.type)
@@ -77,30 +81,38 @@ def _access_statement() -> Select:  # type: ignore[type-arg]
                  .order_by(*key_preference()).limit(1)
                  .correlate(RolePolicyRow.__table__).scalar_subquery())
     chosen = ApiKey.__table__.alias("chosen_key")
+    channel = ChannelSetting.__table__.c
     return (select(policy.role, policy.models, policy.max_tokens, policy.rpm_limit, policy.daily_token_budget,
                    policy.workspace, granted.label("granted"), timed_role.scalar_subquery().label("timed"),
                    timed_until.scalar_subquery().label("timed_until"), preferred.label("preferred"),
                    group.label("group"),
                    chosen.c.label.label("key_label"), chosen.c.env_var.label("key_env"),
-                   chosen.c.status.label("key_status"))
-            .select_from(RolePolicyRow.__table__.outerjoin(chosen, chosen.c.id == chosen_id)))
+                   chosen.c.status.label("key_status"), channel.channel_id.label("channel_id"),
+                   channel.name.label("channel_name"), channel.enabled.label("channel_enabled"),
+                   channel.off_by.label("channel_off_by"), channel.model.label("channel_model"),
+                   channel.prompt.label("channel_prompt"), channel.roles.label("channel_roles"))
+            .select_from(RolePolicyRow.__table__.outerjoin(chosen, chosen.c.id == chosen_id)
+                         .outerjoin(ChannelSetting.__table__, channel.channel_id == bindparam("channel_id"))))
 
 
 ACCESS_STATEMENT = _access_statement()
 
 
 async def access_snapshot(session: AsyncSession | AsyncConnection, user_id: str, default_role: Role,
-                          now: datetime | None = None) -> AccessSnapshot:
+                          now: datetime | None = None, *, channel_id: str | None = None) -> AccessSnapshot:
     """The effective role is the highest of the explicit grants (a time-bound one while ``now`` is before its end,
     and the permanent one), mapped groups and DEFAULT_ROLE.
 
     On a tie the explicit grant is named as the source (the permanent one before a time-bound one), then a group,
-    then the default.
+    then the default. ``channel_id``: the channel asked in; its settings come back with the same round trip (DMs
+    have none: they follow only the role).
     """
     candidates = [EffectiveRole(default_role, "default")]
     policies: dict[Role, tuple[RolePolicy, KeyChoice | None]] = {}
     preferred = None
-    params = {"user_id": user_id, "now": now or datetime.now(UTC)}
+    channel: ChannelSettings | None = None
+    params = {"user_id": user_id, "now": now or datetime.now(UTC),
+              "channel_id": channel_id if is_channel(channel_id) else None}
     for row in (await session.execute(ACCESS_STATEMENT, params)).all():
         role = Role(row.role)
         policy = RolePolicy(role=role, models=tuple(row.models or ()), max_tokens=row.max_tokens,
@@ -109,6 +121,9 @@ async def access_snapshot(session: AsyncSession | AsyncConnection, user_id: str,
         key = KeyChoice(row.key_label, row.key_env, row.key_status) if row.key_label else None
         policies[role] = (policy, key)
         preferred = row.preferred
+        if row.channel_id is not None and channel is None:
+            channel = ChannelSettings(row.channel_id, row.channel_name, bool(row.channel_enabled), row.channel_off_by,
+                                      row.channel_model, row.channel_prompt, channel_roles(row.channel_roles))
         if row.group is not None:
             candidates.append(EffectiveRole(role, "group", row.group))
         if row.granted == row.role:
@@ -117,7 +132,14 @@ async def access_snapshot(session: AsyncSession | AsyncConnection, user_id: str,
             candidates.append(EffectiveRole(role, "explicit", expires_at=row.timed_until))
     chosen = max(candidates, key=lambda c: (c.role.rank, _SOURCE_PREFERENCE[c.source], c.expires_at is None))
     policy, key = policies.get(chosen.role, (DEFAULT_POLICIES[chosen.role], None))
-    return AccessSnapshot(chosen, policy, preferred, key, {role: p for role, (p, _key) in policies.items()})
+    return AccessSnapshot(chosen, policy, preferred, key, {role: p for role, (p, _key) in policies.items()}, channel)
+
+
+def channel_roles(stored: list[str] | None) -> tuple[Role, ...] | None:
+    """The stored role list (None: every role); a name no longer known is dropped, never widened to everyone."""
+    if stored is None:
+        return None
+    return tuple(role for role in (Role.parse(name) for name in stored) if role is not None)
 
 
 async def effective_role(session: AsyncSession | AsyncConnection, user_id: str, default_role: Role,

@@ -28,6 +28,7 @@ from bot.domain.roles import Right, Role, has_right, may_manage_role
 from bot.services.access import EffectiveRole, access_snapshot, effective_role
 from bot.services.admin_keys import KeyAdministration
 from bot.services.audit import add_audit, recent_audit
+from bot.services.channels import ChannelService
 from bot.services.gate import tokens_today
 from bot.services.groups import find_mapping, list_mappings, map_group, unmap_group
 from bot.services.key_choice import active_key
@@ -96,6 +97,7 @@ class AdminService:
         self.settings = settings
         self.clock = clock
         self.workspace = workspace
+        self.channels = ChannelService(sessions=sessions, settings=settings, clock=clock, workspace=workspace)
         self.handlers: dict[str, Handler] = {
             "help": self.help,
             "grant": self.grant,
@@ -110,6 +112,8 @@ class AdminService:
             "usage": self.usage,
             "audit": self.audit,
             **KeyAdministration(sessions=sessions, clock=clock, settings=settings, slack=workspace).handlers(),
+            "channels": self.channels.list_channels,
+            "channel": self.channels.channel,
         }
 
     async def caller(self, requester: Requester) -> Caller:

@@ -15,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.access import ChatAccess
+from bot.domain.channels import system_prompt_in_channel
 from bot.domain.conversation import AnswerNotDelivered, Turn, build_messages, history_budget, system_prompt
 from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
 from bot.domain.pricing import estimated_cost
 from bot.domain.requests import ChatRequest, Requester
+from bot.domain.secrets import SecretPolicy, redact, screen_request
 from bot.logging_setup import RECORD_ID
 from bot.metrics import Metrics
 from bot.services.claude import ClaudeFailure, ClaudeGateway, StreamUsage, classify
@@ -60,6 +62,7 @@ WordsLoader = Callable[[], Awaitable[str]]
 KeyFailureHandler = Callable[[str, ClaudeFailure], Awaitable[None]]
 KeyRecoveryHandler = Callable[[str, datetime], Awaitable[None]]  # a failing key got the request made then through
 NoKeyHandler = Callable[[ChatRequest], Awaitable[None]]  # the gate refused: no usable key
+SecretHandler = Callable[[ChatRequest], Awaitable[None]]  # the gate refused: a credential in the message
 
 
 @dataclass
@@ -85,7 +88,8 @@ class ChatService:
     def __init__(self, *, gate: Gate, claude: ClaudeGateway, sessions: async_sessionmaker[AsyncSession],
                  settings: Settings, clock: Clock, on_key_failure: KeyFailureHandler | None = None,
                  on_key_recovered: KeyRecoveryHandler | None = None,
-                 on_no_active_key: NoKeyHandler | None = None, metrics: Metrics | None = None) -> None:
+                 on_no_active_key: NoKeyHandler | None = None, on_secret_blocked: SecretHandler | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.gate = gate
         self.metrics = metrics or Metrics()
         self.claude = claude
@@ -94,6 +98,7 @@ class ChatService:
         self.on_key_failure = on_key_failure
         self.on_key_recovered = on_key_recovered
         self.on_no_active_key = on_no_active_key
+        self.on_secret_blocked = on_secret_blocked
         self.records = RecordFinisher(sessions.kw["bind"], settings.prices)
         self.keys = KeyGuard(sessions.kw["bind"])
         self.retry_delays: tuple[float, ...] = RETRY_DELAYS
@@ -112,6 +117,8 @@ class ChatService:
         if isinstance(decision, Screened):
             if words is not None:
                 request = replace(request, text=await words())
+            # secrets are judged on what Claude would read; from here on only the redacted text is used
+            request = screen_request(request, self.settings.secret_policy)
             decision = await self.gate.admit(request, decision)
         gate_seconds = time.perf_counter() - arrived
         if isinstance(decision, AlreadyTaken):
@@ -121,6 +128,8 @@ class ChatService:
             self.metrics.gate_decided(request.surface, "refused", decision.reason.value, gate_seconds)
             if decision.reason is RefusalReason.NO_ACTIVE_KEY and self.on_no_active_key is not None:
                 await self.on_no_active_key(request)
+            if decision.reason is RefusalReason.SECRET and self.on_secret_blocked is not None:
+                await self.on_secret_blocked(request)
             return ChatResult(decision)
         self.metrics.gate_decided(request.surface, "admitted", "", gate_seconds)
         RECORD_ID.set(decision.record_id)  # log lines of this answer name its record (LOG_FORMAT=json)
@@ -132,11 +141,12 @@ class ChatService:
         try:
             if on_admitted is not None:
                 await self._prepare(on_admitted, decision)
-            system = system_prompt(self.settings.system_prompt, user_name=request.requester.name,
-                                   channel=request.channel_name or request.surface)
+            system = system_prompt_in_channel(
+                system_prompt(self.settings.system_prompt, user_name=request.requester.name,
+                              channel=request.channel_name or request.surface), decision.channel_prompt)
             budget = history_budget(self.settings.context_token_budget, max_tokens=decision.max_tokens,
                                     system=system)
-            turns = [*await history(), Turn("user", request.text, request.requester.name)]
+            turns = [*self._screened(await history()), Turn("user", request.text, request.requester.name)]
             async with asyncio.timeout(self.settings.answer_timeout_seconds):
                 await self._ask(decision, system, turns, budget, usage, parts, sink, on_first_text=lambda: (
                     self.metrics.first_text(request.surface, time.perf_counter() - arrived)))
@@ -186,6 +196,12 @@ class ChatService:
         catalog = self.settings.models
         aliases = tuple(catalog.alias_of(model) for model in catalog.allowed(access.policy.models))
         return ChatAccess(role, True, aliases, access.policy.max_tokens, access.policy.rpm_limit)
+
+    def _screened(self, turns: list[Turn]) -> list[Turn]:
+        """The thread's earlier messages with every credential redacted (any SECRET_POLICY but ``off``)."""
+        if self.settings.secret_policy is SecretPolicy.OFF:
+            return turns
+        return [replace(turn, text=redact(turn.text)) for turn in turns]
 
     async def _prepare(self, on_admitted: AdmissionHook, admission: Admission) -> None:
         try:

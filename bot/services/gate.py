@@ -12,11 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from bot.config import Settings
 from bot.domain.access_requests import lowest_role_above
+from bot.domain.channels import is_channel
 from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
-from bot.domain.mentions import mention
+from bot.domain.mentions import channel_link, mention
 from bot.domain.policy import RPM_WINDOW_SECONDS, RolePolicy, granted_max_tokens
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
+from bot.domain.secrets import SecretPolicy, blocked_message, screen_request
 from bot.services.access import AccessSnapshot, access_snapshot
 from bot.services.events import claim_in
 from bot.services.key_choice import active_key, secret_of
@@ -124,8 +126,10 @@ class Gate:
             return self._unreachable(request, exc)
 
     async def admit(self, request: ChatRequest, screened: Screened) -> Admission | Refusal:
-        """Phase 2, once the history and files are fetched: rpm, budgets and the key, in one transaction under the
-        asker's lock; the request is recorded in flight, or refused and recorded."""
+        """Phase 2, once the history and files are fetched: secrets in the message (SECRET_POLICY), then rpm,
+        budgets and the key, in one transaction under the asker's lock; the request is recorded in flight, or
+        refused and recorded. The caller screens ``request`` to send its redacted text; this screens it if not."""
+        request = screen_request(request, self.settings.secret_policy)
         try:
             return await self._admit(request, screened)
         except DATABASE_FAULTS as exc:
@@ -143,6 +147,10 @@ class Gate:
         access, model = screened.access, screened.model
         async with self.engine.begin() as session:
             role, policy = access.role.role, access.policy
+            secret = self._secret_refusal(request)
+            if secret is not None:
+                await self._record(session, request, role, model, refusal=secret)
+                return secret
             await self._lock_user(session, request.requester.user_id)
             now = self.clock()
             refusal = await self._rpm_refusal(session, request.requester.user_id, policy, now)
@@ -169,7 +177,8 @@ class Gate:
             return Admission(record_id=record_id, user_id=request.requester.user_id, role=role, model=model,
                              max_tokens=grant.tokens, key_label=key.label, key_env_var=key.env_var,
                              workspace=policy.workspace, key_failing=key.failing,
-                             max_tokens_limited_by=grant.limited_by)
+                             max_tokens_limited_by=grant.limited_by,
+                             channel_prompt=access.channel.prompt if access.channel else None)
 
     async def who_may_chat(self, requester: Requester) -> tuple[AccessSnapshot, Refusal | None]:
         """The first checks of the gate (account, role) without recording anything: for greetings and status."""
@@ -205,9 +214,11 @@ class Gate:
     async def _check_access(self, session: Db, request: ChatRequest
                             ) -> tuple[AccessSnapshot, str | None, Refusal | None]:
         access = await access_snapshot(session, request.requester.user_id, self.settings.default_role,
-                                       self.clock())
+                                       self.clock(), channel_id=request.channel_id)
         role, policy = access.role.role, access.policy
         refusal = await self._account_refusal(session, request.requester, access)
+        if refusal is None:
+            refusal = self._channel_refusal(access)
         if refusal is not None:
             return access, None, refusal
         catalog = self.settings.models
@@ -228,8 +239,43 @@ class Gate:
                     f"Your role may use {allowed_names}: start your message with `--model "
                     f"{catalog.alias_of(allowed[0])}`{offer}.", request_role=wanted)
             return access, model, None
-        preferred = catalog.resolve(access.preferred_model) if access.preferred_model else None
-        return access, preferred if preferred in allowed else allowed[0], None
+        # --model, then the channel's model, then the person's, then the role's first: always within the role
+        for choice in (access.channel.model if access.channel else None, access.preferred_model):
+            model = catalog.resolve(choice) if choice else None
+            if model is not None and model in allowed:
+                return access, model, None
+        return access, allowed[0], None
+
+    def _stored_prompt(self, request: ChatRequest) -> str:
+        """LOG_PROMPTS keeps the text with its credentials redacted, whatever the refusal (any policy but off)."""
+        return screen_request(request, self.settings.secret_policy).text
+
+    def _secret_refusal(self, request: ChatRequest) -> Refusal | None:
+        """SECRET_POLICY=block: the new message (and its files) must hold no credential. Secrets in the thread's
+        history are redacted from it instead: someone else's paste is not held against the asker."""
+        if not request.secrets or self.settings.secret_policy is not SecretPolicy.BLOCK:
+            return None
+        why, hint = blocked_message(request.secrets, in_channel=is_channel(request.channel_id))
+        return Refusal(RefusalReason.SECRET, why, hint)
+
+    @staticmethod
+    def _channel_refusal(access: AccessSnapshot) -> Refusal | None:
+        """The channel's own rule (PRODUCT §7): switched off, or open to some roles only. DMs have no settings."""
+        channel = access.channel
+        if channel is None:
+            return None
+        where = channel_link(channel.channel_id)
+        if not channel.enabled:
+            by = (mention(channel.off_by) if channel.off_by and channel.off_by[:1] in ("U", "W")
+                  else "an operator (claude-gate)" if channel.off_by else "an admin")
+            return Refusal(RefusalReason.CHANNEL_OFF, f"Claude is switched off in {where} by {by}.",
+                           "Ask me in a direct message instead.")
+        role = access.role.role
+        if not channel.allows(role):
+            allowed = ", ".join(f"*{r}*" for r in channel.roles or ())
+            return Refusal(RefusalReason.CHANNEL_ROLE, f"Your role *{role}* may not ask Claude in {where}.",
+                           f"Roles allowed here: {allowed}. Ask me in a direct message, or ask an admin.")
+        return None
 
     async def _lock_user(self, session: Db, user_id: str) -> None:
         """Serialise one user's admissions across processes (SQLite: BEGIN IMMEDIATE already did)."""
@@ -268,7 +314,7 @@ class Gate:
             "outcome": (Outcome.REFUSED if refusal else Outcome.ADMITTED).value,
             "refusal_reason": refusal.reason.value if refusal else None, "surface": request.surface,
             "channel_id": request.channel_id, "thread_ts": request.thread_ts,
-            "prompt": request.text if self.settings.log_prompts else None,
+            "prompt": self._stored_prompt(request) if self.settings.log_prompts else None,
         }
 
     async def _record(self, session: Db, request: ChatRequest, role: Role, model: str | None, *,

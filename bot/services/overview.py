@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.access_requests import REQUEST_LIFETIME, RequestStatus
 from bot.domain.keys import KeyStatus
 from bot.domain.replies import Reply
+from bot.services.channels import configured_channels, summary_line
 from bot.services.groups import list_mappings
 from bot.services.keys import KeyListing
 from bot.services.usage import usage_summary
@@ -37,6 +38,11 @@ async def admin_overview(session: AsyncSession, *, now: datetime, keys: KeyListi
         AccessRequest.status == RequestStatus.PENDING.value, AccessRequest.created_at > now - REQUEST_LIFETIME)) or 0
     if pending:
         fields.append(("Access requests waiting", f"{pending} (`/claude-admin requests`)"))
+    channels = await configured_channels(session)
+    shown = [summary_line(channel) for channel in channels[:10]]
+    if len(channels) > 10:
+        shown.append(f"…and {len(channels) - 10} more: `/claude-admin channels`")
+    fields.append(("Channels with their own settings", "\n".join(shown) or "none"))
     failing = [k.label for k in usable if k.status == KeyStatus.FAILING]
     if failing:
         fields.append(("Failing keys", ", ".join(f"`{label}`" for label in failing)))

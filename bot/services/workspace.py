@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from bot.domain.commands import GroupRef
+from bot.domain.errors import ChannelNotFound as ChannelNotFound
 from bot.domain.errors import GateError
 from bot.domain.errors import UserGroupNotFound as UserGroupNotFound
 from bot.domain.replies import Answer
@@ -56,3 +57,6 @@ class Workspace(Protocol):
 
     async def user_by_email(self, email: str) -> str | None:
         """The Slack user id with this email. Raises SlackCallFailed (``users_not_found``: nobody has it)."""
+
+    async def channel_name(self, channel_id: str) -> str | None:
+        """The channel's name; None when it cannot be checked (no Slack connection). Raises ChannelNotFound."""

@@ -18,6 +18,8 @@ BOT_SCOPES = [
     "users:read",  # roles need to know guests and Slack Connect users
     "users:read.email",  # offboarding finds the Anthropic user by email
     "usergroups:read",  # groups mapped to roles
+    "channels:read",  # channel settings: the channel exists and its name
+    "groups:read",  # the same for private channels the app is in
     "reactions:write",
 ]
 

@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.commands import GroupRef
 from bot.domain.requests import Requester
-from bot.services.workspace import Message, SlackCallFailed, UserGroupNotFound
+from bot.services.workspace import ChannelNotFound, Message, SlackCallFailed, UserGroupNotFound
 from bot.slack.answers import answer_blocks
 from bot.slack.directory import UserDirectory
 
@@ -99,3 +99,18 @@ class SlackWorkspace:
         async with slack_call():
             response = await self.client.users_lookupByEmail(email=email)
         return (response.get("user") or {}).get("id")
+
+    async def channel_name(self, channel_id: str) -> str | None:
+        try:
+            channel = (await self.client.conversations_info(channel=channel_id)).get("channel") or {}
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error in ("channel_not_found", "not_in_channel"):
+                raise ChannelNotFound(channel_id) from None
+            if error == "missing_scope":  # an app installed before channels:read: the setting is kept unchecked
+                log.warning("cannot check channel %s: the app lacks channels:read/groups:read", channel_id)
+                return None
+            raise
+        if channel.get("is_im") or channel.get("is_mpim"):
+            raise ChannelNotFound(channel_id)
+        return channel.get("name")

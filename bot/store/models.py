@@ -262,3 +262,19 @@ class GroupMember(Base):
     slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
 
     __table_args__ = (Index("ix_group_members_user", "slack_user_id"),)
+
+
+class ChannelSetting(Base):
+    """Per-channel settings (PRODUCT §7), read by the gate in its access statement: no cache anywhere."""
+
+    __tablename__ = "channel_settings"
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(128))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    off_by: Mapped[str | None] = mapped_column(String(64))  # who switched it off
+    model: Mapped[str | None] = mapped_column(String(100))
+    prompt: Mapped[str | None] = mapped_column(Text)
+    roles: Mapped[list[str] | None] = mapped_column(JSON)  # None: every role
+    set_by: Mapped[dict | None] = mapped_column(JSON)  # setting → who set it last
+    updated_at: Mapped[datetime]

@@ -143,7 +143,8 @@ class FakeSlack(ThreadedServer):
         self.users: dict[str, dict[str, Any]] = {}
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.usergroups: dict[str, dict[str, Any]] = {}
-        self.channels: dict[str, dict[str, Any]] = {}  # optional overrides for conversations.info
+        #: optional overrides for conversations.info; None: the channel does not exist (or the app cannot see it)
+        self.channels: dict[str, dict[str, Any] | None] = {}
 
         # what the bot did
         self.calls: list[tuple[str, Params]] = []
@@ -802,7 +803,10 @@ class FakeSlack(ThreadedServer):
         self._require(params, "channel")
         channel = str(params["channel"])
         if channel in self.channels:
-            return {"channel": self.channels[channel]}
+            known = self.channels[channel]
+            if known is None:
+                raise SlackError("channel_not_found")
+            return {"channel": known}
         info: dict[str, Any] = {
             "id": channel,
             "name": channel.lower(),
