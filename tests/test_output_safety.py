@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from bot.domain.roles import Role
+from bot.slack.safe_text import SafeAck
 from tests.conftest import Harness, eventually
 from tests.slack_markup import payload_problems, problems
 
@@ -112,3 +113,22 @@ async def test_admin_answers_echo_key_labels_and_workspaces_as_text(harness: Har
     await harness.command("UOWNER", ADMIN, "grant <!here> user")
     assert len(harness.slack.responses) == 5
     assert_safe(harness, allowed=("UOWNER",))
+
+
+async def test_what_an_ack_says_is_neutralised_too() -> None:
+    """A listener may answer in its ack (a command's immediate text, a modal's errors): same rules."""
+    ack = SafeAck()
+    response = await ack(text=HOSTILE, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": HOSTILE}}])
+    assert not payload_problems([json.loads(response.body)])
+    errors = await SafeAck()(response_action="errors", errors={"field": "<!channel> see <https://e.example|x>"})
+    assert not payload_problems([json.loads(errors.body)])
+
+
+async def test_an_answer_that_is_json_is_shown_as_written(harness: Harness) -> None:
+    harness.slack.add_user("U1")
+    await harness.grant("U1", Role.USER)
+    harness.anthropic.reply = '{"name":"é", "list": [1,2]}'
+    await harness.mention("U1", "json please")
+    await harness.settled_records(1)
+    await eventually(lambda: harness.slack.posted_texts("C0001"))
+    assert harness.slack.posted_texts("C0001") == ['{"name":"é", "list": [1,2]}']

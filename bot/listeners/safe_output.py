@@ -1,4 +1,4 @@
-"""First middleware: every request's Slack client and ``respond`` neutralise what they post (PRODUCT §2).
+"""First middleware: every request's Slack client, ``respond`` and ``ack`` neutralise what they post (PRODUCT §2).
 
 Bolt builds a plain AsyncWebClient for each request, and ``respond`` posts to the response URL with a client of
 its own: both are replaced here, before any other middleware or listener (``say``, the assistant's helpers) is
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
-from bot.slack.safe_text import SafeRespond, SafeWebClient
+from bot.slack.safe_text import SafeAck, SafeRespond, SafeWebClient
 
 if TYPE_CHECKING:
     from bot.app import ClaudeGate
@@ -25,6 +25,7 @@ def register(gate: ClaudeGate) -> None:
 
 async def safe_output(context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
     context["client"] = SafeWebClient.like(context.client)
+    context["ack"] = SafeAck()
     if context.response_url:
         context["respond"] = SafeRespond(response_url=context.response_url, proxy=context.client.proxy,
                                          ssl=context.client.ssl)

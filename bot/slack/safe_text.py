@@ -22,7 +22,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook import WebhookResponse
 
@@ -189,15 +191,19 @@ NOT_TEXT = frozenset({
 })
 
 
+# Fields that may hold Block Kit already serialised as a JSON string; any other string is text, even one that
+# looks like JSON (an answer can be a JSON document: it is shown as it was written)
+SERIALISED = frozenset({"blocks", "attachments", "view", "chunks", "prompts"})
+
+
 def safe_payload(value: Any, key: str | None = None) -> Any:
     """A Slack payload (dict, list, Block Kit objects) with every shown text made safe."""
     if key in NOT_TEXT:
         return value
     if isinstance(value, str):
-        stripped = value.lstrip()
-        if stripped[:1] in ("[", "{") and stripped[-1:] in ("]", "}") and len(stripped) > 1:
-            try:  # blocks or attachments already serialised as JSON (form-encoded calls)
-                return json.dumps(safe_payload(json.loads(value)))
+        if key in SERIALISED:  # blocks or a view already serialised as JSON (form-encoded calls)
+            try:
+                return json.dumps(safe_payload(json.loads(value)), ensure_ascii=False, separators=(",", ":"))
             except ValueError:
                 pass
         return safe_text(value)
@@ -242,3 +248,12 @@ class SafeRespond(AsyncRespond):
             return await super().__call__(safe_payload(text))
         safe = safe_payload({"text": text, "blocks": blocks, **kwargs})
         return await super().__call__(**safe)
+
+
+class SafeAck(AsyncAck):
+    """Bolt's ``ack``: what it says (a command's immediate answer, a modal's errors) is made safe too."""
+
+    async def __call__(self, text: str | dict = "", blocks: Any = None, **kwargs: Any) -> BoltResponse:  # type: ignore[override]
+        if isinstance(text, dict):
+            return await super().__call__(safe_payload(text))
+        return await super().__call__(**safe_payload({"text": text, "blocks": blocks, **kwargs}))
