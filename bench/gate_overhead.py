@@ -17,12 +17,12 @@ import aiohttp
 from aiohttp import web
 
 from bench.harness import API_KEY, BOT_TOKEN, SIGNING_SECRET, Row, median, percentile, post_event, print_table
-from bot.app import ClaudeGate, build_app
+from bot.app import Runtime, build_app
 from bot.config import Settings
 from bot.domain.decisions import Admission, AlreadyTaken
 from bot.domain.requests import ChatRequest
 from bot.domain.roles import Role
-from bot.services.events import claim_event
+from bot.services.event_claims import claim_event
 from bot.store.migrate import upgrade_database
 from tests.fakes import FakeAnthropic, FakeSlack
 
@@ -34,7 +34,7 @@ class GateDisabled:
     """Admits everything: the path minus the gate. A retried Slack event is still answered once (the gate claims
     events in its own transaction; without it, the claim is a transaction of its own, as it was before)."""
 
-    def __init__(self, model: str, app: ClaudeGate) -> None:
+    def __init__(self, model: str, app: Runtime) -> None:
         self.model = model
         self.app = app
 

@@ -55,7 +55,7 @@ SHUTDOWN_GRACE_SECONDS = 20.0  # answers under way may finish; Heroku sends SIGK
 
 
 @dataclass
-class ClaudeGate:
+class Runtime:
     """The running application: the Bolt app and the services its listeners use."""
 
     settings: Settings
@@ -227,7 +227,7 @@ def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWeb
     )
 
 
-def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncEngine | None = None) -> ClaudeGate:
+def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncEngine | None = None) -> Runtime:
     from bot.listeners import register_listeners
 
     engine = engine or create_engine(settings.database_url)
@@ -256,7 +256,7 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     access_requests = AccessRequests(sessions=sessions, settings=settings, clock=clock,
                                      board=SlackRequestBoard(client))
     admin.handlers.update(AccessRequestCommands(access_requests).handlers())
-    runtime = ClaudeGate(settings=settings, clock=clock, engine=engine, sessions=sessions, client=client, bolt=bolt,
+    runtime = Runtime(settings=settings, clock=clock, engine=engine, sessions=sessions, client=client, bolt=bolt,
                          directory=directory, workspace=workspace, claude=claude, gate=gate, chat=chat, admin=admin,
                          personal=personal, metrics=metrics, access_requests=access_requests)
     register_listeners(runtime)

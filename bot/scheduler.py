@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.cron import cron_trigger, fires_between
 from bot.services.access_requests import AccessRequests
-from bot.services.events import prune_events
+from bot.services.event_claims import prune_events
 from bot.services.keys import KeyCommandError
 from bot.services.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR, ReminderRun, run_reminders
 from bot.services.retention import PurgeResult, purge_expired

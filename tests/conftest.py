@@ -18,7 +18,7 @@ from aiohttp import web
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import ClaudeGate, build_app
+from bot.app import Runtime, build_app
 from bot.config import Settings
 from bot.domain.roles import Role
 from bot.services.roles import grant_role
@@ -123,7 +123,7 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, interva
 class Harness:
     """The real app behind a real HTTP port, and ways to talk to it like Slack does."""
 
-    gate: ClaudeGate
+    runtime: Runtime
     url: str
     http: aiohttp.ClientSession
     slack: FakeSlack
@@ -132,7 +132,7 @@ class Harness:
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
-        return self.gate.sessions
+        return self.runtime.sessions
 
     async def post_signed(self, body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None,
                           headers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -223,7 +223,7 @@ class Harness:
 @pytest.fixture
 async def harness_factory(settings_factory: Callable[..., Settings], fake_slack: FakeSlack,
                           fake_anthropic: FakeAnthropic, clock: ManualClock) -> AsyncIterator[Callable[..., Any]]:
-    made: list[tuple[ClaudeGate, web.AppRunner, aiohttp.ClientSession]] = []
+    made: list[tuple[Runtime, web.AppRunner, aiohttp.ClientSession]] = []
 
     async def make(**overrides: Any) -> Harness:
         gate = build_app(settings_factory(**overrides), clock=clock)

@@ -192,7 +192,7 @@ async def test_model_flag_in_the_panel_allowed_and_refused(harness: Harness) -> 
     await say_in_panel(harness, "U1", "--model haiku quick one", root)
     records = await harness.settled_records(2)
     assert [r.outcome for r in records] == ["refused", "ok"]
-    assert harness.anthropic.last_body()["model"] == harness.gate.settings.model_haiku
+    assert harness.anthropic.last_body()["model"] == harness.runtime.settings.model_haiku
     assert harness.slack.posted_texts("DU1")[-1] == "Echo: quick one"
 
 

@@ -27,7 +27,7 @@ def same_text(text: str) -> str:
 
 
 async def cli(harness: Harness, tmp_path: Path, *words: str, slack: bool = True):
-    env = {"DATABASE_URL": harness.gate.settings.database_url}
+    env = {"DATABASE_URL": harness.runtime.settings.database_url}
     if slack:
         env |= {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": harness.slack.api_url}
     return await asyncio.to_thread(run_cli, *words, env=env, cwd=tmp_path)

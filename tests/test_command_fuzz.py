@@ -42,7 +42,7 @@ async def test_random_command_text_never_raises_and_only_valid_text_acts(harness
     harness.slack.add_user("UOWNER")
     await harness.grant("UOWNER", Role.OWNER)
     await harness.grant("UOTHER", Role.OWNER)  # so no random revoke can hit the last-owner rule by accident
-    commands = SlashCommands(harness.gate)
+    commands = SlashCommands(harness.runtime)
     answers: list[dict[str, Any]] = []
 
     async def respond(**kwargs: Any) -> None:
@@ -54,7 +54,7 @@ async def test_random_command_text_never_raises_and_only_valid_text_acts(harness
         listener = commands.on_admin if command == ADMIN else commands.on_self
         body = {"command": command, "text": text, "user_id": "UOWNER"}
         try:
-            await listener(body, harness.gate.directory.lazy("UOWNER"), respond)
+            await listener(body, harness.runtime.directory.lazy("UOWNER"), respond)
         except GateError as exc:  # what @app.error answers (anything else fails the test)
             await respond(text=reply_blocks(user_reply(exc))[0], response_type="ephemeral")
         assert len(answers) == 1 and answers[0]["response_type"] == "ephemeral"

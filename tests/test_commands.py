@@ -185,7 +185,7 @@ async def test_policy_set_applies_to_the_next_request(org: Harness) -> None:
     await org.mention("UUSER", "--model sonnet hi")
     await org.settled_records(1)
     body = org.anthropic.last_body()
-    assert (body["model"], body["max_tokens"]) == (org.gate.settings.model_sonnet, 300)
+    assert (body["model"], body["max_tokens"]) == (org.runtime.settings.model_sonnet, 300)
     shown = text_of(await org.command("UADMIN", ADMIN, "policy user"))
     assert "haiku, sonnet" in shown and "max_tokens 300" in shown
     budget = await org.command("UADMIN", ADMIN, "policy set user daily_token_budget 5000")
@@ -244,7 +244,7 @@ async def test_personal_status_model_and_usage(org: Harness) -> None:
         assert (await session.get(UserPreference, "UUSER")).preferred_model == "opus"
     await org.mention("UUSER", "hi")
     await org.settled_records(1)
-    assert org.anthropic.last_body()["model"] == org.gate.settings.model_opus
+    assert org.anthropic.last_body()["model"] == org.runtime.settings.model_opus
     status = text_of(await org.command("UUSER", "/claude", "status"))
     assert "59 of 60" in status and "Your model" in status and "`opus`" in status
     usage = text_of(await org.command("UUSER", "/claude", "usage"))

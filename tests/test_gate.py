@@ -25,7 +25,7 @@ async def test_chat_roles_are_admitted_with_their_limits(harness: Harness, role:
     (record,) = await harness.settled_records(1)
     alias, max_tokens = MODEL_AND_TOKENS[role]
     body = harness.anthropic.last_body()
-    assert body["model"] == harness.gate.settings.models.resolve(alias)
+    assert body["model"] == harness.runtime.settings.models.resolve(alias)
     assert body["max_tokens"] == max_tokens
     assert (record.outcome, record.role, record.max_tokens) == ("ok", role.value, max_tokens)
 
@@ -38,7 +38,7 @@ async def test_model_flag_picks_an_allowed_model(harness: Harness, role: Role, a
     await harness.mention("U1", f"--model {alias} write a haiku")
     await harness.settled_records(1)
     body = harness.anthropic.last_body()
-    assert body["model"] == harness.gate.settings.models.resolve(alias)
+    assert body["model"] == harness.runtime.settings.models.resolve(alias)
     assert body["messages"][-1]["content"] == "write a haiku"
 
 
@@ -98,7 +98,7 @@ async def test_model_not_allowed_lists_the_allowed_ones(harness: Harness) -> Non
     await harness.mention("U1", "--model opus think hard")
     (record,) = await harness.settled_records(1)
     assert record.refusal_reason == "model_not_allowed"
-    assert record.model == harness.gate.settings.model_opus
+    assert record.model == harness.runtime.settings.model_opus
     text = (await harness.told("U1"))[0]["text"]
     assert "may not use `opus`" in text and "`haiku`" in text
     assert harness.anthropic.message_requests() == []
@@ -116,7 +116,7 @@ async def test_unknown_model_is_refused(harness: Harness) -> None:
 async def test_full_model_id_is_accepted_when_the_role_lists_it(harness: Harness) -> None:
     harness.slack.add_user("U1")
     await harness.grant("U1", Role.POWER)
-    model_id = harness.gate.settings.model_sonnet
+    model_id = harness.runtime.settings.model_sonnet
     await harness.mention("U1", f"--model {model_id} hi")
     await harness.settled_records(1)
     assert harness.anthropic.last_body()["model"] == model_id
@@ -129,11 +129,11 @@ async def test_preferred_model_is_used_and_ignored_when_no_longer_allowed(harnes
         session.add(UserPreference(slack_user_id="U1", preferred_model="opus", updated_at=harness.clock()))
     await harness.mention("U1", "one")
     await harness.settled_records(1)
-    assert harness.anthropic.last_body()["model"] == harness.gate.settings.model_opus
+    assert harness.anthropic.last_body()["model"] == harness.runtime.settings.model_opus
     await harness.grant("U1", Role.USER)
     await harness.mention("U1", "two")
     await harness.settled_records(2)
-    assert harness.anthropic.last_body()["model"] == harness.gate.settings.model_haiku
+    assert harness.anthropic.last_body()["model"] == harness.runtime.settings.model_haiku
 
 
 async def test_rpm_boundary_eleventh_refused_then_admitted_after_the_window(harness: Harness) -> None:
@@ -259,7 +259,7 @@ async def test_policy_edit_applies_to_the_next_request(harness: Harness) -> None
     await harness.mention("U1", "hi")
     await harness.settled_records(1)
     body = harness.anthropic.last_body()
-    assert (body["model"], body["max_tokens"]) == (harness.gate.settings.model_sonnet, 300)
+    assert (body["model"], body["max_tokens"]) == (harness.runtime.settings.model_sonnet, 300)
 
 
 async def test_bots_and_edits_are_ignored(harness: Harness) -> None:

@@ -91,7 +91,7 @@ def test_the_layers_hold() -> None:
     ("bot/services/x.py", "from bot import slack\n", "a service imports bot.slack"),
     ("bot/services/x.py", "from ..slack.render import section\n", "a service imports bot.slack.render"),
     ("bot/slack/x.py", "from bot.listeners.events import Conversations\n", "imports bot.listeners.events"),
-    ("bot/store/x.py", "from bot.app import ClaudeGate\n", "imports bot.app"),
+    ("bot/store/x.py", "from bot.app import Runtime\n", "imports bot.app"),
 ])
 def test_the_check_sees_each_kind_of_breach(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str,
                                             source: str, complaint: str) -> None:

@@ -14,7 +14,7 @@ async def test_user_mention_is_answered_in_thread_through_haiku(harness: Harness
 
     (record,) = await harness.settled_records(1)
     body = harness.anthropic.last_body()
-    assert body["model"] == harness.gate.settings.model_haiku
+    assert body["model"] == harness.runtime.settings.model_haiku
     assert body["max_tokens"] == 512  # the user role's max_tokens
     assert body["messages"] == [{"role": "user", "content": "What is a gate?"}]
     assert harness.anthropic.requests[-1]["api_key"] == API_KEY

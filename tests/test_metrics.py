@@ -64,7 +64,7 @@ async def test_metrics_count_what_went_through_the_app(harness: Harness) -> None
     assert value(parsed, "claude_gate_gate_seconds_count", surface="mention") == 4
     assert value(parsed, "claude_gate_first_text_seconds_count", surface="mention") == 1
     assert value(parsed, "claude_gate_first_text_seconds_count", surface="dm") == 1
-    model = harness.gate.settings.model_haiku  # the first model of role power
+    model = harness.runtime.settings.model_haiku  # the first model of role power
     tokens = {labels: v for (name, labels), v in parsed.items() if name == "claude_gate_tokens_total"}
     assert tokens and all(dict(labels)["role"] == "power" for labels in tokens)
     assert {dict(labels)["kind"] for labels in tokens} >= {"input", "output"}
@@ -124,7 +124,7 @@ async def test_budget_gauges_come_from_the_budget_source_at_scrape_time(harness:
         return [BudgetUse("org", "org", "month", 500.0, 125.0), BudgetUse("group", "design", "day", 20.0, 20.0),
                 BudgetUse("role", "power", "day", 5.0)]
 
-    harness.gate.metrics.budget_source = budgets
+    harness.runtime.metrics.budget_source = budgets
     assert not reads  # nothing is read until Prometheus asks
     parsed = samples((await scrape(harness))[2])
     assert reads == [1]
@@ -137,6 +137,6 @@ async def test_budget_gauges_come_from_the_budget_source_at_scrape_time(harness:
     async def database_away() -> list[BudgetUse]:
         raise ConnectionRefusedError
 
-    harness.gate.metrics.budget_source = database_away
+    harness.runtime.metrics.budget_source = database_away
     status, _, text = await scrape(harness)
     assert status == 200 and "# TYPE claude_gate_requests_total counter" in text  # the rest is still served

@@ -117,7 +117,7 @@ class LiveApp:
         assert self.harness is not None
         await self.harness.http.close()
         await self.runner.cleanup()
-        await self.harness.gate.close()
+        await self.harness.runtime.close()
 
     def stop(self) -> None:
         self.run(self._stop())

@@ -23,7 +23,7 @@ async def admitted(harness: Harness, count: int) -> list[int]:
         await harness.grant(f"UF{i:03d}", Role.USER)
     ids = []
     for i in range(count):
-        decision = await harness.gate.chat.gate.admit_request(
+        decision = await harness.runtime.chat.gate.admit_request(
             ChatRequest(requester=Requester(f"UF{i:03d}", team_id="T0001"), text="q"))
         assert isinstance(decision, Admission)
         ids.append(decision.record_id)
@@ -32,14 +32,14 @@ async def admitted(harness: Harness, count: int) -> list[int]:
 
 def counting_commits(harness: Harness) -> list[int]:
     commits: list[int] = []
-    event.listen(harness.gate.engine.sync_engine, "commit", lambda _connection: commits.append(1))
+    event.listen(harness.runtime.engine.sync_engine, "commit", lambda _connection: commits.append(1))
     return commits
 
 
 async def test_answers_ending_together_share_a_commit(harness: Harness) -> None:
     ids = await admitted(harness, 40)
     commits = counting_commits(harness)
-    finisher = harness.gate.chat.records
+    finisher = harness.runtime.chat.records
     await asyncio.gather(*(finisher.finish(record_id=record_id, model="claude-haiku-4-5", outcome=Outcome.OK,
                                            input_tokens=10 + n, output_tokens=5, latency_ms=n)
                            for n, record_id in enumerate(ids)))
@@ -59,9 +59,9 @@ async def test_a_failed_write_is_retried_and_nothing_is_lost(harness: Harness, c
         if failures:
             raise failures.pop()
 
-    event.listen(harness.gate.engine.sync_engine, "before_cursor_execute", fail_once)
+    event.listen(harness.runtime.engine.sync_engine, "before_cursor_execute", fail_once)
     with caplog.at_level(logging.WARNING, logger="bot.services.usage"):
-        await harness.gate.chat.records.finish(record_id=record_id, model="claude-haiku-4-5", outcome=Outcome.ERROR,
+        await harness.runtime.chat.records.finish(record_id=record_id, model="claude-haiku-4-5", outcome=Outcome.ERROR,
                                                input_tokens=3, output_tokens=0, latency_ms=7, error_type="server")
     (record,) = await harness.records()
     assert (record.outcome, record.error_type, record.latency_ms) == ("error", "server", 7)
@@ -70,7 +70,7 @@ async def test_a_failed_write_is_retried_and_nothing_is_lost(harness: Harness, c
 
 async def test_closing_writes_the_queued_records(harness: Harness) -> None:
     ids = await admitted(harness, 3)
-    finisher = RecordFinisher(harness.gate.engine)
+    finisher = RecordFinisher(harness.runtime.engine)
     pending = [asyncio.create_task(finisher.finish(record_id=record_id, model="claude-haiku-4-5",
                                                    outcome=Outcome.OK, input_tokens=1, output_tokens=1,
                                                    latency_ms=1)) for record_id in ids]
@@ -83,11 +83,11 @@ async def test_closing_writes_the_queued_records(harness: Harness) -> None:
 @pytest.mark.parametrize("outcome", [Outcome.OK, Outcome.ERROR])
 async def test_a_cancelled_answer_still_finishes_its_record(harness: Harness, outcome: Outcome) -> None:
     (record_id,) = await admitted(harness, 1)
-    waiting = asyncio.create_task(harness.gate.chat.records.finish(
+    waiting = asyncio.create_task(harness.runtime.chat.records.finish(
         record_id=record_id, model="claude-haiku-4-5", outcome=outcome, input_tokens=1, output_tokens=1,
         latency_ms=1))
     await asyncio.sleep(0)
     waiting.cancel()
-    await harness.gate.chat.records.close()
+    await harness.runtime.chat.records.close()
     (record,) = await harness.records()
     assert record.outcome == outcome.value

@@ -60,7 +60,7 @@ async def test_a_gate_error_from_any_command_is_answered_as_its_line(harness: Ha
     async def refuse(*_args: object) -> None:
         raise KeyCommandError("That key is busy; try again in a minute.")
 
-    monkeypatch.setattr(harness.gate.personal, "run", refuse)
+    monkeypatch.setattr(harness.runtime.personal, "run", refuse)
     answer = await harness.command("UUSER", "/claude", "status")
     assert answer["response_type"] == "ephemeral"
     assert answer["text"].startswith(":warning: That key is busy; try again in a minute.")
@@ -73,7 +73,7 @@ async def test_a_fault_is_one_friendly_line_and_a_logged_traceback(harness: Harn
     async def broken(*_args: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(harness.gate.personal, "run", broken)
+    monkeypatch.setattr(harness.runtime.personal, "run", broken)
     with caplog.at_level(logging.ERROR, logger="bot.listeners.errors"):
         answer = await harness.command("UUSER", "/claude", "status")
     assert "Something went wrong on my side" in answer["text"]

@@ -47,7 +47,7 @@ async def test_a_key_revoked_while_the_thread_history_loads_is_not_used(harness:
 async def test_a_retry_after_529_rechecks_the_key(harness: Harness) -> None:
     """A 529, then our retry: the revoke acknowledged during the wait before the retry stops it."""
     await people(harness)
-    harness.gate.chat.retry_delays = (1.5,)
+    harness.runtime.chat.retry_delays = (1.5,)
     harness.anthropic.fail_next("overloaded")
     await harness.mention("U1", "hello")
     await eventually(lambda: harness.anthropic.message_requests())  # the first try, answered 529
@@ -60,7 +60,7 @@ async def test_a_retry_after_529_rechecks_the_key(harness: Harness) -> None:
 
 async def test_a_529_is_retried_by_us_once_per_delay_with_the_same_key(harness: Harness) -> None:
     await people(harness)
-    harness.gate.chat.retry_delays = (0.0, 0.0)
+    harness.runtime.chat.retry_delays = (0.0, 0.0)
     harness.anthropic.fail_next("overloaded")
     await harness.mention("U1", "hello")
     (record,) = await harness.settled_records(1)

@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.cron import cron_trigger, upcoming_fires
 from bot.domain.cron import crontab_day_of_week
 from bot.scheduler import MISFIRE_GRACE_SECONDS, JobScheduler
-from bot.services.events import claim_event
+from bot.services.event_claims import claim_event
 from bot.services.reminders import LEADER_LEASE, REMINDERS_JOB
 from bot.store.clock import ManualClock, system_clock
 from bot.store.db import create_engine, session_factory
@@ -91,7 +91,7 @@ async def schedulers() -> AsyncIterator[Callable[..., Any]]:
     made: list[JobScheduler] = []
 
     async def make(h: Harness, holder: str, *, start: bool = True) -> JobScheduler:
-        jobs = JobScheduler(sessions=h.sessions, clock=h.clock, settings=h.gate.settings, client=h.gate.client,
+        jobs = JobScheduler(sessions=h.sessions, clock=h.clock, settings=h.runtime.settings, client=h.runtime.client,
                             holder=holder)
         made.append(jobs)
         if start:
@@ -221,7 +221,7 @@ async def test_housekeeping_prunes_old_event_ids_on_the_leader(harness_factory, 
 
 
 async def test_building_the_app_starts_no_scheduler(harness: Harness) -> None:
-    assert harness.gate.jobs is None
+    assert harness.runtime.jobs is None
     async with harness.sessions() as session:
         assert await current_lease(session, LEADER_LEASE, harness.clock()) is None
 

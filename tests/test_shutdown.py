@@ -12,7 +12,7 @@ async def under_way(harness: Harness) -> None:
     harness.slack.add_user("U1")
     await harness.grant("U1", Role.USER)
     await harness.mention("U1", "hello")
-    await eventually(lambda: harness.gate.listeners.tasks)
+    await eventually(lambda: harness.runtime.listeners.tasks)
 
     async def admitted() -> bool:
         return any(r.outcome == "admitted" for r in await harness.records())
@@ -24,9 +24,9 @@ async def test_an_answer_under_way_at_shutdown_finishes_and_is_recorded(harness:
     harness.anthropic.reply = "an answer that takes a second to stream " * 10  # 20 chunks, 50 ms apart
     harness.anthropic.chunk_delay = 0.05
     await under_way(harness)
-    await harness.gate.close()
-    assert harness.gate.listeners.tasks == set()
-    assert harness.gate.engine.pool.checkedout() == 0  # nothing kept a connection (or, on PostgreSQL, its locks)
+    await harness.runtime.close()
+    assert harness.runtime.listeners.tasks == set()
+    assert harness.runtime.engine.pool.checkedout() == 0  # nothing kept a connection (or, on PostgreSQL, its locks)
     (record,) = await harness.records()
     assert record.outcome == "ok" and record.output_tokens > 0
     (text,) = harness.slack.posted_texts("C0001")
@@ -36,8 +36,8 @@ async def test_an_answer_under_way_at_shutdown_finishes_and_is_recorded(harness:
 async def test_a_listener_past_the_grace_is_cancelled_and_its_record_finished(harness: Harness) -> None:
     harness.anthropic.first_token_delay = 30
     await under_way(harness)
-    assert await harness.gate.listeners.drain(0.2) == 1
-    assert harness.gate.listeners.tasks == set()
+    assert await harness.runtime.listeners.drain(0.2) == 1
+    assert harness.runtime.listeners.tasks == set()
     (record,) = await harness.settled_records(1)
     assert (record.outcome, record.error_type) == ("error", "cancelled")
     (text,) = harness.slack.posted_texts("C0001")  # the user is told, before the clients close
@@ -49,7 +49,7 @@ async def test_an_admin_view_under_way_at_shutdown_keeps_no_connection(harness: 
     await harness.grant("UADMIN", Role.ADMIN)
     harness.slack.delay("views.publish", 0.5)
     await harness.send_event({"type": "app_home_opened", "user": "UADMIN", "channel": "DUADMIN", "tab": "home"})
-    await eventually(lambda: harness.gate.listeners.tasks)
-    await harness.gate.close()
+    await eventually(lambda: harness.runtime.listeners.tasks)
+    await harness.runtime.close()
     assert harness.slack.calls_to("views.publish"), "the App Home was published before the clients closed"
-    assert harness.gate.engine.pool.checkedout() == 0
+    assert harness.runtime.engine.pool.checkedout() == 0

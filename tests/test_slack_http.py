@@ -126,7 +126,7 @@ async def test_direct_message_is_answered_in_the_dm(harness: Harness) -> None:
     await harness.dm("U1", "--model sonnet hello there")
     (record,) = await harness.settled_records(1)
     assert record.surface == "dm" and record.channel_id == "DU1"
-    assert harness.anthropic.last_body()["model"] == harness.gate.settings.model_sonnet
+    assert harness.anthropic.last_body()["model"] == harness.runtime.settings.model_sonnet
     await eventually(lambda: harness.slack.posted_texts("DU1"))
     assert harness.slack.posted_texts("DU1") == ["Echo: hello there"]
 

@@ -93,14 +93,14 @@ async def test_a_lock_held_too_long_is_a_database_fault_and_the_gate_fails_close
     monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 300)
     harness = await harness_factory(default_role="user")
     harness.slack.add_user("U1")
-    path = Path(make_url(harness.gate.settings.database_url).database or "")
-    assert await count_events(harness.gate.engine) == 0  # connected: WAL from now on
+    path = Path(make_url(harness.runtime.settings.database_url).database or "")
+    assert await count_events(harness.runtime.engine) == 0  # connected: WAL from now on
     locked = threading.Event()
     holder = threading.Thread(target=hold_write_lock, args=(path, 1.5, locked))
     holder.start()
     await asyncio.to_thread(locked.wait)
     with pytest.raises(DBAPIError, match="database is locked"):  # wrapped like any statement's error
-        async with harness.gate.engine.begin():
+        async with harness.runtime.engine.begin():
             pass
     await harness.mention("U1", "hello?")
     (ephemeral,) = await harness.told("U1")

@@ -112,8 +112,8 @@ async def test_an_expired_grant_is_refused_at_admission_then_ended_by_the_leader
     assert len(org.anthropic.message_requests()) == 1
     assert "(from an explicit grant)" in text_of(await org.command("U1", "/claude", "status"))
 
-    jobs = JobScheduler(sessions=org.sessions, clock=org.clock, settings=org.gate.settings, client=org.gate.client,
-                        workspace=org.gate.admin.workspace, holder="leader")
+    jobs = JobScheduler(sessions=org.sessions, clock=org.clock, settings=org.runtime.settings,
+                        client=org.runtime.client, workspace=org.runtime.workspace, holder="leader")
     assert await jobs.keep_leadership()
     try:
         (ended,) = await jobs.end_expired_access()
@@ -131,10 +131,10 @@ async def test_an_expired_grant_is_refused_at_admission_then_ended_by_the_leader
 async def test_a_follower_does_not_end_grants(org: Harness) -> None:
     await org.command("UADMIN", ADMIN, "grant U1 power for=1h")
     org.clock.advance(7200)
-    leader = JobScheduler(sessions=org.sessions, clock=org.clock, settings=org.gate.settings, client=org.gate.client,
-                          holder="a")
-    follower = JobScheduler(sessions=org.sessions, clock=org.clock, settings=org.gate.settings,
-                            client=org.gate.client, holder="b")
+    leader = JobScheduler(sessions=org.sessions, clock=org.clock, settings=org.runtime.settings,
+                          client=org.runtime.client, holder="a")
+    follower = JobScheduler(sessions=org.sessions, clock=org.clock, settings=org.runtime.settings,
+                            client=org.runtime.client, holder="b")
     try:
         assert await leader.keep_leadership() and not await follower.keep_leadership()
         assert await follower.end_expired_access() == []

@@ -13,7 +13,7 @@ from tests.conftest import Harness
 
 
 async def test_deliver_renders_an_answer_and_returns_its_ts(harness: Harness) -> None:
-    slack = harness.gate.workspace
+    slack = harness.runtime.workspace
     ts = await slack.deliver("C0ALERTS", Reply("Keys to rotate", lines=["`old` overdue"]))
     posted = harness.slack.calls_to("chat.postMessage")[-1]
     assert ts and posted["channel"] == "C0ALERTS" and posted["text"].startswith("Keys to rotate")
@@ -23,7 +23,7 @@ async def test_deliver_renders_an_answer_and_returns_its_ts(harness: Harness) ->
 
 
 async def test_a_refused_delivery_is_one_slack_error_and_best_effort_calls_never_raise(harness: Harness) -> None:
-    slack = harness.gate.workspace
+    slack = harness.runtime.workspace
     harness.slack.fail_next("chat.postMessage", "not_in_channel")
     with pytest.raises(SlackCallFailed) as refused:
         await slack.deliver("C0NOTIN", "hello")
@@ -34,7 +34,7 @@ async def test_a_refused_delivery_is_one_slack_error_and_best_effort_calls_never
 
 
 async def test_emails_both_ways(harness: Harness) -> None:
-    slack = harness.gate.workspace
+    slack = harness.runtime.workspace
     harness.slack.add_user("U0MAIL", email="ada@example.com")
     harness.slack.add_user("U0NOMAIL")
     assert await slack.email_of("U0MAIL") == "ada@example.com"
@@ -48,7 +48,7 @@ async def test_emails_both_ways(harness: Harness) -> None:
 
 async def test_upload_file_shares_the_bytes_in_the_thread(harness: Harness) -> None:
     content = b"day,requests\n2026-11-30,42\n"
-    await harness.gate.workspace.upload_file("C0REPORTS", filename="usage.csv", content=content, title="Usage",
+    await harness.runtime.workspace.upload_file("C0REPORTS", filename="usage.csv", content=content, title="Usage",
                                              comment="Last 7 days", thread_ts="1700000000.000100")
     [upload] = harness.slack.uploads
     assert upload["content"] == content and upload["filename"] == "usage.csv" and upload["title"] == "Usage"
@@ -56,4 +56,4 @@ async def test_upload_file_shares_the_bytes_in_the_thread(harness: Harness) -> N
     assert upload["initial_comment"] == "Last 7 days"
     harness.slack.fail_next("files.getUploadURLExternal", "not_allowed")
     with pytest.raises(SlackCallFailed, match="not_allowed"):
-        await harness.gate.workspace.upload_file("C0REPORTS", filename="x.csv", content=b"x")
+        await harness.runtime.workspace.upload_file("C0REPORTS", filename="x.csv", content=b"x")

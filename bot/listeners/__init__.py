@@ -1,14 +1,14 @@
-"""Bolt registration: one module per surface, each a ``register(gate)`` of one-line bindings."""
+"""Bolt registration: one module per surface, each a ``register(runtime)`` of one-line bindings."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.app import ClaudeGate
+    from bot.app import Runtime
 
 
-def register_listeners(gate: ClaudeGate) -> None:
+def register_listeners(runtime: Runtime) -> None:
     from bot.listeners import (
         access_requests,
         actions,
@@ -24,15 +24,15 @@ def register_listeners(gate: ClaudeGate) -> None:
         safe_output,
     )
 
-    safe_output.register(gate)  # first: what anything below posts pings nobody (PRODUCT §2)
-    errors.register(gate)
-    in_flight.register(gate)
-    middleware.register(gate)  # before every listener and the assistant middleware
-    replays.register(gate)  # a replayed command or action runs once
-    conversations = events.register(gate)
-    assistant.register(gate, conversations)  # the panel answers through the same Conversations
-    actions.register(gate)
-    access_requests.register(gate)
-    commands.register(gate)
-    home.register(gate)
-    groups.register(gate)
+    safe_output.register(runtime)  # first: what anything below posts pings nobody (PRODUCT §2)
+    errors.register(runtime)
+    in_flight.register(runtime)
+    middleware.register(runtime)  # before every listener and the assistant middleware
+    replays.register(runtime)  # a replayed command or action runs once
+    conversations = events.register(runtime)
+    assistant.register(runtime, conversations)  # the panel answers through the same Conversations
+    actions.register(runtime)
+    access_requests.register(runtime)
+    commands.register(runtime)
+    home.register(runtime)
+    groups.register(runtime)

@@ -25,30 +25,30 @@ from bot.slack.access_requests import (
 )
 
 if TYPE_CHECKING:
-    from bot.app import ClaudeGate
+    from bot.app import Runtime
 
 log = logging.getLogger(__name__)
 
 SORRY = ":warning: Something went wrong on my side. Please try again."
 
 
-def register(gate: ClaudeGate) -> None:
-    listener = AccessRequestListener(gate)
-    gate.bolt.action(OPEN_ACTION)(listener.on_open)
-    gate.bolt.view(FORM_CALLBACK)(listener.on_submit)
-    gate.bolt.action(DECISION_ACTION)(listener.on_decision)
+def register(runtime: Runtime) -> None:
+    listener = AccessRequestListener(runtime)
+    runtime.bolt.action(OPEN_ACTION)(listener.on_open)
+    runtime.bolt.view(FORM_CALLBACK)(listener.on_submit)
+    runtime.bolt.action(DECISION_ACTION)(listener.on_decision)
 
 
 class AccessRequestListener:
-    def __init__(self, gate: ClaudeGate) -> None:
-        self.gate = gate
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
     async def on_open(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
                       client: AsyncWebClient) -> None:
         await ack()
         user_id = body["user"]["id"]
-        requester = await self.gate.directory.requester(user_id)
-        form = await self.gate.access_requests.form(requester, Role.parse(str(action.get("value") or "")))
+        requester = await self.runtime.directory.requester(user_id)
+        form = await self.runtime.access_requests.form(requester, Role.parse(str(action.get("value") or "")))
         if form.state is FormState.OPEN:
             assert form.preset is not None
             view = request_form(form.roles, form.preset)
@@ -60,9 +60,9 @@ class AccessRequestListener:
     async def on_submit(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         user_id = body["user"]["id"]
         try:
-            requester = await self.gate.directory.requester(user_id)
+            requester = await self.runtime.directory.requester(user_id)
             role, reason = form_values(view)
-            submission = await self.gate.access_requests.submit(requester, role, reason)
+            submission = await self.runtime.access_requests.submit(requester, role, reason)
         except Exception:
             log.exception("access request from %s failed", user_id)
             await ack(response_action="errors", errors={REASON_BLOCK: "Something went wrong on my side. Try again."})
@@ -75,7 +75,7 @@ class AccessRequestListener:
         await ack(response_action="update", view=notice_view(
             "Request sent", f":white_check_mark: Your request #{request.id} for *{request.role}* was sent to the "
             "people who may grant it. You will get a DM when someone decides."))
-        await self.gate.access_requests.announce(request)
+        await self.runtime.access_requests.announce(request)
 
     async def on_decision(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
                           client: AsyncWebClient) -> None:
@@ -91,8 +91,8 @@ class AccessRequestListener:
                 text = "I cannot find that access request."
             else:
                 approve, choice = decision
-                requester = await self.gate.directory.requester(user_id)
-                outcome = await self.gate.access_requests.decide(
+                requester = await self.runtime.directory.requester(user_id)
+                outcome = await self.runtime.access_requests.decide(
                     requester, request_id, approve=approve, duration=APPROVAL_CHOICES.get(choice or "permanent"))
                 icon = {DecisionKind.DECIDED: ":white_check_mark:", DecisionKind.REFUSED: ":no_entry:"}.get(
                     outcome.kind, ":information_source:")

@@ -12,7 +12,7 @@ from bot.services.feedback import FeedbackOutcome, rate_answer
 from bot.slack.render_answers import FEEDBACK_ACTION, feedback_thanks, parse_feedback
 
 if TYPE_CHECKING:
-    from bot.app import ClaudeGate
+    from bot.app import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +20,13 @@ NOT_YOURS = "Only the person who asked can rate this answer."
 UNKNOWN = "I cannot find the request behind this answer any more, so the rating was not recorded."
 
 
-def register(gate: ClaudeGate) -> None:
-    gate.bolt.action(FEEDBACK_ACTION)(AnswerFeedback(gate).on_feedback)
+def register(runtime: Runtime) -> None:
+    runtime.bolt.action(FEEDBACK_ACTION)(AnswerFeedback(runtime).on_feedback)
 
 
 class AnswerFeedback:
-    def __init__(self, gate: ClaudeGate) -> None:
-        self.gate = gate
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
     async def on_feedback(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
                           client: AsyncWebClient) -> None:
@@ -38,7 +38,7 @@ class AnswerFeedback:
             reply = UNKNOWN
         else:
             rating, record_id = parsed
-            outcome = await rate_answer(self.gate.sessions, record_id=record_id, user_id=user_id, rating=rating)
+            outcome = await rate_answer(self.runtime.sessions, record_id=record_id, user_id=user_id, rating=rating)
             reply = {FeedbackOutcome.RECORDED: feedback_thanks(rating), FeedbackOutcome.NOT_YOURS: NOT_YOURS,
                      FeedbackOutcome.UNKNOWN: UNKNOWN}[outcome]
         message = body.get("message") or {}

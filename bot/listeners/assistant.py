@@ -24,24 +24,24 @@ from bot.slack.directory import LazyRequester
 from bot.slack.render_answers import greeting, suggested_prompts
 
 if TYPE_CHECKING:
-    from bot.app import ClaudeGate
+    from bot.app import Runtime
 
 log = logging.getLogger(__name__)
 
 PROMPTS_TITLE = "Try one of these:"
 
 
-def register(gate: ClaudeGate, conversations: Conversations) -> None:
-    panel = AssistantPanel(gate, conversations)
+def register(runtime: Runtime, conversations: Conversations) -> None:
+    panel = AssistantPanel(runtime, conversations)
     assistant = AsyncAssistant(logger=logging.getLogger("slack_bolt.assistant"))
     assistant.thread_started(panel.on_thread_started)
     assistant.user_message(panel.on_user_message)
-    gate.bolt.assistant(assistant)
+    runtime.bolt.assistant(assistant)
 
 
 class AssistantPanel:
-    def __init__(self, gate: ClaudeGate, conversations: Conversations) -> None:
-        self.gate = gate
+    def __init__(self, runtime: Runtime, conversations: Conversations) -> None:
+        self.runtime = runtime
         self.conversations = conversations
 
     async def on_thread_started(self, body: dict[str, Any], say: AsyncSay, requester: LazyRequester,
@@ -49,7 +49,7 @@ class AssistantPanel:
         if not await self.conversations.first_delivery(body):
             return
         asker = await requester.resolve()
-        access = await self.gate.chat.access(asker)
+        access = await self.runtime.chat.access(asker)
         text, blocks = greeting(access, asker.name)
         await say(text=text, blocks=blocks)
         prompts = suggested_prompts(access)

@@ -21,13 +21,13 @@ from bot.slack.answers import answer_blocks
 from bot.slack.directory import LazyRequester
 
 if TYPE_CHECKING:
-    from bot.app import ClaudeGate
+    from bot.app import Runtime
 
 
-def register(gate: ClaudeGate) -> None:
-    commands = SlashCommands(gate)
-    gate.bolt.command(ADMIN, middleware=[ack_at_once])(commands.on_admin)
-    gate.bolt.command(SELF, middleware=[ack_at_once])(commands.on_self)
+def register(runtime: Runtime) -> None:
+    commands = SlashCommands(runtime)
+    runtime.bolt.command(ADMIN, middleware=[ack_at_once])(commands.on_admin)
+    runtime.bolt.command(SELF, middleware=[ack_at_once])(commands.on_self)
 
 
 async def ack_at_once(ack: AsyncAck, next: Callable[[], Awaitable[None]]) -> None:
@@ -37,17 +37,17 @@ async def ack_at_once(ack: AsyncAck, next: Callable[[], Awaitable[None]]) -> Non
 
 
 class SlashCommands:
-    def __init__(self, gate: ClaudeGate) -> None:
-        self.gate = gate
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
     async def on_admin(self, command: dict[str, Any], requester: LazyRequester, respond: AsyncRespond) -> None:
         parsed = parse_command(ADMIN, command.get("text") or "")
-        caller = await self.gate.admin.caller(await requester.resolve())
-        await self.answer(respond, await self.gate.admin.run(caller, parsed))
+        caller = await self.runtime.admin.caller(await requester.resolve())
+        await self.answer(respond, await self.runtime.admin.run(caller, parsed))
 
     async def on_self(self, command: dict[str, Any], requester: LazyRequester, respond: AsyncRespond) -> None:
         parsed = parse_command(SELF, command.get("text") or "")
-        await self.answer(respond, await self.gate.personal.run(await requester.resolve(), parsed))
+        await self.answer(respond, await self.runtime.personal.run(await requester.resolve(), parsed))
 
     @staticmethod
     async def answer(respond: AsyncRespond, answer: Answer) -> None:

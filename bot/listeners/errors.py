@@ -19,7 +19,7 @@ from bot.domain.replies import Reply
 from bot.slack.render import reply_blocks
 
 if TYPE_CHECKING:
-    from bot.app import ClaudeGate
+    from bot.app import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ def user_reply(error: Exception) -> Reply:
     return Reply.error(SOMETHING_WENT_WRONG)
 
 
-def register(gate: ClaudeGate) -> None:
-    @gate.bolt.error
+def register(runtime: Runtime) -> None:
+    @runtime.bolt.error
     async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond | None,
                        response: BoltResponse | None) -> BoltResponse | None:
         event = body.get("event") if isinstance(body.get("event"), dict) else {}

@@ -13,7 +13,7 @@ from bot.domain.conversation import Turn
 from bot.domain.decisions import Admission, AlreadyTaken, Refusal
 from bot.domain.mentions import mention
 from bot.domain.requests import ChatRequest, Requester, message_claim, split_model_flag
-from bot.services.events import claim_event
+from bot.services.event_claims import claim_event
 from bot.slack.directory import LazyRequester
 from bot.slack.render import refusal_blocks
 from bot.slack.render_answers import feedback_blocks, question_hint, thread_title
@@ -21,7 +21,7 @@ from bot.slack.stream import SlackAnswer, SlackRelay
 from bot.slack.threads import readable_text, strip_mention, thread_turns
 
 if TYPE_CHECKING:
-    from bot.app import ClaudeGate
+    from bot.app import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,10 @@ WHERE = {"mention": "channel <#{channel}>", "dm": "a direct message",
          "assistant": "Slack's assistant panel (a private thread with you)"}
 
 
-def register(gate: ClaudeGate) -> Conversations:
-    conversations = Conversations(gate)
-    gate.bolt.event("app_mention")(conversations.on_app_mention)
-    gate.bolt.event("message")(conversations.on_message)
+def register(runtime: Runtime) -> Conversations:
+    conversations = Conversations(runtime)
+    runtime.bolt.event("app_mention")(conversations.on_app_mention)
+    runtime.bolt.event("message")(conversations.on_message)
     return conversations
 
 
@@ -66,9 +66,9 @@ class PanelThread:
 
 
 class Conversations:
-    def __init__(self, gate: ClaudeGate) -> None:
-        self.gate = gate
-        self.relay = SlackRelay(gate.client)
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.relay = SlackRelay(runtime.client)
 
     async def on_app_mention(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
                              context: dict[str, Any]) -> None:
@@ -92,7 +92,7 @@ class Conversations:
         event_id = body.get("event_id")
         if not event_id:
             return True
-        first = await claim_event(self.gate.sessions, self.gate.clock, event_id)
+        first = await claim_event(self.runtime.sessions, self.runtime.clock, event_id)
         if not first:
             log_taken(event_id)
         return first
@@ -106,7 +106,7 @@ class Conversations:
         answer: SlackAnswer | None = None
         try:
             requester = await asker.resolve()
-            home = await self.gate.directory.installation()
+            home = await self.runtime.directory.installation()
             # Slack's markup as it came: mentions are looked up only once the gate's first phase lets the asker in
             model, raw = split_model_flag(strip_mention(event.get("text") or "", home.bot_user_id))
             if not raw.strip():
@@ -119,7 +119,7 @@ class Conversations:
 
             async def words() -> str:
                 nonlocal text
-                text = await readable_text(raw, self.gate.directory, home.bot_user_id)
+                text = await readable_text(raw, self.runtime.directory, home.bot_user_id)
                 return text
             answer = self.relay.answer(channel=channel, thread_ts=thread_ts, user_id=user_id,
                                        team_id=requester.team_id or home.team_id)
@@ -127,10 +127,10 @@ class Conversations:
             async def history() -> list[Turn]:
                 if "thread_ts" not in event:
                     return []
-                turns = await thread_turns(client, self.gate.directory, channel=channel, thread_ts=thread_ts,
+                turns = await thread_turns(client, self.runtime.directory, channel=channel, thread_ts=thread_ts,
                                            before_ts=event["ts"])
                 if panel is not None and not any(turn.role == "user" and turn.text for turn in turns):
-                    self.gate.spawn(panel.name_after(text), name=f"title-{channel}-{thread_ts}")
+                    self.runtime.spawn(panel.name_after(text), name=f"title-{channel}-{thread_ts}")
                 return turns
 
             async def admitted(admission: Admission) -> None:
@@ -139,7 +139,7 @@ class Conversations:
                 if panel is not None:
                     await panel.thinking()
 
-            result = await self.gate.chat.answer(request, history, answer, on_admitted=admitted, words=words)
+            result = await self.runtime.chat.answer(request, history, answer, on_admitted=admitted, words=words)
             if isinstance(result.decision, AlreadyTaken):
                 log_taken(result.decision.event_id)
             elif isinstance(result.decision, Refusal):
@@ -161,8 +161,8 @@ class Conversations:
         Nothing goes to Claude, nothing is recorded, no rpm slot is used."""
         if not await self.first_delivery(body):
             return
-        access = await self.gate.chat.access(requester)
-        home = await self.gate.directory.installation()
+        access = await self.runtime.chat.access(requester)
+        home = await self.runtime.directory.installation()
         bot = mention(home.bot_user_id) if private and home.bot_user_id else None
         await self.tell(client, event, question_hint(access, mention=bot), None, privately=private)
 

@@ -9,26 +9,26 @@ from bot.services.groups import change_members, replace_members
 from bot.store.models import GroupRoleMapping
 
 if TYPE_CHECKING:
-    from bot.app import ClaudeGate
+    from bot.app import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def register(gate: ClaudeGate) -> None:
-    groups = UserGroupEvents(gate)
-    gate.bolt.event("subteam_members_changed")(groups.on_members_changed)
-    gate.bolt.event("subteam_updated")(groups.on_updated)
+def register(runtime: Runtime) -> None:
+    groups = UserGroupEvents(runtime)
+    runtime.bolt.event("subteam_members_changed")(groups.on_members_changed)
+    runtime.bolt.event("subteam_updated")(groups.on_updated)
 
 
 class UserGroupEvents:
-    def __init__(self, gate: ClaudeGate) -> None:
-        self.gate = gate
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
     async def on_members_changed(self, event: dict[str, Any]) -> None:
         group_id = event.get("subteam_id")
         if not group_id:
             return
-        async with self.gate.sessions.begin() as session:
+        async with self.runtime.sessions.begin() as session:
             mapped = await change_members(session, group_id, added=event.get("added_users") or [],
                                           removed=event.get("removed_users") or [])
         if mapped:
@@ -39,12 +39,12 @@ class UserGroupEvents:
         group_id = subteam.get("id")
         if not group_id:
             return
-        async with self.gate.sessions.begin() as session:
+        async with self.runtime.sessions.begin() as session:
             mapping = await session.get(GroupRoleMapping, group_id)
             if mapping is None:
                 return
             mapping.handle = subteam.get("handle") or mapping.handle
             if subteam.get("date_delete"):  # a disabled group gives nobody a role
-                await replace_members(session, self.gate.clock, group_id, [])
+                await replace_members(session, self.runtime.clock, group_id, [])
             elif isinstance(subteam.get("users"), list):
-                await replace_members(session, self.gate.clock, group_id, subteam["users"])
+                await replace_members(session, self.runtime.clock, group_id, subteam["users"])

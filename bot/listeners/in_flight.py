@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from slack_bolt.request.async_request import AsyncBoltRequest
     from slack_bolt.response import BoltResponse
 
-    from bot.app import ClaudeGate
+    from bot.app import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,6 @@ class InFlightListeners(AsyncListenerStartHandler):
         return len(late)
 
 
-def register(gate: ClaudeGate) -> None:
+def register(runtime: Runtime) -> None:
     # the same public runner attribute Bolt's own ``app.error`` sets its handler on
-    gate.bolt.listener_runner.listener_start_handler = gate.listeners
+    runtime.bolt.listener_runner.listener_start_handler = runtime.listeners

@@ -18,23 +18,23 @@ from bot.logging_setup import EVENT_ID
 from bot.slack.payloads import asker_id, malformed_event
 
 if TYPE_CHECKING:
-    from bot.app import ClaudeGate
+    from bot.app import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def register(gate: ClaudeGate) -> None:
-    gate.bolt.use(note_event_id)
-    gate.bolt.use(drop_malformed_events)
+def register(runtime: Runtime) -> None:
+    runtime.bolt.use(note_event_id)
+    runtime.bolt.use(drop_malformed_events)
 
     async def note_requester(body: dict[str, Any], context: AsyncBoltContext,
                              next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
         user_id = asker_id(body)
         if user_id is not None:
-            context["requester"] = gate.directory.lazy(user_id)
+            context["requester"] = runtime.directory.lazy(user_id)
         return await next()
 
-    gate.bolt.use(note_requester)
+    runtime.bolt.use(note_requester)
 
 
 async def note_event_id(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:

@@ -10,21 +10,21 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.response import BoltResponse
 
 from bot.domain.requests import trigger_claim
-from bot.services.events import claim_event
+from bot.services.event_claims import claim_event
 
 if TYPE_CHECKING:
-    from bot.app import ClaudeGate
+    from bot.app import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def register(gate: ClaudeGate) -> None:
+def register(runtime: Runtime) -> None:
     async def drop_replays(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
         trigger_id = body.get("trigger_id")
         if isinstance(trigger_id, str) and trigger_id and body.get("type") != "event_callback":
-            if not await claim_event(gate.sessions, gate.clock, trigger_claim(trigger_id)):
+            if not await claim_event(runtime.sessions, runtime.clock, trigger_claim(trigger_id)):
                 log.info("dropped a replayed slash command or interaction (its trigger_id was used before)")
                 return BoltResponse(status=200, body="")
         return await next()
 
-    gate.bolt.use(drop_replays)
+    runtime.bolt.use(drop_replays)

@@ -16,11 +16,11 @@ from slack_bolt.response import BoltResponse
 from bot.slack.safe_text import SafeAck, SafeRespond, SafeWebClient
 
 if TYPE_CHECKING:
-    from bot.app import ClaudeGate
+    from bot.app import Runtime
 
 
-def register(gate: ClaudeGate) -> None:
-    gate.bolt.use(safe_output)
+def register(runtime: Runtime) -> None:
+    runtime.bolt.use(safe_output)
 
 
 async def safe_output(context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:

@@ -155,7 +155,7 @@ class ChatService:
             elif usage.output_tokens >= decision.max_tokens:
                 await sink.append("\n\n" + cut_off_note(decision))
             await sink.finish()
-        except asyncio.CancelledError:  # shutdown: the answer outlasted the grace (ClaudeGate.close)
+        except asyncio.CancelledError:  # shutdown: the answer outlasted the grace (Runtime.close)
             failure = ClaudeFailure("cancelled", "Claude Gate restarted before this answer was finished.")
             await asyncio.shield(self._tell_user(sink, failure, partial=bool(parts)))
             raise

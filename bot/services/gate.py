@@ -20,7 +20,7 @@ from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
 from bot.domain.secrets import SecretPolicy, blocked_message, screen_request
 from bot.services.access import AccessSnapshot, access_snapshot
-from bot.services.events import claim_in
+from bot.services.event_claims import claim_in
 from bot.services.key_choice import active_key, secret_of
 from bot.services.outbox import RecordOutbox
 from bot.services.roles import admins_to_ask
