@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.commands import ADMIN, GroupRef, ParsedCommand, subcommands_of
+from bot.domain.days import day_start
 from bot.domain.errors import Denied, GateError
 from bot.domain.grants import may_be_time_bound, until_text
 from bot.domain.mentions import group_mention, mention
@@ -192,10 +193,9 @@ class AdminService:
         async with self.sessions() as session:
             snapshot = await access_snapshot(session, target, self.settings.default_role, now)
             role, policy = snapshot.role, snapshot.policy
-            day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
             requests = await session.scalar(select(func.count()).where(
                 RequestRecord.slack_user_id == target, RequestRecord.admitted.is_(True),
-                RequestRecord.created_at >= day_start)) or 0
+                RequestRecord.created_at >= day_start(now))) or 0
             tokens = await tokens_today(session, target, now)
             after = (await effective_role(session, target, self.settings.default_role, role.expires_at)
                      if role.expires_at is not None else None)

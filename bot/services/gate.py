@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from bot.config import Settings
 from bot.domain.access_requests import lowest_role_above
 from bot.domain.channels import is_channel
+from bot.domain.days import day_start, next_day_start
 from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
 from bot.domain.mentions import channel_link, mention
 from bot.domain.policy import RPM_WINDOW_SECONDS, RolePolicy, granted_max_tokens
@@ -68,11 +69,10 @@ async def rate_window(session: Db, user_id: str, limit: int, now: datetime) -> R
 
 async def tokens_today(session: Db, user_id: str, now: datetime) -> int:
     """Input + output tokens of the user's admitted requests since 00:00 UTC."""
-    day_start = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
     used = await session.scalar(
         select(func.coalesce(func.sum(RequestRecord.input_tokens + RequestRecord.output_tokens), 0))
         .where(RequestRecord.slack_user_id == user_id, RequestRecord.admitted.is_(True),
-               RequestRecord.created_at >= day_start)
+               RequestRecord.created_at >= day_start(now))
     )
     return int(used or 0)
 
@@ -296,7 +296,7 @@ class Gate:
         return await tokens_today(session, request.requester.user_id, now)
 
     def _budget_refusal(self, policy: RolePolicy, now: datetime) -> Refusal:
-        reset = datetime.combine(now.date() + timedelta(days=1), time(0), tzinfo=now.tzinfo)
+        reset = next_day_start(now)
         minutes = math.ceil((reset - now).total_seconds() / 60)
         return Refusal(RefusalReason.BUDGET_EXHAUSTED,
                        f"You have used today's {policy.daily_token_budget:,} tokens (role *{policy.role}*).",

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.access_requests import REQUEST_LIFETIME, RequestStatus
+from bot.domain.days import day_start
 from bot.domain.keys import KeyStatus
 from bot.domain.replies import Reply
 from bot.services.channels import configured_channels, summary_line
@@ -56,6 +57,5 @@ async def usage_today(session: AsyncSession, *, now: datetime) -> Reply:
 
 
 async def _today(session: AsyncSession, now: datetime) -> str:
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    today = await usage_summary(session, since=day_start)
+    today = await usage_summary(session, since=day_start(now))
     return f"{today.requests} requests · {today.refused} refused · ${today.cost:,.2f} estimated"
