@@ -176,7 +176,7 @@ async def test_role_check_comes_before_the_channel(org: Harness) -> None:
 
 
 async def test_model_precedence_flag_channel_person_role(org: Harness) -> None:
-    models = org.gate.settings.models
+    models = org.runtime.settings.models
     await org.command("UADMIN", ADMIN, "channel C0100 model sonnet")
     async with org.sessions.begin() as session:
         session.add(UserPreference(slack_user_id="UPOWER", preferred_model="opus", updated_at=org.clock()))

@@ -39,7 +39,7 @@ async def test_purge_removes_old_words_and_thread_references_and_keeps_the_numbe
     await ask(harness, "U1", "a question of today", 3)
     before = await harness.records()
 
-    result = await purge_expired(harness.gate.engine, harness.clock, harness.gate.settings, actor="cli")
+    result = await purge_expired(harness.runtime.engine, harness.clock, harness.runtime.settings, actor="cli")
 
     assert (result.prompts, result.thread_references) == (1, 1)
     assert result.audit_rows >= 1  # the grant of 100 days ago
@@ -56,7 +56,7 @@ async def test_purge_removes_old_words_and_thread_references_and_keeps_the_numbe
     assert purge.detail["prompts"] == 1 and purge.detail["thread_references"] == 1
     assert purge.detail["retention_days"] == 30 and purge.detail["audit_rows"] == result.audit_rows
 
-    again = await purge_expired(harness.gate.engine, harness.clock, harness.gate.settings, actor="cli")
+    again = await purge_expired(harness.runtime.engine, harness.clock, harness.runtime.settings, actor="cli")
     assert again.counts == {"prompts": 0, "thread_references": 0, "audit_rows": 0}
 
 
@@ -64,7 +64,7 @@ async def test_without_audit_retention_the_audit_log_is_kept(harness_factory) ->
     harness = await harness_factory()
     await harness.grant("U1", Role.USER)
     harness.clock.advance(400 * DAY)
-    result = await purge_expired(harness.gate.engine, harness.clock, harness.gate.settings, actor="cli")
+    result = await purge_expired(harness.runtime.engine, harness.clock, harness.runtime.settings, actor="cli")
     assert result.audit_cutoff is None and result.audit_rows == 0
     assert [entry.action for entry in await harness.audit()] == ["keys.add", "grant", PURGE_ACTION]
 
@@ -89,7 +89,7 @@ async def test_200000_rows_purge_in_batches_while_an_admission_goes_through(harn
     harness = await harness_factory(log_prompts=True)
     harness.slack.add_user("U1")
     await harness.grant("U1", Role.USER)
-    await bulk_old_records(harness.gate.engine, 200_000, harness.clock() - timedelta(days=120))
+    await bulk_old_records(harness.runtime.engine, 200_000, harness.clock() - timedelta(days=120))
     admitted_during: list[int] = []
 
     async def between_batches(result: PurgeResult) -> None:
@@ -103,7 +103,7 @@ async def test_200000_rows_purge_in_batches_while_an_admission_goes_through(harn
 
             admitted_during.append(await eventually(answered, timeout=20))
 
-    result = await purge_expired(harness.gate.engine, harness.clock, harness.gate.settings, actor="scheduler",
+    result = await purge_expired(harness.runtime.engine, harness.clock, harness.runtime.settings, actor="scheduler",
                                  batch_size=20_000, on_batch=between_batches)
 
     assert (result.prompts, result.thread_references) == (200_000, 200_000) and result.batches == 10
@@ -123,10 +123,10 @@ async def test_the_daily_job_runs_on_the_leader_once_a_day(harness_factory) -> N
     await harness.grant("U1", Role.USER)
     await ask(harness, "U1", "an old question", 1)
     harness.clock.advance(100 * DAY)
-    leader = JobScheduler(sessions=harness.sessions, clock=harness.clock, settings=harness.gate.settings,
-                          client=harness.gate.client, holder="a")
-    follower = JobScheduler(sessions=harness.sessions, clock=harness.clock, settings=harness.gate.settings,
-                            client=harness.gate.client, holder="b")
+    leader = JobScheduler(sessions=harness.sessions, clock=harness.clock, settings=harness.runtime.settings,
+                          client=harness.runtime.client, holder="a")
+    follower = JobScheduler(sessions=harness.sessions, clock=harness.clock, settings=harness.runtime.settings,
+                            client=harness.runtime.client, holder="b")
     try:
         assert await leader.keep_leadership() and not await follower.keep_leadership()
         assert await follower.daily_retention() is None
