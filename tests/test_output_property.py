@@ -38,6 +38,7 @@ MARKUP = ["<", ">", "!", "@", "#", "|", "&", "&lt;", "&gt;", "&amp;", "&#60;", "
           "@U0CEO", "U0CEO", "W0CFO", "#C0SEC", "https://evil.example", "http://x.y/a?b=1&c=2", "mailto:a@b.c",
           "www.evil.example", "Slack SSO", "date^1700000000^{date}", "\ue000", "\ue001", "\u2060", "‹", "`", "*"]
 UNTRUSTED = st.lists(st.one_of(st.sampled_from(MARKUP), st.text(max_size=3)), max_size=30).map("".join)
+FROM_SLACK = UNTRUSTED.map(lambda text: text.replace("\x00", ""))  # Slack never sends NUL (such events are dropped)
 TEMPLATE_IDS = ("UADMIN", "UOWNER", "U1", "UVIEW", "UBOT", "S0OK", "C0OK")  # who templates mention
 
 
@@ -172,7 +173,7 @@ PROPERTY = settings(max_examples=20, deadline=None, suppress_health_check=[Healt
 
 
 @PROPERTY
-@given(UNTRUSTED)
+@given(FROM_SLACK)
 def test_claudes_answer_streamed_pings_nobody(live: LiveApp, text: str) -> None:
     harness = live.harness
     assert harness is not None
@@ -184,7 +185,7 @@ def test_claudes_answer_streamed_pings_nobody(live: LiveApp, text: str) -> None:
 
 
 @PROPERTY
-@given(UNTRUSTED)
+@given(FROM_SLACK)
 def test_claudes_answer_posted_and_updated_pings_nobody(live: LiveApp, text: str) -> None:
     harness = live.harness
     assert harness is not None
@@ -198,7 +199,7 @@ def test_claudes_answer_posted_and_updated_pings_nobody(live: LiveApp, text: str
 
 
 @PROPERTY
-@given(UNTRUSTED)
+@given(FROM_SLACK)
 def test_a_users_words_echoed_or_refused_ping_nobody(live: LiveApp, text: str) -> None:
     harness = live.harness
     assert harness is not None
@@ -211,7 +212,7 @@ def test_a_users_words_echoed_or_refused_ping_nobody(live: LiveApp, text: str) -
 
 
 @PROPERTY
-@given(UNTRUSTED)
+@given(FROM_SLACK)
 def test_admin_arguments_echoed_in_answers_ping_nobody(live: LiveApp, text: str) -> None:
     harness = live.harness
     assert harness is not None
@@ -224,7 +225,7 @@ def test_admin_arguments_echoed_in_answers_ping_nobody(live: LiveApp, text: str)
 
 
 @PROPERTY
-@given(UNTRUSTED, UNTRUSTED)
+@given(FROM_SLACK, FROM_SLACK)
 def test_anthropic_key_names_in_the_offboarding_answer_ping_nobody(live: LiveApp, name: str, other: str) -> None:
     harness = live.harness
     assert harness is not None
