@@ -150,6 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     manifest.add_argument("--socket", action="store_true", help="Socket Mode (no public URL needed)")
     manifest.add_argument("--url", help="public base URL of this server, for HTTP mode")
     manifest.add_argument("--name", default="Claude Gate")
+    manifest.add_argument("--assistant-view", action="store_true",
+                          help="the assistant panel (assistant_view) of apps created before the agent experience")
+    manifest.add_argument("--org", action="store_true", help="allow an Enterprise Grid org-wide install")
     manifest.set_defaults(handler=cmd_manifest)
 
     chat = sub.add_parser("chat", help="ask Claude as a Slack user, through the same gate")
@@ -289,7 +292,9 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_manifest(_settings: Settings, args: argparse.Namespace) -> int:
     from bot.slack.manifest import build_manifest
 
-    print(json.dumps(build_manifest(name=args.name, request_url=args.url, socket_mode=args.socket), indent=2))
+    manifest = build_manifest(name=args.name, request_url=args.url, socket_mode=args.socket,
+                              view="assistant" if args.assistant_view else "agent", org=args.org)
+    print(json.dumps(manifest, indent=2))
     return 0
 
 

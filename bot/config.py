@@ -155,6 +155,8 @@ class Settings(BaseSettings):
     # Estimated-cost table override, US dollars per million tokens: {"opus": [5, 25], ...} (JSON)
     model_prices: dict[str, tuple[float, float]] = {}
 
+    thread_follow_ups: bool = True  # answer follow-ups in a channel thread the bot answered without a mention
+
     system_prompt: str = (
         "You are Claude, answering inside Slack for {user_name} in {channel}. "
         "Be concise; use Markdown that reads well in Slack."

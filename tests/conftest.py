@@ -143,7 +143,8 @@ class Harness:
     async def send_event(self, event: dict[str, Any], *, event_id: str | None = None,
                          headers: dict[str, str] | None = None) -> str:
         event_id = event_id or new_event_id()
-        status, _ = await self.post_signed(json_body(event_body(event, event_id=event_id)), headers=headers)
+        body = event_body(event, event_id=event_id, team_id=self.slack.team_id, enterprise_id=self.slack.enterprise_id)
+        status, _ = await self.post_signed(json_body(body), headers=headers)
         assert status == 200
         return event_id
 
@@ -165,6 +166,26 @@ class Harness:
         await self.send_event({"type": "message", "channel_type": "im", "user": user, "text": text, "ts": ts,
                                "channel": channel, "event_ts": ts})
         return ts
+
+    async def dm_reply(self, user: str, text: str, thread_ts: str, *, ts: str | None = None) -> str:
+        """A reply in the thread of the person's own DM message (agent messaging experience)."""
+        ts = ts or self.slack.next_ts()
+        channel = "D" + user
+        self.slack.add_message(channel, ts, text, user=user, thread_ts=thread_ts)
+        await self.send_event({"type": "message", "channel_type": "im", "user": user, "text": text, "ts": ts,
+                               "thread_ts": thread_ts, "parent_user_id": user, "channel": channel, "event_ts": ts})
+        return ts
+
+    async def open_messages_tab(self, user: str) -> None:
+        """The person opens the bot's DM (agent_view): ``app_home_opened`` with ``tab: "messages"``."""
+        await self.send_event({"type": "app_home_opened", "user": user, "channel": "D" + user, "tab": "messages",
+                               "event_ts": self.slack.next_ts()})
+
+    async def view_channel(self, user: str, channel: str | None) -> None:
+        """The person looks at ``channel`` (None: at nothing) with the DM open: ``app_context_changed``."""
+        entities = [{"type": "slack#/types/channel_id", "value": channel, "team_id": self.slack.team_id}]
+        await self.send_event({"type": "app_context_changed", "user": user, "event_ts": self.slack.next_ts(),
+                               "context": {"entities": entities} if channel else {}})
 
     async def command(self, user: str, command: str, text: str, *, channel: str = "C0001") -> dict[str, Any]:
         """Run a slash command as Slack would; returns the ephemeral answer posted to its response_url."""

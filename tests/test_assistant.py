@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bot.domain.roles import Role
 from tests.conftest import Harness, eventually
+from tests.fakes import FakeSlack
 
 
 async def open_panel(harness: Harness, user: str, *, event_id: str | None = None, root: str | None = None,
@@ -40,6 +43,12 @@ async def say_in_panel(harness: Harness, user: str, text: str, root: str, *, eve
     await harness.send_event({"type": "message", "channel_type": "im", "channel": channel, "user": user,
                               "text": text, "ts": ts, "thread_ts": root, "event_ts": ts}, event_id=event_id)
     return ts
+
+
+@pytest.fixture(autouse=True)
+def assistant_panel_app(fake_slack: FakeSlack) -> None:
+    """These tests are of an app created before the agent experience, still on the assistant panel."""
+    fake_slack.view = "assistant"
 
 
 def prompts_for(harness: Harness, user: str, root: str) -> dict[str, Any] | None:
@@ -153,7 +162,7 @@ async def test_top_level_dm_still_goes_through_the_dm_path(harness: Harness) -> 
     (record,) = await harness.settled_records(1)
     assert record.surface == "dm"
     assert harness.slack.posted_texts("DU1") == ["Echo: plain direct message"]
-    assert harness.slack.assistant_status_history == []
+    assert harness.slack.calls_to("assistant.threads.setTitle") == []  # not a panel thread
 
 
 async def test_the_bots_own_messages_in_a_panel_thread_are_ignored(harness: Harness) -> None:

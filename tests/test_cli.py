@@ -77,13 +77,19 @@ def test_manifest_is_complete(tmp_path: Path) -> None:
     assert http["settings"]["event_subscriptions"]["request_url"] == "https://gate.example.com/slack/events"
     assert http["settings"]["socket_mode_enabled"] is False
     assert {c["command"] for c in http["features"]["slash_commands"]} == {"/claude-admin", "/claude"}
-    assert {"app_mention", "message.im", "assistant_thread_started"} <= set(
+    assert {"app_mention", "message.im", "app_home_opened", "app_context_changed"} <= set(
         http["settings"]["event_subscriptions"]["bot_events"])
+    assert http["features"]["agent_view"]["agent_description"] and "assistant_view" not in http["features"]
+    assert http["settings"]["org_deploy_enabled"] is False
     assert {"app_mentions:read", "chat:write", "users:read", "im:history", "commands"} <= set(
         http["oauth_config"]["scopes"]["bot"])
     socket = json.loads(run_cli("manifest", "--socket", cwd=tmp_path).stdout)
     assert socket["settings"]["socket_mode_enabled"] is True
     assert "request_url" not in socket["settings"]["event_subscriptions"]
+    panel = json.loads(run_cli("manifest", "--socket", "--assistant-view", "--org", cwd=tmp_path).stdout)
+    assert "agent_view" not in panel["features"] and panel["features"]["assistant_view"]["assistant_description"]
+    assert "assistant_thread_started" in panel["settings"]["event_subscriptions"]["bot_events"]
+    assert panel["settings"]["org_deploy_enabled"] is True
 
 
 def test_chat_as_goes_through_the_gate(tmp_path: Path, database_url: str, fake_slack, fake_anthropic) -> None:

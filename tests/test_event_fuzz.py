@@ -73,7 +73,7 @@ async def test_malformed_events_change_nothing_and_raise_nothing(harness: Harnes
 
 async def test_every_subscribed_event_is_acknowledged(harness: Harness) -> None:
     """Slack retries, and eventually disables, event subscriptions that are not answered with 200."""
-    from bot.slack.manifest import BOT_EVENTS
+    from bot.slack.manifest import bot_events
 
     samples = {
         "app_mention": {"type": "app_mention", "user": "U0X", "text": "<@UBOT> hi", "ts": "1.1", "channel": "C1"},
@@ -83,11 +83,17 @@ async def test_every_subscribed_event_is_acknowledged(harness: Harness) -> None:
             "user_id": "U0X", "channel_id": "D1", "thread_ts": "1.3", "context": {}}},
         "assistant_thread_context_changed": {"type": "assistant_thread_context_changed", "assistant_thread": {
             "user_id": "U0X", "channel_id": "D1", "thread_ts": "1.3", "context": {"channel_id": "C1"}}},
+        "message.channels": {"type": "message", "channel_type": "channel", "user": "U0X", "text": "hi",
+                             "ts": "1.5", "thread_ts": "1.1", "channel": "C1"},
+        "message.groups": {"type": "message", "channel_type": "group", "user": "U0X", "text": "hi", "ts": "1.6",
+                           "thread_ts": "1.1", "channel": "G1"},
         "app_home_opened": {"type": "app_home_opened", "user": "U0X", "channel": "D1", "tab": "home"},
+        "app_context_changed": {"type": "app_context_changed", "user": "U0X", "event_ts": "1.4", "context": {
+            "entities": [{"type": "slack#/types/channel_id", "value": "C1", "team_id": "T0001"}]}},
         "subteam_members_changed": {"type": "subteam_members_changed", "subteam_id": "S1", "added_users": []},
         "subteam_updated": {"type": "subteam_updated", "subteam": {"id": "S1", "handle": "x"}},
     }
-    assert set(samples) == set(BOT_EVENTS)
+    assert set(samples) == set(bot_events("agent")) | set(bot_events("assistant"))
     for name, event in samples.items():
         status, _ = await harness.post_signed(json_body(event_body(event)))
         assert status == 200, name

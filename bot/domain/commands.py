@@ -89,7 +89,7 @@ class Kind(StrEnum):
     CHANNEL_CHANGE = "channel_change"  # the rest of the text, as typed: on|off · model … · prompt … · roles …
 
 
-POLICY_FIELDS = ("models", "max_tokens", "rpm_limit", "daily_token_budget", "workspace")
+POLICY_FIELDS = ("models", "max_tokens", "rpm_limit", "daily_token_budget", "workspace", "attachments")
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
                summary="models and limits of each role", right=Right.EDIT_POLICY),
     Subcommand(ADMIN, ("policy", "set"), (Param("role", Kind.ROLE), Param("field", Kind.FIELD),
                                           Param("value", Kind.REST)),
-               summary="edit a role's models, max_tokens, rpm_limit, daily_token_budget or workspace",
+               summary="edit a role's models, max_tokens, rpm_limit, daily_token_budget, workspace or attachments",
                right=Right.EDIT_POLICY),
     Subcommand(ADMIN, ("usage",), (Param("subject", Kind.SUBJECT, optional=True),),
                {"days": Param("days", Kind.INT, minimum=1, maximum=MAX_REPORT_DAYS)},

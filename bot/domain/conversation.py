@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from bot.domain.errors import AnswerNotDelivered as AnswerNotDelivered
 
@@ -16,21 +17,24 @@ class Turn:
     role: str  # "user" or "assistant"
     text: str
     speaker: str = ""
+    blocks: tuple[dict[str, Any], ...] = field(default=())  # files (image, document, text blocks) of a user turn
 
 
 def estimate_tokens(text: str) -> int:
     return len(text) // CHARS_PER_TOKEN + 1
 
 
-def build_messages(history: list[Turn], budget_tokens: int) -> list[dict[str, str]]:
+def build_messages(history: list[Turn], budget_tokens: int) -> list[dict[str, Any]]:
     """Alternating messages ending with the last user turn, oldest turns dropped first to fit the budget.
 
-    Speakers are named when more than one person speaks in the thread, so Claude can tell them apart.
+    Speakers are named when more than one person speaks in the thread, so Claude can tell them apart. Files go
+    before the text of the last user message, as content blocks (they are not trimmed: the budget is for text).
     """
+    files = [block for turn in history if turn.role == "user" for block in turn.blocks]
     turns = [t for t in history if t.text.strip()]
     humans = {t.speaker for t in turns if t.role == "user"}
     named = len(humans) > 1
-    merged: list[dict[str, str]] = []
+    merged: list[dict[str, Any]] = []
     for turn in turns:
         text = f"{turn.speaker}: {turn.text}" if named and turn.role == "user" and turn.speaker else turn.text
         if merged and merged[-1]["role"] == turn.role:
@@ -49,6 +53,10 @@ def build_messages(history: list[Turn], budget_tokens: int) -> list[dict[str, st
         merged[-1]["content"] = "…" + merged[-1]["content"][-keep:]
     while merged and merged[0]["role"] != "user":
         merged.pop(0)
+    if files and merged:
+        merged[-1] = {"role": "user", "content": [*files, {"type": "text", "text": merged[-1]["content"]}]}
+    elif files:
+        merged = [{"role": "user", "content": [*files, {"type": "text", "text": "(see the attached files)"}]}]
     return merged
 
 

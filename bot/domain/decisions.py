@@ -51,6 +51,7 @@ class Admission:
     key_env_var: str
     workspace: str
     key_failing: bool = False  # the key was marked failing: an answer that gets through marks it active again
+    attachments: bool = True  # the role may send files with a question
     max_tokens_limited_by: str = ""  # what set ``max_tokens`` (TokenGrant.limited_by), for the cut-off note
     channel_prompt: str | None = None  # added to the system prompt in the channel asked in (PRODUCT §7)
 

@@ -17,6 +17,7 @@ class RolePolicy:
     rpm_limit: int = 0
     daily_token_budget: int | None = None
     workspace: str = "default"
+    attachments: bool = True  # files (images, PDFs, text) may go to Claude with a question
 
     @property
     def allows_chat(self) -> bool:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
+
+# "summarise this channel", "what happened in the current channel?": the DM asks about the channel in view
+VIEWED_CHANNEL_REQUEST = re.compile(r"\b(?:this|the current|the open)\s+channel\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,8 @@ def split_model_flag(text: str) -> tuple[str | None, str]:
     if len(parts) < 2:
         return None, text
     return parts[1], parts[2] if len(parts) > 2 else ""
+
+
+def asks_about_viewed_channel(text: str) -> bool:
+    """Whether a DM asks about the channel the person is looking at ("summarise this channel")."""
+    return VIEWED_CHANNEL_REQUEST.search(text) is not None

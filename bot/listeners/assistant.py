@@ -60,5 +60,12 @@ class AssistantPanel:
                               context: dict[str, Any], set_status: AsyncSetStatus, set_title: AsyncSetTitle) -> None:
         if not is_human_message(event):
             return
-        await self.conversations.converse(event, body, client, context["requester"], surface="assistant",
+        asker = context["requester"]
+        home = await self.runtime.directory.installation()
+        parent = event.get("parent_user_id")
+        if parent and parent != home.bot_user_id:
+            # the agent messaging experience: the thread root is the person's own DM message, not a panel thread
+            await self.conversations.converse(event, body, client, asker, surface="dm")
+            return
+        await self.conversations.converse(event, body, client, asker, surface="assistant",
                                           panel=PanelThread(set_status=set_status, set_title=set_title))

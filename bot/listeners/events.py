@@ -7,18 +7,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.conversation import Turn
 from bot.domain.decisions import Admission, AlreadyTaken, Refusal
-from bot.domain.mentions import mention
-from bot.domain.requests import ChatRequest, Requester, message_claim, split_model_flag
+from bot.domain.mentions import channel_link, mention
+from bot.domain.requests import ChatRequest, Requester, asks_about_viewed_channel, message_claim, split_model_flag
+from bot.services.conversation_places import asked_in_thread, remember_answered, viewed_channel
 from bot.services.event_claims import claim_event
 from bot.slack.directory import LazyRequester
+from bot.slack.files import FileFetcher
 from bot.slack.render import refusal_blocks
 from bot.slack.render_answers import feedback_blocks, question_hint, thread_title
 from bot.slack.stream import SlackAnswer, SlackRelay
-from bot.slack.threads import readable_text, strip_mention, thread_turns
+from bot.slack.threads import both_members, channel_digest, readable_text, strip_mention, thread_turns
 
 if TYPE_CHECKING:
     from bot.app import Runtime
@@ -28,8 +31,12 @@ log = logging.getLogger(__name__)
 SORRY = ":warning: Something went wrong on my side while answering. Please try again."
 THINKING = "is thinking…"
 LOADING_MESSAGES = ["Reading the thread…", "Thinking it through…", "Writing the answer…"]
-WHERE = {"mention": "channel <#{channel}>", "dm": "a direct message",
+WHERE = {"mention": "channel <#{channel}>", "follow_up": "channel <#{channel}>", "dm": "a direct message",
          "assistant": "Slack's assistant panel (a private thread with you)"}
+CHANNEL_SURFACES = frozenset({"mention", "follow_up"})  # answered in a channel thread others can read
+SPOKEN_SUBTYPES = ("file_share", "thread_broadcast")  # still a person speaking (with files, or also
+# sent to the channel); every other subtype is an edit, a deletion, a join…
+CHANNEL_TYPES = ("channel", "group")  # message.channels / message.groups
 
 
 def register(runtime: Runtime) -> Conversations:
@@ -40,8 +47,19 @@ def register(runtime: Runtime) -> Conversations:
 
 
 def is_human_message(event: dict[str, Any]) -> bool:
-    """Plain messages by people: not the bot's own, not other bots, not edits, deletions or joins."""
-    return bool(event.get("user")) and not event.get("bot_id") and not event.get("subtype")
+    """Messages by people: not the bot's own, not other bots, not edits, deletions or joins."""
+    subtype = event.get("subtype")
+    return bool(event.get("user")) and not event.get("bot_id") and (not subtype or subtype in SPOKEN_SUBTYPES)
+
+
+def may_be_follow_up(event: dict[str, Any]) -> bool:
+    """Whether a channel message could be a follow-up in a thread the bot answered, judged by its shape alone
+    (no Slack or database call): a reply in a thread, by a person, mentioning nobody — a message that mentions
+    the bot also arrives as ``app_mention`` and is answered there; one that mentions someone else is for them."""
+    thread_ts, text = event.get("thread_ts"), event.get("text") or ""
+    if not thread_ts or thread_ts == event.get("ts") or event.get("channel_type") not in CHANNEL_TYPES:
+        return False  # (tuples, not sets: a field of a malformed event may be unhashable)
+    return isinstance(text, str) and is_human_message(event) and "<@" not in text and "<!" not in text
 
 
 def log_taken(event_id: str) -> None:
@@ -69,6 +87,9 @@ class Conversations:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.relay = SlackRelay(runtime.client)
+        self.follow_ups = runtime.settings.thread_follow_ups
+        token = runtime.settings.slack_bot_token
+        self.files = FileFetcher(runtime.client, token.get_secret_value() if token else "")
 
     async def on_app_mention(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
                              context: dict[str, Any]) -> None:
@@ -77,12 +98,20 @@ class Conversations:
 
     async def on_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
                          context: dict[str, Any]) -> None:
-        """Direct messages. Threaded ones are taken by the assistant panel's middleware before they get here.
+        """Direct messages (threaded ones are taken by Bolt's assistant middleware before they get here, and
+        handed back by bot/listeners/assistant.py), and follow-ups in channel threads the bot answered.
 
-        Anything else costs nothing: the requester in ``context`` is looked up only when used."""
-        if event.get("channel_type") != "im" or not is_human_message(event):
+        Every message of every channel the bot is in arrives here: most are ruled out by their shape alone (before
+        this, in bot/listeners/middleware.py), and the requester in ``context`` is looked up only when used."""
+        if event.get("channel_type") == "im":
+            if is_human_message(event):
+                await self.converse(event, body, client, context["requester"], surface="dm")
             return
-        await self.converse(event, body, client, context["requester"], surface="dm")
+        if not self.follow_ups or not may_be_follow_up(event):
+            return
+        if await asked_in_thread(self.runtime.sessions, channel_id=event["channel"], thread_ts=event["thread_ts"],
+                                 user_id=event["user"]):
+            await self.converse(event, body, client, context["requester"], surface="follow_up")
 
     async def first_delivery(self, body: dict[str, Any]) -> bool:
         """True once per Slack event id across every process: a retried event is not answered again.
@@ -109,11 +138,24 @@ class Conversations:
             home = await self.runtime.directory.installation()
             # Slack's markup as it came: mentions are looked up only once the gate's first phase lets the asker in
             model, raw = split_model_flag(strip_mention(event.get("text") or "", home.bot_user_id))
+            shared = event.get("files") if isinstance(event.get("files"), list) else []
+            if not raw.strip() and shared:
+                raw = "Please look at the attached files."
             if not raw.strip():
-                await self.hint(event, body, client, requester, private=panel is None and surface == "mention")
+                await self.hint(event, body, client, requester, private=surface in CHANNEL_SURFACES)
                 return
-            request = ChatRequest(requester=requester, text=raw, model=model, surface=surface, channel_id=channel,
-                                  channel_name=WHERE[surface].format(channel=channel), thread_ts=thread_ts,
+            about: str | None = None  # a DM asking about the channel in view: that channel's rules apply
+            asks_channel = surface == "dm" and asks_about_viewed_channel(raw)
+            # someone who may not ask at all is refused by the gate before any channel is looked at
+            if asks_channel and (await self.runtime.chat.access(requester)).can_chat:
+                about, problem = await self.channel_asked_about(client, user_id)
+                if about is None:
+                    if await self.first_delivery(body):
+                        await self.tell(client, event, problem, None, privately=False)
+                    return
+            where = f"a direct message, about channel <#{about}>" if about else WHERE[surface].format(channel=channel)
+            request = ChatRequest(requester=requester, text=raw, model=model, surface=surface,
+                                  channel_id=about or channel, channel_name=where, thread_ts=thread_ts,
                                   event_id=message_claim(channel, event["ts"]))
             text = raw
 
@@ -125,19 +167,33 @@ class Conversations:
                                        team_id=requester.team_id or home.team_id)
 
             async def history() -> list[Turn]:
-                if "thread_ts" not in event:
-                    return []
-                turns = await thread_turns(client, self.runtime.directory, channel=channel, thread_ts=thread_ts,
-                                           before_ts=event["ts"])
+                turns: list[Turn] = []
+                if about is not None:
+                    digest = await channel_digest(client, self.runtime.directory, about)
+                    turns.append(Turn("user", f"The latest messages of channel <#{about}>, oldest first:\n\n"
+                                      f"{digest or '(no messages)'}", requester.name))
+                earlier: list[Any] = []  # files shared earlier in the thread, oldest first
+                if "thread_ts" in event:
+                    turns += await thread_turns(client, self.runtime.directory, channel=channel, thread_ts=thread_ts,
+                                                before_ts=event["ts"], files=earlier)
+                if shared or earlier:
+                    turns += await self.files_of(client, event, [*shared, *reversed(earlier)], admissions,
+                                                 requester.name, private=surface in CHANNEL_SURFACES)
                 if panel is not None and not any(turn.role == "user" and turn.text for turn in turns):
                     self.runtime.spawn(panel.name_after(text), name=f"title-{channel}-{thread_ts}")
                 return turns
 
+            admissions: list[Admission] = []
+
             async def admitted(admission: Admission) -> None:
                 assert answer is not None
+                admissions.append(admission)
                 answer.feedback_blocks = feedback_blocks(admission.record_id)
-                if panel is not None:
-                    await panel.thinking()
+                # beside the call to Claude, not before it: the status (awaited by the answer before its first
+                # write) and, in a channel, that the asker may follow up here without a mention
+                answer.before_first_write = self.runtime.spawn(
+                    self.prepare_thread(client, channel, thread_ts, user_id, surface, panel),
+                    name=f"prepare-{channel}-{thread_ts}")
 
             result = await self.runtime.chat.answer(request, history, answer, on_admitted=admitted, words=words)
             if isinstance(result.decision, AlreadyTaken):
@@ -154,6 +210,54 @@ class Conversations:
         finally:
             if answer is not None:
                 answer.abandon()
+
+    async def prepare_thread(self, client: AsyncWebClient, channel: str, thread_ts: str, user_id: str,
+                             surface: str, panel: PanelThread | None) -> None:
+        try:
+            if panel is not None:
+                await panel.thinking()
+            else:  # DMs and channel threads show it too (setStatus outside the panel needs chat:write)
+                await client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread_ts, status=THINKING,
+                                                         loading_messages=LOADING_MESSAGES)
+        except Exception:
+            log.warning("could not show the thinking status in %s", channel, exc_info=True)
+        if surface in CHANNEL_SURFACES:
+            try:
+                await remember_answered(self.runtime.sessions, self.runtime.clock(), channel_id=channel,
+                                        thread_ts=thread_ts, user_id=user_id)
+            except Exception:
+                log.warning("could not remember the thread %s of %s", thread_ts, channel, exc_info=True)
+
+    async def files_of(self, client: AsyncWebClient, event: dict[str, Any], objects: list[Any],
+                       admissions: list[Admission], speaker: str, *, private: bool) -> list[Turn]:
+        """The files of a question (its own, then earlier ones of the thread, newest first) as a user turn of
+        content blocks; one line to the asker for each file that is not sent."""
+        admission = admissions[0] if admissions else None
+        selection = await self.files.select(objects, allowed=admission is None or admission.attachments,
+                                            role=admission.role.value if admission else "")
+        if selection.skipped:
+            try:
+                await self.tell(client, event, selection.notice(), None, privately=private)
+            except Exception:
+                log.warning("could not tell %s which files were not sent", event.get("user"), exc_info=True)
+        return [Turn("user", "", speaker, blocks=tuple(selection.blocks))] if selection.blocks else []
+
+    async def channel_asked_about(self, client: AsyncWebClient, user_id: str) -> tuple[str | None, str]:
+        """The channel a DM's "this channel" means (the one in view, if the person and the bot are both members
+        of it), else (None, the one line saying why not)."""
+        viewed = await viewed_channel(self.runtime.sessions, user_id)
+        if viewed is None:
+            return None, ("I do not know which channel you mean: open it in Slack with this conversation beside "
+                          "it, then ask again.")
+        try:
+            members = await both_members(client, channel=viewed, user_id=user_id)
+        except SlackApiError as exc:
+            log.info("could not check the members of %s: %s", viewed, exc.response.get("error"))
+            members = False
+        if not members:
+            return None, (f"I can read {channel_link(viewed)} only when you and I are both members of it: invite "
+                          "me there with `/invite`, or ask in the channel itself.")
+        return viewed, ""
 
     async def hint(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
                    requester: Requester, *, private: bool) -> None:

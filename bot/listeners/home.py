@@ -1,4 +1,6 @@
-"""The App Home tab: everyone's own status; an overview for admins and owners."""
+"""The App Home: the Home tab (everyone's own status; an overview for admins and owners) and, in the agent
+messaging experience, the Messages tab (the agent DM): prompts fitting the person's role each time it opens, and
+the channel they are viewing (``app_context_changed``) remembered for a DM that asks about "this channel"."""
 
 from __future__ import annotations
 
@@ -9,20 +11,44 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.requests import Requester
 from bot.domain.roles import Right
+from bot.services.conversation_places import remember_viewing
 from bot.services.keys import list_keys
 from bot.services.overview import admin_overview, usage_today
 from bot.slack.directory import LazyRequester
 from bot.slack.render import reply_blocks
+from bot.slack.render_answers import agent_prompts
 
 if TYPE_CHECKING:
     from bot.app import Runtime
 
 log = logging.getLogger(__name__)
 
+PROMPTS_TITLE = "Try one of these:"
+CHANNEL_ENTITY = "slack#/types/channel_id"
+MESSAGE_ENTITY = "slack#/types/message_context"
+
 
 def register(runtime: Runtime) -> None:
     home = AppHome(runtime)
     runtime.bolt.event("app_home_opened")(home.on_app_home_opened)
+    runtime.bolt.event("app_context_changed")(home.on_app_context_changed)
+
+
+def channel_in_view(context: object) -> tuple[str | None, str | None]:
+    """(channel id, its team) of the most relevant entity of an ``app_context_changed`` context, if any."""
+    entities = context.get("entities") if isinstance(context, dict) else None
+    for entity in entities if isinstance(entities, list) else []:
+        if not isinstance(entity, dict):
+            continue
+        value = entity.get("value")
+        if entity.get("type") == MESSAGE_ENTITY and isinstance(value, dict):
+            value = value.get("channel_id")
+        elif entity.get("type") != CHANNEL_ENTITY:
+            continue
+        if isinstance(value, str) and value[:1] in ("C", "G"):
+            team = entity.get("team_id")
+            return value, team if isinstance(team, str) else None
+    return None, None
 
 
 class AppHome:
@@ -31,10 +57,34 @@ class AppHome:
 
     async def on_app_home_opened(self, event: dict[str, Any], client: AsyncWebClient,
                                  requester: LazyRequester) -> None:
+        if event.get("tab") == "messages":
+            await self.on_messages_opened(event, client, requester)
+            return
         if event.get("tab", "home") != "home":
             return
         blocks = await self.blocks(await requester.resolve())
         await client.views_publish(user_id=requester.user_id, view={"type": "home", "blocks": blocks})
+
+    async def on_messages_opened(self, event: dict[str, Any], client: AsyncWebClient,
+                                 requester: LazyRequester) -> None:
+        """The agent DM opened: prompts this person's role can use. In ``agent_view`` they belong to the DM, not
+        to a thread, so no ``thread_ts`` (Slack ignores a call that has one there)."""
+        channel = event.get("channel")
+        if not channel:
+            return
+        prompts = agent_prompts(await self.runtime.chat.access(await requester.resolve()))
+        if prompts:
+            await client.assistant_threads_setSuggestedPrompts(channel_id=channel, prompts=prompts,
+                                                               title=PROMPTS_TITLE)
+
+    async def on_app_context_changed(self, event: dict[str, Any]) -> None:
+        """Remember which channel the person is looking at; nothing is read from it until they ask."""
+        user_id = event.get("user")
+        if not isinstance(user_id, str):
+            return
+        channel, team = channel_in_view(event.get("context"))
+        await remember_viewing(self.runtime.sessions, self.runtime.clock, user_id=user_id, channel_id=channel,
+                               team_id=team)
 
     async def blocks(self, requester: Requester) -> list[dict[str, Any]]:
         _, blocks = reply_blocks(await self.runtime.personal.status(requester))

@@ -1,6 +1,7 @@
 """Global middleware, before every listener: drop what we cannot act on, then note who is asking.
 
-1. Events whose shape we cannot act on are acknowledged and dropped unread.
+1. Events whose shape we cannot act on are acknowledged and dropped unread; so are the channel messages
+   (message.channels / message.groups) that cannot be follow-ups, which is nearly all of them.
 2. ``context["requester"]``: a LazyRequester for the person a request comes from, resolved once, on first use. Every
    listener takes it from there instead of looking the user up itself.
 """
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
+from bot.listeners.events import CHANNEL_TYPES, may_be_follow_up
 from bot.logging_setup import EVENT_ID
 from bot.slack.payloads import asker_id, malformed_event
 
@@ -44,7 +46,15 @@ async def note_event_id(body: dict[str, Any], next: Callable[[], Awaitable[BoltR
     return await next()
 
 
+def ignorable_channel_message(body: dict[str, Any]) -> bool:
+    event = body.get("event")
+    return (isinstance(event, dict) and event.get("type") == "message" and event.get("channel_type") in CHANNEL_TYPES
+            and not may_be_follow_up(event))
+
+
 async def drop_malformed_events(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+    if ignorable_channel_message(body):
+        return BoltResponse(status=200, body="")
     problem = malformed_event(body)
     if problem is not None:
         log.warning("dropped a malformed event (%s): event_id %r", problem, str(body.get("event_id"))[:40])

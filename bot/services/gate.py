@@ -177,7 +177,7 @@ class Gate:
             return Admission(record_id=record_id, user_id=request.requester.user_id, role=role, model=model,
                              max_tokens=grant.tokens, key_label=key.label, key_env_var=key.env_var,
                              workspace=policy.workspace, key_failing=key.failing,
-                             max_tokens_limited_by=grant.limited_by,
+                             max_tokens_limited_by=grant.limited_by, attachments=policy.attachments,
                              channel_prompt=access.channel.prompt if access.channel else None)
 
     async def who_may_chat(self, requester: Requester) -> tuple[AccessSnapshot, Refusal | None]:

@@ -24,6 +24,7 @@ def policy_from_row(row: RolePolicyRow) -> RolePolicy:
         rpm_limit=row.rpm_limit,
         daily_token_budget=row.daily_token_budget,
         workspace=row.workspace,
+        attachments=bool(row.attachments),
     )
 
 
@@ -60,6 +61,12 @@ def parse_policy_value(field: str, text: str, catalog: ModelCatalog) -> object:
         if not WORKSPACE.fullmatch(text):
             raise PolicyValueError(f"`{text[:40]}` is not a workspace name (letters, digits, . _ -).")
         return text
+    if field == "attachments":
+        if text.lower() in ("on", "true", "yes"):
+            return True
+        if text.lower() in ("off", "false", "no"):
+            return False
+        raise PolicyValueError("attachments must be `on` or `off`.")
     if field == "daily_token_budget" and text.lower() in _NONE_WORDS:
         return None
     ceiling = {"max_tokens": MAX_TOKENS_CEILING, "rpm_limit": RPM_CEILING}.get(field, 10**12)
@@ -79,7 +86,7 @@ async def update_policy(session: AsyncSession, clock: Clock, *, actor_id: str, r
         default = DEFAULT_POLICIES[role]
         row = RolePolicyRow(role=role.value, models=list(default.models), max_tokens=default.max_tokens,
                             rpm_limit=default.rpm_limit, daily_token_budget=default.daily_token_budget,
-                            workspace=default.workspace)
+                            workspace=default.workspace, attachments=default.attachments)
         session.add(row)
     old = getattr(row, field)
     setattr(row, field, value)
@@ -94,5 +101,6 @@ def describe_policy(policy: RolePolicy, catalog_aliases: dict[str, str]) -> str:
         return "no chat"
     models = ", ".join(policy.models)
     budget = f"{policy.daily_token_budget:,} tokens/day" if policy.daily_token_budget else "no daily budget"
+    files = "" if policy.attachments else " · no files"
     return (f"{models} · max_tokens {policy.max_tokens:,} · {policy.rpm_limit} req/min · {budget}"
-            f" · workspace `{policy.workspace}`")
+            f" · workspace `{policy.workspace}`{files}")

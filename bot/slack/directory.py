@@ -27,12 +27,23 @@ class Installation:
     bot_id: str | None
 
 
+def organisation(enterprise_id: str | None, team_id: str | None) -> str | None:
+    """An Enterprise Grid organisation (all its workspaces), else the single workspace."""
+    if enterprise_id:
+        return f"enterprise {enterprise_id}"
+    return f"team {team_id}" if team_id else None
+
+
 def requester_from_profile(user: dict[str, Any], home: Installation) -> Requester:
-    """Slack Connect users (another team / enterprise) are external, even with both guest flags false."""
+    """Slack Connect users (another organisation) are external, even with both guest flags false.
+
+    On Enterprise Grid the organisation is the enterprise: people of every workspace of the installing
+    organisation are members. Elsewhere it is the workspace (team). An organisation nobody can tell is external.
+    """
     user_team = user.get("team_id")
-    user_enterprise = (user.get("enterprise_user") or {}).get("enterprise_id")
-    same_enterprise = home.enterprise_id is not None and user_enterprise == home.enterprise_id
-    same_team = user_team is not None and user_team == home.team_id
+    user_enterprise = (user.get("enterprise_user") or {}).get("enterprise_id") or user.get("enterprise_id")
+    theirs = organisation(user_enterprise, user_team)
+    ours = organisation(home.enterprise_id, home.team_id)
     profile = user.get("profile") or {}
     name = profile.get("display_name") or user.get("real_name") or profile.get("real_name") or user.get("name") or ""
     return Requester(
@@ -40,7 +51,7 @@ def requester_from_profile(user: dict[str, Any], home: Installation) -> Requeste
         team_id=user_team,
         name=name,
         known=not user.get("deleted", False),
-        is_external=not (same_team or same_enterprise) or bool(user.get("is_stranger")),
+        is_external=theirs is None or theirs != ours or bool(user.get("is_stranger")),
         is_guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
         # bots, workflow bots and Slackbot: never a person, so never chat and never admin rights
         is_bot=bool(user.get("is_bot") or user.get("is_workflow_bot") or user.get("id") == "USLACKBOT"),

@@ -1,42 +1,94 @@
-"""The Slack app manifest (`claude-gate manifest`): scopes, events, commands, assistant view."""
+"""The Slack app manifest (`claude-gate manifest`): the agent messaging experience by default, only the scopes and
+events the features use.
+
+Scopes are not listed by hand: each Web API method the code calls names the scopes it needs (METHOD_SCOPES),
+each event its own (EVENT_SCOPES), and tests/test_manifest.py checks that METHOD_SCOPES covers every method the
+code calls, so a new call cannot ship without its scope and an unused scope cannot linger.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-BOT_SCOPES = [
-    "app_mentions:read",  # mentions in channels
-    "assistant:write",  # the assistant panel: status, suggested prompts, titles
-    "channels:history",  # thread context in public channels
-    "groups:history",  # thread context in private channels
-    "mpim:history",
-    "im:history",  # direct messages
-    "im:read",
-    "im:write",  # DMs to grantees and key creators
-    "chat:write",
-    "commands",  # /claude-admin and /claude
-    "users:read",  # roles need to know guests and Slack Connect users
-    "users:read.email",  # offboarding finds the Anthropic user by email
-    "usergroups:read",  # groups mapped to roles
-    "channels:read",  # channel settings: the channel exists and its name
-    "groups:read",  # the same for private channels the app is in
-    "reactions:write",
-]
+from bot.slack.render_answers import GENERAL_PROMPTS
 
-BOT_EVENTS = [
-    "app_mention",
-    "message.im",
-    "assistant_thread_started",
-    "assistant_thread_context_changed",
-    "app_home_opened",
-    "subteam_members_changed",
-    "subteam_updated",
-]
+View = Literal["agent", "assistant"]
+
+# Web API methods Claude Gate calls → the bot scopes they need (docs.slack.dev/reference/methods).
+METHOD_SCOPES: dict[str, tuple[str, ...]] = {
+    "auth.test": (),
+    "users.info": ("users:read",),  # guests and Slack Connect users are told apart by their profile
+    "users.lookupByEmail": ("users:read.email",),  # reminders and offboarding find people by email
+    "usergroups.list": ("usergroups:read",),  # user groups mapped to roles
+    "usergroups.users.list": ("usergroups:read",),
+    "conversations.replies": ("channels:history", "groups:history", "im:history"),  # thread context
+    "conversations.history": ("channels:history", "groups:history"),  # "summarise this channel" from the DM
+    "conversations.info": ("channels:read", "groups:read"),  # … only where the bot is a member
+    "conversations.members": ("channels:read", "groups:read"),  # … and so is the person asking
+    "chat.postMessage": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.startStream": ("chat:write",),
+    "chat.appendStream": ("chat:write",),
+    "chat.stopStream": ("chat:write",),
+    "views.publish": (),  # the App Home tab
+    "views.open": (),  # the access-request modal
+    "files.getUploadURLExternal": ("files:write",),  # files sent to people (SlackWorkspace.upload_file)
+    "files.completeUploadExternal": ("files:write",),
+    "assistant.threads.setStatus": ("chat:write",),  # thinking status, in DMs, the panel and channel threads
+    "assistant.threads.setSuggestedPrompts": ("assistant:write",),
+    "assistant.threads.setTitle": ("assistant:write",),
+}
+
+# Files people share with a question are downloaded from their ``url_private`` (bot/slack/files.py).
+DOWNLOAD_SCOPES = ("files:read",)
+
+# Events → the scopes that deliver them.
+EVENT_SCOPES: dict[str, tuple[str, ...]] = {
+    "app_mention": ("app_mentions:read",),
+    "message.im": ("im:history",),
+    "message.channels": ("channels:history",),  # follow-ups in channel threads without a mention
+    "message.groups": ("groups:history",),
+    "app_home_opened": (),
+    "app_context_changed": (),
+    "assistant_thread_started": ("assistant:write",),
+    "assistant_thread_context_changed": ("assistant:write",),
+    "subteam_members_changed": ("usergroups:read",),
+    "subteam_updated": ("usergroups:read",),
+}
+
+COMMON_EVENTS = ["app_mention", "message.im", "message.channels", "message.groups", "app_home_opened",
+                 "subteam_members_changed", "subteam_updated"]
+VIEW_EVENTS: dict[str, list[str]] = {
+    "agent": ["app_context_changed"],
+    "assistant": ["assistant_thread_started", "assistant_thread_context_changed"],
+}
+
+DESCRIPTION = "Ask Claude, within the limits of your role. Files, threads and the channel you are in are welcome."
 
 
-def build_manifest(*, name: str = "Claude Gate", request_url: str | None = None,
-                   socket_mode: bool = False) -> dict[str, Any]:
-    """Socket Mode needs no public URL; HTTP mode sends everything to ``<request_url>/slack/events``."""
+def bot_events(view: View = "agent") -> list[str]:
+    return [*COMMON_EVENTS, *VIEW_EVENTS[view]]
+
+
+def bot_scopes(view: View = "agent") -> list[str]:
+    """Every scope the called methods, the subscribed events and the slash commands need, sorted."""
+    needed = {"commands", *DOWNLOAD_SCOPES}
+    for scopes in METHOD_SCOPES.values():
+        needed.update(scopes)
+    for event in bot_events(view):
+        needed.update(EVENT_SCOPES[event])
+    return sorted(needed)
+
+
+def build_manifest(*, name: str = "Claude Gate", request_url: str | None = None, socket_mode: bool = False,
+                   view: View = "agent", org: bool = False) -> dict[str, Any]:
+    """Socket Mode needs no public URL; HTTP mode sends everything to ``<request_url>/slack/events``.
+
+    ``view="agent"`` is the agent messaging experience (``agent_view``), the only one Slack gives new apps;
+    ``"assistant"`` keeps the assistant panel of apps created before. ``org`` allows an Enterprise Grid org-wide
+    install.
+    """
     events_url = None if socket_mode else f"{(request_url or 'https://your-host.example.com').rstrip('/')}/slack/events"
     commands = [
         {"command": "/claude-admin", "description": "Manage Claude Gate: roles, keys, policy, usage, audit",
@@ -48,29 +100,33 @@ def build_manifest(*, name: str = "Claude Gate", request_url: str | None = None,
         for command in commands:
             command["url"] = events_url
     settings: dict[str, Any] = {
-        "event_subscriptions": {"bot_events": BOT_EVENTS},
+        "event_subscriptions": {"bot_events": bot_events(view)},
         "interactivity": {"is_enabled": True},
-        "org_deploy_enabled": False,
+        "org_deploy_enabled": org,
         "socket_mode_enabled": socket_mode,
         "token_rotation_enabled": False,
     }
     if events_url:
         settings["event_subscriptions"]["request_url"] = events_url
         settings["interactivity"]["request_url"] = events_url
+    prompts = [dict(prompt) for prompt in GENERAL_PROMPTS]
+    features: dict[str, Any] = {
+        "app_home": {"home_tab_enabled": True, "messages_tab_enabled": True,
+                     "messages_tab_read_only_enabled": False},
+        "bot_user": {"display_name": name, "always_online": True},
+    }
+    if view == "agent":
+        features["agent_view"] = {"agent_description": DESCRIPTION, "suggested_prompts": prompts}
+    else:
+        features["assistant_view"] = {"assistant_description": DESCRIPTION, "suggested_prompts": prompts}
+    features["slash_commands"] = commands
     return {
         "display_information": {
             "name": name,
             "description": "Claude for everyone here, with roles, limits and an audit trail.",
             "background_color": "#c15f3c",
         },
-        "features": {
-            "app_home": {"home_tab_enabled": True, "messages_tab_enabled": True,
-                         "messages_tab_read_only_enabled": False},
-            "bot_user": {"display_name": name, "always_online": True},
-            "assistant_view": {"assistant_description": "Ask Claude, within the limits of your role.",
-                               "suggested_prompts": []},
-            "slash_commands": commands,
-        },
-        "oauth_config": {"scopes": {"bot": BOT_SCOPES}},
+        "features": features,
+        "oauth_config": {"scopes": {"bot": bot_scopes(view)}},
         "settings": settings,
     }

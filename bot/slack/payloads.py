@@ -5,18 +5,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-STR, ID, TS, LIST_OF_IDS, DICT = "str", "Slack ID", "timestamp", "list of Slack IDs", "dict"
+STR, ID, TS, LIST_OF_IDS, DICT, LIST = "str", "Slack ID", "timestamp", "list of Slack IDs", "dict", "list"
+TEXT = "text"  # a message's text: may be empty (a message of files alone)
 SLACK_ID = re.compile(r"[A-Z0-9]{1,40}")  # U…, W…, C…, D…, G…, S…, B…: what reaches the database as a key
 SLACK_TS = re.compile(r"\d{1,12}(\.\d{1,9})?")
 
 # event type → {field: (kind, required)}
 EVENT_FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
-    "app_mention": {"user": (ID, True), "channel": (ID, True), "ts": (TS, True), "text": (STR, False),
-                    "thread_ts": (TS, False), "bot_id": (ID, False), "subtype": (STR, False)},
-    "message": {"channel": (ID, True), "ts": (TS, True), "user": (ID, False), "text": (STR, False),
+    "app_mention": {"user": (ID, True), "channel": (ID, True), "ts": (TS, True), "text": (TEXT, False),
+                    "thread_ts": (TS, False), "bot_id": (ID, False), "subtype": (STR, False),
+                    "files": (LIST, False)},
+    "message": {"channel": (ID, True), "ts": (TS, True), "user": (ID, False), "text": (TEXT, False),
                 "thread_ts": (TS, False), "channel_type": (STR, False), "subtype": (STR, False),
-                "bot_id": (ID, False)},
+                "bot_id": (ID, False), "parent_user_id": (ID, False), "files": (LIST, False)},
     "app_home_opened": {"user": (ID, True), "tab": (STR, False), "channel": (ID, False)},
+    "app_context_changed": {"user": (ID, True), "context": (DICT, False)},
     "assistant_thread_started": {"assistant_thread": (DICT, True)},
     "assistant_thread_context_changed": {"assistant_thread": (DICT, True)},
     "subteam_members_changed": {"subteam_id": (ID, True), "added_users": (LIST_OF_IDS, False),
@@ -29,12 +32,16 @@ ASSISTANT_THREAD_FIELDS = {"user_id": ID, "channel_id": ID, "thread_ts": TS}
 def _fits(value: Any, kind: str) -> bool:
     if kind == STR:  # Slack never sends NUL, and PostgreSQL cannot store it
         return isinstance(value, str) and 0 < len(value) <= 200_000 and "\x00" not in value
+    if kind == TEXT:
+        return isinstance(value, str) and len(value) <= 200_000 and "\x00" not in value
     if kind == ID:
         return isinstance(value, str) and SLACK_ID.fullmatch(value) is not None
     if kind == TS:
         return isinstance(value, str) and SLACK_TS.fullmatch(value) is not None
     if kind == LIST_OF_IDS:
         return isinstance(value, list) and all(_fits(v, ID) for v in value)
+    if kind == LIST:
+        return isinstance(value, list)
     return isinstance(value, dict)
 
 

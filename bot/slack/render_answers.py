@@ -96,6 +96,16 @@ MODEL_PROMPTS = {
 }
 
 
+CHANNEL_PROMPT = {"title": "Summarise this channel",
+                  "message": "Summarise this channel: the main topics, decisions and open questions."}
+
+
+def agent_prompts(access: ChatAccess) -> list[dict[str, str]]:
+    """The agent DM's prompts: what the role can use, and one that reads the channel the person is viewing."""
+    prompts = suggested_prompts(access)
+    return [*prompts[:3], CHANNEL_PROMPT] if prompts else []
+
+
 def suggested_prompts(access: ChatAccess) -> list[dict[str, str]]:
     """Up to four prompts this person can actually use: general ones, then one per stronger model they may pick."""
     if not access.can_chat:

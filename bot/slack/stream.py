@@ -157,6 +157,9 @@ class SlackAnswer:
         self._sent = ""  # its text as Slack has it
         self._stream: AsyncChatStream | None = None
         self._updating_ts: str | None = None  # set when it is continued with chat.update instead of a stream
+        # Slack work started at admission (the thinking status): it runs beside the call to Claude and is awaited
+        # before the first write, so the status never lands after the answer has begun
+        self.before_first_write: asyncio.Task[Any] | None = None
 
     # ------------------------------------------------------------------ AnswerSink
 
@@ -211,6 +214,9 @@ class SlackAnswer:
     async def _write_all(self) -> None:
         loop = asyncio.get_running_loop()
         self.relay.writing += 1
+        if self.before_first_write is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.before_first_write), 5.0)
         try:
             while True:
                 await self._more.wait()

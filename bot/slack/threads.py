@@ -53,8 +53,9 @@ async def readable_text(text: str, directory: UserDirectory, bot_user_id: str | 
 
 
 async def thread_turns(client: AsyncWebClient, directory: UserDirectory, *, channel: str, thread_ts: str,
-                       before_ts: str) -> list[Turn]:
-    """Messages of the thread older than ``before_ts`` (the message being answered), oldest first."""
+                       before_ts: str, files: list[Any] | None = None) -> list[Turn]:
+    """Messages of the thread older than ``before_ts`` (the message being answered), oldest first. The file
+    objects people shared in them are added to ``files``, oldest first."""
     home = await directory.installation()
     messages: list[dict[str, Any]] = []
     cursor: str | None = None
@@ -78,4 +79,44 @@ async def thread_turns(client: AsyncWebClient, directory: UserDirectory, *, chan
         else:
             user = message.get("user") or ""
             turns.append(Turn("user", text, await directory.display_name(user) if user else ""))
+            if files is not None and isinstance(message.get("files"), list):
+                files.extend(message["files"])
     return turns
+
+
+CHANNEL_DIGEST_MESSAGES = 100  # the latest messages of a channel read for "summarise this channel"
+
+
+async def channel_digest(client: AsyncWebClient, directory: UserDirectory, channel: str) -> str:
+    """The latest messages of ``channel``, oldest first, one ``name: text`` line each (the bot's own included)."""
+    response = await client.conversations_history(channel=channel, limit=CHANNEL_DIGEST_MESSAGES)
+    home = await directory.installation()
+    lines: list[str] = []
+    for message in reversed(response.get("messages") or []):
+        subtype = message.get("subtype")
+        if subtype and subtype not in SPOKEN_SUBTYPES:
+            continue
+        text = await readable_text(message.get("text") or "", directory, home.bot_user_id)
+        if not text.strip():
+            continue
+        user = message.get("user") or ""
+        own = message.get("bot_id") == home.bot_id or (home.bot_user_id and user == home.bot_user_id)
+        who = "Claude Gate" if own else (await directory.display_name(user) if user else "a bot")
+        lines.append(f"{who}: {text}")
+    return "\n".join(lines)
+
+
+async def both_members(client: AsyncWebClient, *, channel: str, user_id: str) -> bool:
+    """Whether the bot and ``user_id`` are both members of ``channel`` (False when Slack will not say)."""
+    info = (await client.conversations_info(channel=channel)).get("channel") or {}
+    if not info.get("is_member"):
+        return False
+    cursor: str | None = None
+    for _ in range(20):  # 20 pages of 1,000 members
+        response = await client.conversations_members(channel=channel, cursor=cursor, limit=1000)
+        if user_id in (response.get("members") or []):
+            return True
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+    return False

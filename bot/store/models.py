@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -130,6 +131,7 @@ class RolePolicyRow(Base):
     rpm_limit: Mapped[int] = mapped_column(Integer)
     daily_token_budget: Mapped[int | None] = mapped_column(Integer)
     workspace: Mapped[str] = mapped_column(String(64), default="default")
+    attachments: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime | None]
 
@@ -278,3 +280,27 @@ class ChannelSetting(Base):
     roles: Mapped[list[str] | None] = mapped_column(JSON)  # None: every role
     set_by: Mapped[dict | None] = mapped_column(JSON)  # setting → who set it last
     updated_at: Mapped[datetime]
+
+
+class ViewingContext(Base):
+    """What a person last looked at while the bot's DM was open (``app_context_changed``), shared by every
+    process: a DM that asks about "this channel" reads this channel, and only when asked."""
+
+    __tablename__ = "viewing_contexts"
+
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str | None] = mapped_column(String(32))  # None: nothing (or not a channel) in view
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime]
+
+
+class AnsweredThread(Base):
+    """A channel thread where the bot answered someone: they may follow up there without mentioning it
+    (THREAD_FOLLOW_UPS). Looked up by its primary key, once per thread reply."""
+
+    __tablename__ = "answered_threads"
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    thread_ts: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    answered_at: Mapped[datetime] = mapped_column(index=True)  # retention purges old rows

@@ -9,6 +9,8 @@ functions: :func:`count_input_tokens` and :func:`count_output_tokens`.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import itertools
 import json
@@ -67,13 +69,40 @@ def content_text(content: Any) -> str:
     return ""
 
 
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+IMAGE_MAGIC = {"image/png": (b"\x89PNG",), "image/jpeg": (b"\xff\xd8\xff",), "image/gif": (b"GIF87a", b"GIF89a"),
+               "image/webp": (b"RIFF",)}
+IMAGE_MAX_BASE64 = 5 * 1024 * 1024  # per image, measured on the base64 text
+REQUEST_MAX_BYTES = 32 * 1024 * 1024
+PDF_MAX_PAGES = 100
+FAKE_IMAGE_TOKENS = 1_000  # what the fake charges an image (Anthropic: about width × height / 750)
+FAKE_PDF_PAGE_TOKENS = 1_500
+
+
+def pdf_page_count(data: bytes) -> int:
+    return max(1, len(re.findall(rb"/Type\s*/Page(?![A-Za-z])", data)))
+
+
+def file_blocks(body: Body) -> list[dict[str, Any]]:
+    return [block for message in body.get("messages") or [] if isinstance(message, dict)
+            and isinstance(message.get("content"), list) for block in message["content"]
+            if isinstance(block, dict) and block.get("type") in ("image", "document")]
+
+
 def count_input_tokens(body: Body) -> int:
-    """(characters of all message texts + system) // 4, at least 1."""
+    """(characters of all message texts + system) // 4, plus a fixed cost per image and PDF page, at least 1."""
     chars = len(content_text(body.get("system")))
     for message in body.get("messages") or []:
         if isinstance(message, dict):
             chars += len(content_text(message.get("content")))
-    return max(1, chars // 4)
+    files = 0
+    for block in file_blocks(body):
+        if block["type"] == "image":
+            files += FAKE_IMAGE_TOKENS
+        else:
+            files += FAKE_PDF_PAGE_TOKENS * pdf_page_count(base64.b64decode((block.get("source") or {}).get("data")
+                                                                             or ""))
+    return max(1, chars // 4 + files)
 
 
 def count_output_tokens(text: str) -> int:
@@ -335,11 +364,44 @@ class FakeAnthropic(ThreadedServer):
             return "messages: Field required"
         if not messages:
             return "messages: at least one message is required"
+        pages = 0
         for i, message in enumerate(messages):
             if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
                 return f"messages.{i}.role: Input should be 'user' or 'assistant'"
             if "content" not in message:
                 return f"messages.{i}.content: Field required"
+            content = message["content"]
+            for j, block in enumerate(content if isinstance(content, list) else []):
+                kind = block.get("type") if isinstance(block, dict) else None
+                where = f"messages.{i}.content.{j}"
+                if kind == "text":
+                    if not isinstance(block.get("text"), str):
+                        return f"{where}.text.text: Field required"
+                elif kind in ("image", "document"):
+                    source = block.get("source") or {}
+                    if source.get("type") != "base64" or not isinstance(source.get("data"), str):
+                        return f"{where}.{kind}.source: base64 source with data required"
+                    try:
+                        data = base64.b64decode(source["data"], validate=True)
+                    except (ValueError, binascii.Error):
+                        return f"{where}.{kind}.source.base64.data: invalid base64 data"
+                    media_type = source.get("media_type")
+                    if kind == "image":
+                        if media_type not in IMAGE_TYPES:
+                            return f"{where}.image.source.base64.media_type: Input should be one of {IMAGE_TYPES}"
+                        if len(source["data"]) > IMAGE_MAX_BASE64:
+                            return (f"{where}.image.source.base64: image exceeds 5 MB maximum: "
+                                    f"{len(source['data'])} bytes > {IMAGE_MAX_BASE64} bytes")
+                        if not data.startswith(IMAGE_MAGIC[media_type]):
+                            return f"{where}.image.source.base64.data: Image does not match the provided media type"
+                    else:
+                        if media_type != "application/pdf" or not data.startswith(b"%PDF-"):
+                            return f"{where}.document.source.base64.data: The PDF specified was not valid."
+                        pages += pdf_page_count(data)
+                else:
+                    return f"{where}.type: Input tag {kind!r} is not one of the expected tags"
+        if pages > PDF_MAX_PAGES:
+            return f"A maximum of {PDF_MAX_PAGES} PDF pages may be provided."
         return None
 
     async def _handle_messages(self, request: web.Request) -> web.StreamResponse:
@@ -373,6 +435,8 @@ class FakeAnthropic(ThreadedServer):
         if bad_json is not None:
             return bad_json
         assert body is not None
+        if (request.content_length or 0) > REQUEST_MAX_BYTES:
+            return self.error_response(413, "request_too_large", ERRORS["too_large"][2])
         if (problem := self._validate_messages_body(body, need_max_tokens=True)) is not None:
             return self.error_response(400, "invalid_request_error", problem)
 

@@ -137,6 +137,9 @@ class FakeSlack(ThreadedServer):
         self.invalid_tokens: set[str] = set()
         #: when False, chat.startStream answers ``not_allowed`` (the bot must fall back)
         self.streaming_supported = True
+        #: "agent" (agent_view, what new apps get) or "assistant" (the assistant panel of older apps). Under
+        #: agent_view a setSuggestedPrompts call with a thread_ts silently does nothing, as Slack documents.
+        self.view = "agent"
         self.ts_base = 1_700_000_000_000_000  # microseconds; generated ts start after this
 
         # world state the bot reads
@@ -145,6 +148,12 @@ class FakeSlack(ThreadedServer):
         self.usergroups: dict[str, dict[str, Any]] = {}
         #: optional overrides for conversations.info; None: the channel does not exist (or the app cannot see it)
         self.channels: dict[str, dict[str, Any] | None] = {}
+        #: channel → member ids (the bot's own id among them when it is a member); a channel not listed here has
+        #: every user and the bot as members
+        self.members: dict[str, list[str]] = {}
+        #: hosted files served at their ``url_private`` (see :meth:`add_file`)
+        self.files: dict[str, dict[str, Any]] = {}
+        self.file_downloads: list[dict[str, Any]] = []  # every GET of a url_private: file id, token, status
 
         # what the bot did
         self.calls: list[tuple[str, Params]] = []
@@ -191,6 +200,7 @@ class FakeSlack(ThreadedServer):
             "conversations.history": self._conversations_history,
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
+            "conversations.members": self._conversations_members,
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
@@ -227,6 +237,7 @@ class FakeSlack(ThreadedServer):
         app.router.add_get("/link/", self._handle_link)
         app.router.add_post("/response/{n}", self._handle_response_url)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
+        app.router.add_get("/files-pri/{team_file}/{name}", self._handle_file)
         return app
 
     def add_user(
@@ -316,6 +327,25 @@ class FakeSlack(ThreadedServer):
             self._last_ts = max(self._last_ts, ts_to_micros(ts))
             self.threads.setdefault((channel, thread_ts or ts), []).append(msg)
         return msg
+
+    def add_file(self, file_id: str, name: str, mimetype: str, content: bytes, *, filetype: str | None = None,
+                 readable: bool = True, size: int | None = None, user: str = "U0") -> dict[str, Any]:
+        """A hosted file whose object (as in a message's ``files``) is returned. Its ``url_private`` serves the
+        bytes to a request bearing a valid bot token, like Slack: without one Slack answers 200 with an HTML
+        login page; a file the bot may not read (``readable=False``: shared where it is not, or by another
+        organisation) gets that page even with a token. ``size`` overrides what the object claims."""
+        url = f"{self.base_url}/files-pri/{self.team_id}-{file_id}/{name}"
+        obj = {
+            "id": file_id, "created": int(time.time()), "timestamp": int(time.time()), "name": name, "title": name,
+            "mimetype": mimetype, "filetype": filetype or name.rsplit(".", 1)[-1].lower(), "pretty_type": mimetype,
+            "user": user, "user_team": self.team_id, "editable": False, "size": len(content) if size is None else size,
+            "mode": "hosted", "is_external": False, "external_type": "", "is_public": True,
+            "public_url_shared": False, "display_as_bot": False, "username": "", "url_private": url,
+            "url_private_download": url + "?download=1", "permalink": f"https://{self.team_domain}.slack.com/files/"
+            f"{user}/{file_id}/{name}", "is_starred": False, "has_rich_preview": False, "file_access": "visible",
+        }
+        self.files[file_id] = {"object": obj, "content": content, "readable": readable}
+        return dict(obj)
 
     def add_usergroup(
         self, usergroup_id: str, handle: str, users: list[str], *, name: str | None = None
@@ -572,6 +602,23 @@ class FakeSlack(ThreadedServer):
                                "at": time.monotonic()})
         return web.Response(text="ok", content_type="text/html")
 
+    async def _handle_file(self, request: web.Request) -> web.StreamResponse:
+        file_id = request.match_info["team_file"].split("-", 1)[-1]
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        stored = self.files.get(file_id)
+        authorised = bool(token) and token.startswith("xoxb-") and token not in self.invalid_tokens
+        record = {"file": file_id, "token": token, "status": 200}
+        self.file_downloads.append(record)
+        if stored is None:
+            record["status"] = 404
+            return web.Response(status=404, text="file not found")
+        if not authorised or not stored["readable"]:
+            record["login_page"] = True  # what Slack does: 200 and a sign-in page, not an error
+            return web.Response(text="<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in to "
+                                "continue</body></html>", content_type="text/html")
+        return web.Response(body=stored["content"], content_type=stored["object"]["mimetype"])
+
     async def _read_params(self, request: web.Request) -> Params:
         params: Params = {k: _maybe_json(v) for k, v in request.query.items()}
         if not request.can_read_body:
@@ -815,7 +862,7 @@ class FakeSlack(ThreadedServer):
             "is_im": channel.startswith("D"),
             "is_mpim": False,
             "is_private": channel[:1] in ("G", "D"),
-            "is_member": True,
+            "is_member": channel not in self.members or self.bot_user_id in self.members[channel],
             "is_archived": False,
             "is_ext_shared": False,
             "context_team_id": self.team_id,
@@ -823,6 +870,15 @@ class FakeSlack(ThreadedServer):
         if channel.startswith("D"):
             info["user"] = channel[1:]
         return {"channel": info}
+
+    def _conversations_members(self, params: Params, token: str) -> Reply:
+        self._require(params, "channel")
+        channel = str(params["channel"])
+        members = self.members.get(channel, [*self.users, self.bot_user_id])
+        if channel in self.members and self.bot_user_id not in members:
+            raise SlackError("not_in_channel")
+        page, meta = self._paginate([{"id": m} for m in members], params, 100)
+        return {"members": [m["id"] for m in page], **meta}
 
     # --------------------------------------------------------------------- chat
 
@@ -1042,6 +1098,8 @@ class FakeSlack(ThreadedServer):
 
     def _assistant_set_suggested_prompts(self, params: Params, token: str) -> Reply:
         self._require(params, "channel_id", "prompts")
+        if self.view == "agent" and params.get("thread_ts"):
+            return {}  # "Including it in a call for an agent app will cause the call to silently fail."
         key = (str(params["channel_id"]), params.get("thread_ts"))
         self.suggested_prompts[key] = {"title": params.get("title"), "prompts": params["prompts"]}
         return {}

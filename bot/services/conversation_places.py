@@ -1,0 +1,67 @@
+"""Where conversations happen, remembered in the shared database so every process knows: the channel a person
+is viewing with the bot's DM open (agent messaging experience), and the channel threads the bot answered."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.store.clock import Clock
+from bot.store.models import AnsweredThread, ViewingContext
+
+
+def _upsert_viewing(dialect: object) -> object:
+    statement = dialect.insert(ViewingContext).values(  # type: ignore[attr-defined]
+        slack_user_id=bindparam("user_id"), channel_id=bindparam("channel_id"), team_id=bindparam("team_id"),
+        updated_at=bindparam("now", type_=ViewingContext.updated_at.type))
+    return statement.on_conflict_do_update(
+        index_elements=["slack_user_id"],
+        set_={"channel_id": statement.excluded.channel_id, "team_id": statement.excluded.team_id,
+              "updated_at": statement.excluded.updated_at})
+
+
+def _insert_answered(dialect: object) -> object:
+    return dialect.insert(AnsweredThread).values(  # type: ignore[attr-defined]
+        channel_id=bindparam("channel_id"), thread_ts=bindparam("thread_ts"), slack_user_id=bindparam("user_id"),
+        answered_at=bindparam("now", type_=AnsweredThread.answered_at.type),
+    ).on_conflict_do_update(index_elements=["channel_id", "thread_ts", "slack_user_id"],
+                            set_={"answered_at": bindparam("now", type_=AnsweredThread.answered_at.type)})
+
+
+UPSERT_VIEWING = {name: _upsert_viewing(d) for name, d in (("sqlite", sqlite), ("postgresql", postgresql))}
+INSERT_ANSWERED = {name: _insert_answered(d) for name, d in (("sqlite", sqlite), ("postgresql", postgresql))}
+VIEWED_CHANNEL = select(ViewingContext.channel_id).where(ViewingContext.slack_user_id == bindparam("user_id"))
+ASKED_HERE = select(AnsweredThread.slack_user_id).where(
+    AnsweredThread.channel_id == bindparam("channel_id"), AnsweredThread.thread_ts == bindparam("thread_ts"),
+    AnsweredThread.slack_user_id == bindparam("user_id"))
+
+
+async def remember_viewing(sessions: async_sessionmaker[AsyncSession], clock: Clock, *, user_id: str,
+                           channel_id: str | None, team_id: str | None) -> None:
+    async with sessions.kw["bind"].begin() as connection:
+        await connection.execute(UPSERT_VIEWING[connection.dialect.name],
+                                 {"user_id": user_id, "channel_id": channel_id, "team_id": team_id, "now": clock()})
+
+
+async def viewed_channel(sessions: async_sessionmaker[AsyncSession], user_id: str) -> str | None:
+    async with sessions.kw["bind"].connect() as connection:
+        return (await connection.execute(VIEWED_CHANNEL, {"user_id": user_id})).scalar_one_or_none()
+
+
+async def remember_answered(sessions: async_sessionmaker[AsyncSession], now: datetime, *, channel_id: str,
+                            thread_ts: str, user_id: str) -> None:
+    async with sessions.kw["bind"].begin() as connection:
+        await connection.execute(INSERT_ANSWERED[connection.dialect.name],
+                                 {"channel_id": channel_id, "thread_ts": thread_ts, "user_id": user_id, "now": now})
+
+
+async def asked_in_thread(sessions: async_sessionmaker[AsyncSession], *, channel_id: str, thread_ts: str,
+                          user_id: str) -> bool:
+    """Whether ``user_id`` asked the bot in this channel thread: one primary-key lookup."""
+    async with sessions.kw["bind"].connect() as connection:
+        row = (await connection.execute(ASKED_HERE, {"channel_id": channel_id, "thread_ts": thread_ts,
+                                                     "user_id": user_id})).first()
+    return row is not None

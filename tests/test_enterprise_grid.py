@@ -1,0 +1,67 @@
+"""Enterprise Grid: the enterprise decides who is a member; Slack Connect compares organisations; W… user IDs
+work wherever U… IDs do. Events arrive Grid-shaped (enterprise_id in the envelope and the authorizations)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.domain.requests import Requester
+from bot.domain.roles import Role
+from bot.slack.directory import Installation, requester_from_profile
+from tests.conftest import Harness, eventually
+
+GRID = Installation(team_id="T0001", enterprise_id="E0001", bot_user_id="UBOT", bot_id="B0001")
+SINGLE = Installation(team_id="T0001", enterprise_id=None, bot_user_id="UBOT", bot_id="B0001")
+
+
+def profile(user_id: str, team: str, enterprise: str | None = None) -> dict:
+    user: dict = {"id": user_id, "team_id": team, "profile": {}}
+    if enterprise:
+        user["enterprise_user"] = {"id": user_id, "enterprise_id": enterprise, "teams": [team]}
+    return user
+
+
+@pytest.mark.parametrize(("home", "user", "external"), [
+    (GRID, profile("U1", "T0001", "E0001"), False),  # the installing workspace
+    (GRID, profile("W2", "T0002", "E0001"), False),  # another workspace of the same organisation
+    (GRID, profile("W3", "T0001", "E0999"), True),  # another Grid organisation
+    (GRID, profile("U4", "T0999"), True),  # an organisation without Grid
+    (SINGLE, profile("U5", "T0001"), False),
+    (SINGLE, profile("W6", "T0002", "E0001"), True),  # a Grid organisation's user in a Slack Connect channel
+    (SINGLE, {"id": "U7", "profile": {}}, True),  # nobody can tell: external
+])
+def test_slack_connect_compares_organisations(home: Installation, user: dict, external: bool) -> None:
+    assert requester_from_profile(user, home).is_external is external
+
+
+async def test_a_w_user_of_a_sister_workspace_is_answered_and_administered_like_a_u_user(harness: Harness) -> None:
+    harness.slack.enterprise_id = "E0001"
+    harness.slack.add_user("UOWNER", enterprise_id="E0001")
+    harness.slack.add_user("W0SISTER", team_id="T0002", enterprise_id="E0001", name="sam")
+    await harness.grant("UOWNER", Role.OWNER)
+    answer = await harness.command("UOWNER", "/claude-admin", "grant <@W0SISTER|sam> power")
+    assert "W0SISTER" in str(answer) and ":warning:" not in answer["text"]
+    await harness.mention("W0SISTER", "--model opus hello from the sister workspace")
+    (record,) = await harness.settled_records(1)
+    assert (record.slack_user_id, record.role, record.outcome) == ("W0SISTER", "power", "ok")
+    assert record.team_id == "T0002"
+    (stream,) = harness.slack.streams.values()
+    assert stream["recipient_user_id"] == "W0SISTER" and stream["recipient_team_id"] == "T0002"
+    await harness.dm("W0SISTER", "and in a DM")
+    await harness.settled_records(2)
+    await eventually(lambda: harness.slack.posted_texts("DW0SISTER"))
+
+
+async def test_a_user_of_another_grid_organisation_is_external(harness: Harness) -> None:
+    harness.slack.enterprise_id = "E0001"
+    harness.slack.add_user("W0OTHER", team_id="T0001", enterprise_id="E0999")
+    await harness.grant("W0OTHER", Role.POWER)
+    await harness.mention("W0OTHER", "hi")
+    (record,) = await harness.settled_records(1)
+    assert record.refusal_reason == "external_user"
+
+
+def test_requester_keeps_the_w_id() -> None:
+    assert requester_from_profile(profile("W2", "T0002", "E0001"), GRID) == Requester(
+        user_id="W2", team_id="T0002", name="", known=True, is_external=False, is_guest=False, is_bot=False,
+        email=None)

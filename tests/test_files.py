@@ -1,0 +1,196 @@
+"""Files with a question (PRODUCT §2 "Files"): images and PDFs as content blocks, text files as text, from the
+message and earlier in its thread (newest first), fetched from url_private with the bot token, within Anthropic's
+per-request limits; one line for each file that is not sent; the role policy's `attachments` switch."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+from typing import Any
+
+from sqlalchemy import update
+
+from bot.domain.files import (
+    IMAGE_MAX_BYTES,
+    IMAGE_TOKENS,
+    PDF_PAGE_TOKENS,
+    input_tokens_upper_bound,
+    text_tokens_upper_bound,
+)
+from bot.domain.roles import Role
+from bot.store.models import RolePolicyRow
+from tests.conftest import BOT_TOKEN, Harness, eventually
+
+
+def png(width: int = 2, height: int = 2, padding: int = 0) -> bytes:
+    """A real PNG (and ``padding`` bytes of an ancillary chunk to make it as large as a test needs)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    extra = chunk(b"tEXt", b"pad\x00" + b"x" * padding) if padding else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + extra
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def pdf(pages: int) -> bytes:
+    objects = "".join(f"{n + 3} 0 obj << /Type /Page /Parent 2 0 R >> endobj\n" for n in range(pages))
+    return (f"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Count {pages} >>"
+            f" endobj\n{objects}%%EOF\n").encode()
+
+
+async def mention_with_files(harness: Harness, user: str, text: str, files: list[dict[str, Any]], *,
+                             thread_ts: str | None = None) -> str:
+    ts = harness.slack.next_ts()
+    full = f"<@{harness.slack.bot_user_id}> {text}".rstrip()
+    harness.slack.add_message("C0001", ts, full, user=user, thread_ts=thread_ts, files=files)
+    event = {"type": "app_mention", "user": user, "text": full, "ts": ts, "channel": "C0001", "event_ts": ts,
+             "files": files}
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    await harness.send_event(event)
+    return ts
+
+
+async def ready(harness: Harness, role: Role = Role.USER) -> None:
+    harness.slack.add_user("U1", name="ana")
+    await harness.grant("U1", role)
+
+
+def last_content(harness: Harness) -> list[dict[str, Any]]:
+    return harness.anthropic.last_body()["messages"][-1]["content"]
+
+
+async def test_an_image_a_pdf_and_a_text_file_reach_claude_as_content_blocks(harness: Harness) -> None:
+    await ready(harness)
+    image, document = png(), pdf(3)
+    files = [harness.slack.add_file("F1", "chart.png", "image/png", image),
+             harness.slack.add_file("F2", "report.pdf", "application/pdf", document),
+             harness.slack.add_file("F3", "data.csv", "text/csv", b"a,b\n1,2\n")]
+    await mention_with_files(harness, "U1", "What do these show?", files)
+    (record,) = await harness.settled_records(1)
+    blocks = last_content(harness)
+    assert [b["type"] for b in blocks] == ["image", "document", "text", "text"]
+    assert blocks[0]["source"] == {"type": "base64", "media_type": "image/png",
+                                   "data": base64.b64encode(image).decode()}
+    assert base64.b64decode(blocks[1]["source"]["data"]) == document and blocks[1]["title"] == "report.pdf"
+    assert blocks[2]["text"] == '<file name="data.csv">\na,b\n1,2\n</file>'
+    assert blocks[3] == {"type": "text", "text": "What do these show?"}
+    assert record.outcome == "ok" and record.input_tokens >= 1_000 + 3 * 1_500  # the fake charges files
+    assert {d["token"] for d in harness.slack.file_downloads} == {BOT_TOKEN}
+    assert harness.ephemerals_for("U1") == []
+
+
+async def test_a_file_only_message_is_a_question_and_earlier_thread_files_come_newest_first(harness: Harness) -> None:
+    await ready(harness)
+    old = [harness.slack.add_file("F1", "old.txt", "text/plain", b"first notes")]
+    root = await mention_with_files(harness, "U1", "keep these", old)
+    await harness.settled_records(1)
+    new = [harness.slack.add_file("F2", "new.md", "text/markdown", b"# second")]
+    await mention_with_files(harness, "U1", "", new, thread_ts=root)
+    await harness.settled_records(2)
+    blocks = last_content(harness)
+    assert [b["text"].split("\n")[0] for b in blocks[:2]] == ['<file name="new.md">', '<file name="old.txt">']
+    assert blocks[-1]["text"].endswith("Please look at the attached files.")
+
+
+async def test_files_that_cannot_be_sent_are_named_with_their_reason(harness: Harness) -> None:
+    await ready(harness)
+    files = [harness.slack.add_file("F1", "secret.png", "image/png", png(), readable=False),
+             harness.slack.add_file("F2", "huge.png", "image/png", png(padding=10), size=IMAGE_MAX_BYTES + 1),
+             harness.slack.add_file("F3", "fake.png", "image/png", b"MZ\x90\x00 not an image at all"),
+             harness.slack.add_file("F4", "setup.exe", "application/x-msdownload", b"MZ"),
+             harness.slack.add_file("F5", "fine.png", "image/png", png())]
+    await mention_with_files(harness, "U1", "look", files)
+    (record,) = await harness.settled_records(1)
+    (notice,) = await harness.told("U1")
+    lines = notice["text"].split("\n")
+    assert lines[0] == "Not sent to Claude:" and len(lines) == 5
+    assert lines[1].startswith("• `secret.png`: Slack answered with a login page")
+    assert lines[2].startswith("• `huge.png`: images may be up to 3.93 MB")
+    assert lines[3] == "• `fake.png`: its content is not a PNG, JPEG, GIF or WebP image."
+    assert lines[4].startswith("• `setup.exe`: Claude reads images")
+    assert [b["type"] for b in last_content(harness)] == ["image", "text"] and record.outcome == "ok"
+    assert "F2" not in {d["file"] for d in harness.slack.file_downloads}  # too large: never downloaded
+    assert "F4" not in {d["file"] for d in harness.slack.file_downloads}
+
+
+async def test_at_most_five_files_and_100_pdf_pages_go_with_one_question(harness: Harness) -> None:
+    await ready(harness)
+    files = [harness.slack.add_file(f"F{i}", f"part{i}.pdf", "application/pdf", pdf(30)) for i in range(6)]
+    await mention_with_files(harness, "U1", "summarise", files)
+    await harness.settled_records(1)
+    assert [b["type"] for b in last_content(harness)] == ["document"] * 3 + ["text"]  # 90 pages of 100
+    (notice,) = await harness.told("U1")
+    assert "`part3.pdf`: PDFs may have 100 pages in all per question; this one has 30." in notice["text"]
+    assert "`part5.pdf`: PDFs may have 100 pages" in notice["text"]
+
+
+async def test_a_role_without_attachments_sends_the_text_alone(harness: Harness) -> None:
+    await ready(harness)
+    async with harness.sessions.begin() as session:
+        await session.execute(update(RolePolicyRow).where(RolePolicyRow.role == "user").values(attachments=False))
+    files = [harness.slack.add_file("F1", "chart.png", "image/png", png())]
+    await mention_with_files(harness, "U1", "and this?", files)
+    await harness.settled_records(1)
+    assert last_content(harness) == "and this?" and harness.slack.file_downloads == []
+    (notice,) = await harness.told("U1")
+    assert "`chart.png`: your role *user* may not send files to Claude." in notice["text"]
+
+
+async def test_policy_set_attachments_off_is_audited_and_shown(harness: Harness) -> None:
+    harness.slack.add_user("UOWNER")
+    await harness.grant("UOWNER", Role.OWNER)
+    answer = await harness.command("UOWNER", "/claude-admin", "policy set user attachments off")
+    assert ":warning:" not in answer["text"]
+    shown = await harness.command("UOWNER", "/claude-admin", "policy user")
+    assert "no files" in str(shown)
+    bad = await harness.command("UOWNER", "/claude-admin", "policy set user attachments maybe")
+    assert "attachments must be `on` or `off`" in str(bad)
+    audit = await harness.audit()
+    assert [(a.action, a.target) for a in audit if a.action == "policy.set"] == [("policy.set", "user")]
+
+
+async def test_a_dm_with_an_image_is_answered_in_its_thread(harness: Harness) -> None:
+    await ready(harness)
+    files = [harness.slack.add_file("F1", "photo.jpg", "image/jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 64)]
+    ts = harness.slack.next_ts()
+    harness.slack.add_message("DU1", ts, "", user="U1", files=files)
+    await harness.send_event({"type": "message", "channel_type": "im", "channel": "DU1", "user": "U1", "text": "",
+                              "ts": ts, "event_ts": ts, "files": files, "subtype": "file_share"})
+    (record,) = await harness.settled_records(1)
+    assert record.surface == "dm" and last_content(harness)[0]["source"]["media_type"] == "image/jpeg"
+    await eventually(lambda: harness.slack.posted_texts("DU1"))
+
+
+def test_the_input_estimate_is_an_upper_bound_counting_files() -> None:
+    messages = [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": ""}},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                        "data": base64.b64encode(pdf(4)).decode()}},
+        {"type": "text", "text": "question"}]}]
+    estimate = input_tokens_upper_bound("system", messages)
+    assert estimate >= IMAGE_TOKENS + 4 * PDF_PAGE_TOKENS + text_tokens_upper_bound("question")
+    code = "def f(x):\n    return {k: v for k, v in x.items() if v}\n" * 50
+    assert text_tokens_upper_bound(code) >= len(code) // 3  # code: about three characters a token at worst
+    cjk = "東京都の天気予報を教えてください" * 20
+    assert text_tokens_upper_bound(cjk) >= len(cjk)  # CJK: about a token a character at worst
+
+
+async def test_downloads_of_the_whole_process_share_one_memory_cap() -> None:
+    import asyncio
+
+    import pytest
+
+    from bot.slack.files import DownloadMemory, FileRefused
+
+    memory = DownloadMemory(cap=100)
+    await memory.reserve(60)
+    with pytest.raises(FileRefused, match="too many files are being read right now"):
+        await memory.reserve(60, wait=0.05)
+    waiting = asyncio.create_task(memory.reserve(60, wait=5))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await memory.release(60)
+    await waiting  # room freed: the waiting download goes ahead
+    assert memory.in_use == 60
