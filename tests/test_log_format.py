@@ -41,7 +41,7 @@ async def test_a_failed_answer_logs_one_json_line_naming_its_record_and_event(ha
     harness.anthropic.fail_next("invalid_request")
     event_id = "Ev0JSONLOGS1"
     await harness.mention("UJSON", "hello", event_id=event_id)
-    record = (await harness.settled_records(1))[0]
+    record = (await harness.settled_records(1, timeout=30))[0]
     logging.getLogger("bot.test").error("with a traceback", exc_info=ValueError(f"boom {API_KEY}"))
     lines = read_lines()
     for line in lines:
@@ -67,7 +67,7 @@ async def test_two_requests_at_once_keep_their_own_ids(harness_factory, json_log
     harness.anthropic.fail_next("invalid_request", times=2)
     await asyncio.gather(harness.mention("UONE", "first", event_id="Ev0FIRST"),
                          harness.mention("UTWO", "second", event_id="Ev0SECOND"))
-    records = {r.slack_user_id: r.id for r in await harness.settled_records(2)}
+    records = {r.slack_user_id: r.id for r in await harness.settled_records(2, timeout=30)}
     failed = {line["event_id"]: line["record_id"] for line in read_lines() if "failed:" in line["message"]}
     assert failed == {"Ev0FIRST": records["UONE"], "Ev0SECOND": records["UTWO"]}
 

@@ -40,10 +40,10 @@ async def test_metrics_count_what_went_through_the_app(harness: Harness) -> None
     await harness.mention("UVIEWER", "may I?")  # viewer: refused
     harness.anthropic.fail_next("invalid_request")  # not retried
     await harness.mention("UPOWER", "and again")
-    await harness.settled_records(4)
+    await harness.settled_records(4, timeout=30)  # a loaded machine: the wait ends as soon as they are
     slack.fail_next("chat.postEphemeral", "channel_not_found")
     await harness.mention("UVIEWER", "still no")  # the refusal cannot be shown: a Slack API error
-    await harness.settled_records(5)
+    await harness.settled_records(5, timeout=30)
 
     async def scraped() -> dict | None:
         parsed = samples((await scrape(harness))[2])
@@ -51,7 +51,7 @@ async def test_metrics_count_what_went_through_the_app(harness: Harness) -> None
                             kind="channel_not_found")
         return parsed if value(parsed, "claude_gate_answers_in_flight") == 0 and slack_error == 1 else None
 
-    parsed = await eventually(scraped)
+    parsed = await eventually(scraped, timeout=30)
     status, content_type, text = await scrape(harness)
     assert status == 200 and content_type.startswith("text/plain") and "version=" in content_type
     assert value(parsed, "claude_gate_requests_total", surface="mention", outcome="admitted", reason="") == 2
