@@ -7,12 +7,13 @@ import csv
 import json
 import sys
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from bot.config import Settings
 from bot.domain.errors import CliError
+from bot.services.export import json_line, plain_value
 
 FORMATS = ("jsonl", "csv")
 
@@ -46,11 +47,11 @@ def export(settings: Settings, rows_of: Callable[[Any, datetime], AsyncIterator[
                 writer.writeheader()
             count = 0
             async for row in rows_of(sessions, moment):
-                values = {name: _plain(value) for name, value in row.items()}
                 if writer is not None:
+                    values = {name: plain_value(value) for name, value in row.items()}
                     writer.writerow({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in values.items()})
                 else:
-                    stream.write(json.dumps(values, ensure_ascii=False) + "\n")
+                    stream.write(json_line(row))
                 count += 1
             return count
         finally:
@@ -61,11 +62,3 @@ def export(settings: Settings, rows_of: Callable[[Any, datetime], AsyncIterator[
     if out:
         print(f"wrote {count:,} row(s) to {out}", file=sys.stderr)
     return 0
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return value

@@ -30,6 +30,7 @@ from bot.services.access import EffectiveRole, access_snapshot, effective_role
 from bot.services.admin_keys import KeyAdministration
 from bot.services.audit import add_audit, recent_audit
 from bot.services.channels import ChannelService
+from bot.services.export import audit_jsonl
 from bot.services.gate import tokens_today
 from bot.services.groups import find_mapping, list_mappings, map_group, unmap_group
 from bot.services.key_choice import active_key
@@ -53,6 +54,8 @@ MAX_LIST_LINES = 60
 DEFAULT_USAGE_DAYS = 7
 DEFAULT_AUDIT_ROWS = 20
 MAX_AUDIT_ROWS = 100
+DEFAULT_EXPORT_DAYS = 30
+MAX_EXPORT_DAYS = 3650
 
 Handler = Callable[["Caller", ParsedCommand], Awaitable[Answer]]
 
@@ -112,6 +115,7 @@ class AdminService:
             "policy set": self.policy_set,
             "usage": self.usage,
             "audit": self.audit,
+            "audit export": self.audit_export,
             **KeyAdministration(sessions=sessions, clock=clock, settings=settings, slack=workspace).handlers(),
             "channels": self.channels.list_channels,
             "channel": self.channels.channel,
@@ -327,6 +331,23 @@ class AdminService:
             lines.append(f"`{entry.at:%Y-%m-%d %H:%M}` {actor} *{entry.action}*{target}"
                          + (f" ({detail})" if detail else ""))
         return Reply(f"Last {len(entries)} audit entries", lines=lines or ["Nothing yet."])
+
+    async def audit_export(self, caller: Caller, command: ParsedCommand) -> Reply:
+        """The audit log of the last ``days`` as a JSON Lines file in the caller's DM with the bot; audited."""
+        days = min(command["days"] or DEFAULT_EXPORT_DAYS, MAX_EXPORT_DAYS)
+        now = self.clock()
+        since = now - timedelta(days=days)
+        content, rows = await audit_jsonl(self.sessions, since)
+        async with self.sessions.begin() as session:  # recorded first: an export that then fails was still tried
+            add_audit(session, at=now, actor=caller.user_id, action="audit.export", target=None, days=days,
+                      rows=rows)
+        filename = f"claude-gate-audit-{now:%Y%m%d-%H%M}-{days}d.jsonl"
+        await self.workspace.upload_file(caller.user_id, filename=filename, content=content or b"",
+                                         title=f"Claude Gate audit log, last {days} day(s)",
+                                         comment=f"{rows:,} audit entries since {since:%Y-%m-%d %H:%M} UTC, "
+                                                 "one JSON object a line.")
+        return Reply(f":white_check_mark: {rows:,} audit entries of the last {days} day(s) are in your DM with me "
+                     f"as `{filename}`.")
 
 
 def _actor(actor: str) -> str:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -49,3 +50,25 @@ async def _pages(sessions: async_sessionmaker[AsyncSession], model: Any, conditi
         if len(rows) < PAGE:
             return
         last_id = rows[-1].id
+
+
+def plain_value(value: Any) -> Any:
+    """A column value as JSON and CSV write it: times in ISO 8601 (UTC), the rest as is."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def json_line(row: dict[str, Any]) -> str:
+    """One row of a JSON Lines export, with its newline."""
+    return json.dumps({name: plain_value(value) for name, value in row.items()}, ensure_ascii=False) + "\n"
+
+
+async def audit_jsonl(sessions: async_sessionmaker[AsyncSession], since: datetime) -> tuple[bytes, int]:
+    """The audit log since ``since`` as a JSON Lines file (for `/claude-admin audit export`), and its row count."""
+    lines: list[str] = []
+    async for row in audit_rows(sessions, since):
+        lines.append(json_line(row))
+    return "".join(lines).encode(), len(lines)

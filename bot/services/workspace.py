@@ -43,7 +43,8 @@ class Workspace(Protocol):
 
     async def upload_file(self, channel: str, *, filename: str, content: bytes, title: str | None = None,
                           comment: str | None = None, thread_ts: str | None = None) -> None:
-        """Share a file in a channel (or a thread of it). Raises SlackCallFailed."""
+        """Share a file in a channel (or a thread of it), or in a person's DM with the bot (``channel`` a user id).
+        Raises SlackCallFailed."""
 
     async def user_group(self, ref: GroupRef) -> tuple[str, str | None, list[str]]:
         """(id, handle, member ids) of a user group; raises UserGroupNotFound."""
