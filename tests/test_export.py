@@ -100,9 +100,9 @@ async def _export_peak(harness: Harness, since: object) -> tuple[int, int]:
 async def test_export_memory_stays_flat_as_rows_quadruple(harness: Harness) -> None:
     """12,500 then 50,000 rows (the 50,000 → 200,000 of the issue, scaled down to keep the suite fast under
     tracemalloc: the export holds one page of 1,000 rows either way)."""
-    await bulk_old_records(harness.gate.engine, 12_500, harness.clock() - timedelta(days=3))
+    await bulk_old_records(harness.runtime.engine, 12_500, harness.clock() - timedelta(days=3))
     _, peak_small = await _export_peak(harness, harness.clock() - timedelta(days=10))
-    await bulk_old_records(harness.gate.engine, 37_500, harness.clock() - timedelta(days=2))
+    await bulk_old_records(harness.runtime.engine, 37_500, harness.clock() - timedelta(days=2))
     _, peak_large = await _export_peak(harness, harness.clock() - timedelta(days=10))
     assert "prompt" not in record_columns() and "thread_ts" not in record_columns()
     # four times the rows, not more memory (a little slack for allocator noise)
