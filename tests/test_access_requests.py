@@ -286,3 +286,23 @@ async def test_app_home_tells_admins_what_waits(org: Harness) -> None:
     await org.send_event({"type": "app_home_opened", "user": "UADMIN", "channel": "DUADMIN", "tab": "home"})
     view = json.dumps(await eventually(lambda: org.slack.home_views.get("UADMIN")))
     assert "Access requests waiting" in view and "Time-bound roles" in view
+
+
+async def test_a_channels_roles_refusal_offers_the_lowest_role_it_admits(org: Harness) -> None:
+    assert "power" in (await org.command("UADMIN", ADMIN, "channel <#C0001> roles power,admin"))["text"]
+    refusal = await refusal_of(org, "U1", "hello")  # a user, in a channel for power and admin
+    assert "may not ask Claude in" in refusal["text"] and "Request access" in refusal["text"]
+    assert request_button_of(refusal["blocks"])["value"] == "power"
+    view = await click_request_access(org, "U1", refusal)
+    assert next(b for b in view["blocks"] if b.get("block_id") == "role")["element"]["initial_option"]["value"] \
+        == "power"
+    viewer = await refusal_of(org, "UVIEW", "hello")  # a viewer there: power too, not user
+    assert request_button_of(viewer["blocks"])["value"] == "power"
+
+
+async def test_no_request_button_in_a_channel_switched_off(org: Harness) -> None:
+    await org.command("UADMIN", ADMIN, "channel <#C0001> off")
+    refusal = await refusal_of(org, "U1", "hello")
+    assert "switched off" in refusal["text"] and request_button_of(refusal["blocks"]) is None
+    viewer = await refusal_of(org, "UVIEW", "hello")
+    assert request_button_of(viewer["blocks"]) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -78,6 +79,18 @@ async def tokens_today(session: Db, user_id: str, now: datetime) -> int:
 
 
 INSERT_RECORD = insert(RequestRecord).returning(RequestRecord.id)
+
+
+def requestable(access: AccessSnapshot, passes: Callable[[RolePolicy], bool]) -> Role | None:
+    """The lowest role that may be requested (user or power) above the asker's that would have let the message
+    through: its policy chats and ``passes``, and the channel asked in admits it. None in a channel switched off:
+    no "Request access" there."""
+    channel = access.channel
+    if channel is not None and not channel.enabled:
+        return None
+    return lowest_role_above(access.role.role, {
+        role: policy.allows_chat and passes(policy) and (channel is None or channel.allows(role))
+        for role, policy in access.policies.items()})
 
 
 @dataclass(frozen=True)
@@ -203,7 +216,7 @@ class Gate:
         if not access.policy.allows_chat:
             admins = await admins_to_ask(session)
             who = ", ".join(mention(a) for a in admins) if admins else "an admin"
-            wanted = lowest_role_above(access.role.role, {r: p.allows_chat for r, p in access.policies.items()})
+            wanted = requestable(access, lambda _policy: True)
             ask = "Press *Request access*, or ask" if wanted else "Ask"
             return Refusal(
                 RefusalReason.ROLE_CANNOT_CHAT, f"Your role *{access.role.role}* cannot ask Claude.",
@@ -231,8 +244,7 @@ class Gate:
                     RefusalReason.UNKNOWN_MODEL, f"`{request.model}` is not a model I know.",
                     f"Your role *{role}* may use {allowed_names}.")
             if model not in allowed:
-                wanted = lowest_role_above(role, {r: model in catalog.allowed(p.models)
-                                                  for r, p in access.policies.items()})
+                wanted = requestable(access, lambda p: model in catalog.allowed(p.models))
                 offer = f" or press *Request access* for *{wanted}*" if wanted else ""
                 return access, model, Refusal(
                     RefusalReason.MODEL_NOT_ALLOWED, f"Your role *{role}* may not use `{request.model}`.",
@@ -273,8 +285,11 @@ class Gate:
         role = access.role.role
         if not channel.allows(role):
             allowed = ", ".join(f"*{r}*" for r in channel.roles or ())
+            wanted = requestable(access, lambda _policy: True)
+            offer = f", press *Request access* for *{wanted}*," if wanted else ""
             return Refusal(RefusalReason.CHANNEL_ROLE, f"Your role *{role}* may not ask Claude in {where}.",
-                           f"Roles allowed here: {allowed}. Ask me in a direct message, or ask an admin.")
+                           f"Roles allowed here: {allowed}. Ask me in a direct message{offer} or ask an admin.",
+                           request_role=wanted)
         return None
 
     async def _lock_user(self, session: Db, user_id: str) -> None:
