@@ -4,15 +4,22 @@
    (message.channels / message.groups) that cannot be follow-ups, which is nearly all of them.
 2. ``context["requester"]``: a LazyRequester for the person a request comes from, resolved once, on first use. Every
    listener takes it from there instead of looking the user up itself.
+
+Every global middleware of the app is registered through :func:`plain`: Bolt's function middleware builds some thirty
+keyword arguments for every call (``build_async_required_kwargs``), and with six of them that was half the CPU of a
+channel message nobody answers (``message.channels`` delivers every one; bench/ignored_message.py).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.listeners.events import CHANNEL_TYPES, may_be_follow_up
@@ -25,9 +32,37 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+PLAIN_ARGUMENTS = frozenset({"body", "context", "next"})
+
+
+class PlainMiddleware(AsyncMiddleware):
+    """A global middleware function taking any of ``body``, ``context`` and ``next``, called with exactly those: its
+    argument names are read once, here, instead of Bolt matching them against every argument it knows per call."""
+
+    def __init__(self, func: Callable[..., Awaitable[BoltResponse | None]]) -> None:
+        self.func = func
+        self.arg_names = tuple(inspect.signature(func).parameters)
+        unknown = set(self.arg_names) - PLAIN_ARGUMENTS
+        if unknown:
+            raise TypeError(f"{func.__name__} takes {sorted(unknown)}; plain middleware takes only body, context, next")
+
+    async def async_process(self, *, req: AsyncBoltRequest, resp: BoltResponse,
+                            next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse | None:
+        available = {"body": req.body, "context": req.context, "next": next}
+        return await self.func(**{name: available[name] for name in self.arg_names})
+
+    @property
+    def name(self) -> str:
+        return f"PlainMiddleware({self.func.__name__})"
+
+
+def plain(func: Callable[..., Awaitable[BoltResponse | None]]) -> PlainMiddleware:
+    return PlainMiddleware(func)
+
+
 def register(runtime: Runtime) -> None:
-    runtime.bolt.use(note_event_id)
-    runtime.bolt.use(drop_malformed_events)
+    runtime.bolt.use(plain(note_event_id))
+    runtime.bolt.use(plain(drop_malformed_events))
 
     async def note_requester(body: dict[str, Any], context: AsyncBoltContext,
                              next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
@@ -36,7 +71,7 @@ def register(runtime: Runtime) -> None:
             context["requester"] = runtime.directory.lazy(user_id)
         return await next()
 
-    runtime.bolt.use(note_requester)
+    runtime.bolt.use(plain(note_requester))
 
 
 async def note_event_id(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:

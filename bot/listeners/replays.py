@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.response import BoltResponse
 
 from bot.domain.requests import trigger_claim
+from bot.listeners.middleware import plain
 from bot.services.event_claims import claim_event
 
 if TYPE_CHECKING:
@@ -27,4 +28,4 @@ def register(runtime: Runtime) -> None:
                 return BoltResponse(status=200, body="")
         return await next()
 
-    runtime.bolt.use(drop_replays)
+    runtime.bolt.use(plain(drop_replays))

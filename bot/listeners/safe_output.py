@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
+from bot.listeners.middleware import plain
 from bot.slack.safe_text import SafeAck, SafeRespond, SafeWebClient
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def register(runtime: Runtime) -> None:
-    runtime.bolt.use(safe_output)
+    runtime.bolt.use(plain(safe_output))
 
 
 async def safe_output(context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
