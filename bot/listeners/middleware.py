@@ -7,7 +7,7 @@
 
 Every global middleware of the app is registered through :func:`plain`: Bolt's function middleware builds some thirty
 keyword arguments for every call (``build_async_required_kwargs``), and with six of them that was half the CPU of a
-channel message nobody answers (``message.channels`` delivers every one; bench/ignored_message.py).
+channel message nobody answers (``message.channels`` delivers every one; bench/ignored_messages.py).
 """
 
 from __future__ import annotations
