@@ -20,6 +20,7 @@ NUMBER_TEXTS = [
     "policy set user rpm_limit ¹⁰", f"policy set user daily_token_budget {HUGE}", "policy set user max_tokens 1\x00",
     "usage days=10000000", "usage days=²", f"usage days={HUGE}", f"usage all days={HUGE}", "usage days=99999999999999",
     "keys add k env:K rotate_days=٣", f"keys add k env:K rotate_days={HUGE}",
+    "audit export days=10000000", "audit export days=²", f"requests approve {HUGE}", "requests deny ²",
 ]
 
 
@@ -115,3 +116,13 @@ async def test_debug_logs_hold_no_prompt_text_without_log_prompts(harness_factor
     logs = capsys.readouterr().err
     assert ("DEBUG" in logs) == log_prompts  # with LOG_PROMPTS=true the libraries really log at DEBUG
     assert (canary in logs) == log_prompts, "prompt text in the DEBUG log" if not log_prompts else "test sees nothing"
+
+
+def test_button_values_with_unicode_digits_are_not_numbers() -> None:
+    """Feedback and access-request buttons carry numbers Slack echoes back: the same ASCII-digit rule."""
+    from bot.slack.access_requests import request_id_from
+    from bot.slack.render_answers import parse_feedback
+
+    assert parse_feedback("up:42") == ("up", 42) and request_id_from("7") == 7
+    for value in ("²", "٣", HUGE, "1\n", "-1"):
+        assert parse_feedback(f"up:{value}") is None and request_id_from(value) is None

@@ -16,6 +16,7 @@ from bot.domain.access_requests import (
     AccessRequestView,
     RequestStatus,
 )
+from bot.domain.commands import whole_number
 from bot.domain.mentions import mention
 from bot.domain.roles import Role
 
@@ -116,7 +117,7 @@ def decision_from(action_id: str) -> tuple[bool, str | None] | None:
 
 def request_id_from(value: Any) -> int | None:
     text = str(value or "")
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    return whole_number(text, 1, 2**63 - 1)  # ASCII digits only: "²".isdigit() is true, int("²") raises
 
 
 class SlackRequestBoard:

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from bot.domain.access import ChatAccess
+from bot.domain.commands import whole_number
 
 FEEDBACK_ACTION = "answer_feedback"
 RATINGS = ("up", "down")
@@ -30,9 +31,10 @@ def feedback_blocks(record_id: int) -> list[dict[str, Any]]:
 def parse_feedback(value: str | None) -> tuple[str, int] | None:
     """``"up:42"`` → ("up", 42); anything else → None."""
     rating, _, record = (value or "").partition(":")
-    if rating not in RATINGS or not record.isdigit():
+    number = whole_number(record, 1, 2**63 - 1)  # ASCII digits only: "²".isdigit() is true, int("²") raises
+    if rating not in RATINGS or number is None:
         return None
-    return rating, int(record)
+    return rating, number
 
 
 def final_answer_blocks(markdown: str, extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
