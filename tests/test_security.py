@@ -25,7 +25,7 @@ VALID_ARGS = {
     "keys add": "extra env:EXTRA_KEY", "keys revoke": "default", "keys sync": "", "policy": "",
     "policy set": "user max_tokens 100", "usage": "all", "audit": "5", "reminders": "", "reminders run": "",
     "offboard": "<@UNEW>", "requests": "", "requests approve": "1 for=1d", "requests deny": "1",
-    "channels": "", "channel": "<#C0100|general> off", "audit export": "days=7",
+    "channels": "", "channel": "<#C0100|general> off", "audit export": "days=7", "forget": "<@UNEW>",
 }
 ADMIN_ONLY = [s for s in SUBCOMMANDS if s.command == ADMIN and s.right is not None]
 

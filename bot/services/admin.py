@@ -30,6 +30,7 @@ from bot.services.access import EffectiveRole, access_snapshot, effective_role
 from bot.services.admin_keys import KeyAdministration
 from bot.services.audit import add_audit, recent_audit
 from bot.services.channels import ChannelService
+from bot.services.erasure import forget_person
 from bot.services.export import audit_jsonl
 from bot.services.gate import tokens_today
 from bot.services.groups import find_mapping, list_mappings, map_group, unmap_group
@@ -116,6 +117,7 @@ class AdminService:
             "usage": self.usage,
             "audit": self.audit,
             "audit export": self.audit_export,
+            "forget": self.forget,
             **KeyAdministration(sessions=sessions, clock=clock, settings=settings, slack=workspace).handlers(),
             "channels": self.channels.list_channels,
             "channel": self.channels.channel,
@@ -348,6 +350,23 @@ class AdminService:
                                                  "one JSON object a line.")
         return Reply(f":white_check_mark: {rows:,} audit entries of the last {days} day(s) are in your DM with me "
                      f"as `{filename}`.")
+
+    async def forget(self, caller: Caller, command: ParsedCommand) -> Reply:
+        """Erase what was stored of a person's words (PRODUCT §7); owners only for admins and owners. Audited."""
+        target = command["user"]
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            role = (await effective_role(session, target, self.settings.default_role, now)).role
+            allowed = may_manage_role(caller.role.role, role)
+            if allowed:
+                erased = await forget_person(session, target)
+                add_audit(session, at=now, actor=caller.user_id, action="forget", target=target, **erased.counts)
+        if not allowed:
+            return await self.deny(caller, "forget", target, f"Only an owner can erase the data of an *{role}*.")
+        parts = ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in erased.counts.items())
+        return Reply(f":white_check_mark: Erased what Claude Gate stored of {mention(target)}'s words: {parts}.",
+                     lines=["Their request counts, tokens, costs and 👍/👎 ratings stay, under the same ID; so do "
+                            "their roles and the audit log."])
 
 
 def _actor(actor: str) -> str:
