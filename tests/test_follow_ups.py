@@ -128,3 +128,20 @@ async def test_messages_ruled_out_by_shape_cost_no_slack_or_database_call(harnes
         assert len(statements) == 1 and "answered_threads" in statements[0] and harness.slack.calls == []
     finally:
         event.remove(harness.runtime.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_retention_forgets_old_answered_threads_and_viewed_channels(harness_factory) -> None:
+    from datetime import timedelta
+
+    from bot.services.retention import purge_expired
+
+    harness = await harness_factory(retention_days=30)
+    root = await asked_and_answered(harness)
+    await harness.view_channel("U1", "C0042")
+    await eventually(lambda: len(harness.slack.calls_to("chat.startStream")) == 1)
+    harness.clock.advance(timedelta(days=31).total_seconds())
+    result = await purge_expired(harness.runtime.engine, harness.clock, harness.runtime.settings, actor="cli")
+    assert result.extra == {"answered_threads": 1, "viewing_contexts": 1}
+    await channel_message(harness, "U1", "a follow-up a month later", thread_ts=root)
+    await asyncio.sleep(0.3)
+    assert len(await harness.records()) == 1  # the thread is no longer one the bot remembers answering

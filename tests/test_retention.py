@@ -57,7 +57,8 @@ async def test_purge_removes_old_words_and_thread_references_and_keeps_the_numbe
     assert purge.detail["retention_days"] == 30 and purge.detail["audit_rows"] == result.audit_rows
 
     again = await purge_expired(harness.runtime.engine, harness.clock, harness.runtime.settings, actor="cli")
-    assert again.counts == {"prompts": 0, "thread_references": 0, "audit_rows": 0}
+    assert again.counts == {"prompts": 0, "thread_references": 0, "audit_rows": 0, "answered_threads": 0,
+                            "viewing_contexts": 0}
 
 
 async def test_without_audit_retention_the_audit_log_is_kept(harness_factory) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.store.clock import Clock
-from bot.store.models import AuditEntry, RequestRecord
+from bot.store.models import AnsweredThread, AuditEntry, RequestRecord, ViewingContext
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,14 @@ _OLD_AUDIT = (select(AuditEntry.id).where(AuditEntry.at < bindparam("cutoff", ty
               .order_by(AuditEntry.id).limit(bindparam("limit")).scalar_subquery())
 DELETE_AUDIT_BATCH = delete(AuditEntry).where(AuditEntry.id.in_(_OLD_AUDIT)).execution_options(
     synchronize_session=False)
+# Where conversations happened (bot/services/conversation_places.py): threads the bot answered, the channel a
+# person last viewed. Small tables, one statement each.
+DELETE_OLD_PLACES = {
+    "answered_threads": delete(AnsweredThread).where(
+        AnsweredThread.answered_at < bindparam("cutoff", type_=AnsweredThread.answered_at.type)),
+    "viewing_contexts": delete(ViewingContext).where(
+        ViewingContext.updated_at < bindparam("cutoff", type_=ViewingContext.updated_at.type)),
+}
 
 
 @dataclass
@@ -93,6 +101,9 @@ async def purge_expired(engine: AsyncEngine, clock: Clock, settings: Settings, *
         result.prompts += prompts
         result.thread_references += threads
         await _batch_done(result, on_batch)
+    async with engine.begin() as connection:
+        for name, statement in DELETE_OLD_PLACES.items():
+            result.extra[name] = (await connection.execute(statement, {"cutoff": result.cutoff})).rowcount or 0
     if result.audit_cutoff is not None:
         while True:
             async with engine.begin() as connection:
