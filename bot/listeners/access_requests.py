@@ -23,6 +23,7 @@ from bot.slack.access_requests import (
     request_form,
     request_id_from,
 )
+from bot.slack.directory import LazyRequester
 
 if TYPE_CHECKING:
     from bot.app import Runtime
@@ -44,11 +45,10 @@ class AccessRequestListener:
         self.runtime = runtime
 
     async def on_open(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
-                      client: AsyncWebClient) -> None:
+                      client: AsyncWebClient, requester: LazyRequester) -> None:
         await ack()
-        user_id = body["user"]["id"]
-        requester = await self.runtime.directory.requester(user_id)
-        form = await self.runtime.access_requests.form(requester, Role.parse(str(action.get("value") or "")))
+        asked_for = Role.parse(str(action.get("value") or ""))
+        form = await self.runtime.access_requests.form(await requester.resolve(), asked_for)
         if form.state is FormState.OPEN:
             assert form.preset is not None
             view = request_form(form.roles, form.preset)
@@ -57,12 +57,13 @@ class AccessRequestListener:
                                form.message)
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
-    async def on_submit(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user_id = body["user"]["id"]
+    async def on_submit(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
+                        requester: LazyRequester) -> None:
+        """A modal's errors must be in its ack: this fallback stays here, not in @app.error."""
+        user_id = requester.user_id
         try:
-            requester = await self.runtime.directory.requester(user_id)
             role, reason = form_values(view)
-            submission = await self.runtime.access_requests.submit(requester, role, reason)
+            submission = await self.runtime.access_requests.submit(await requester.resolve(), role, reason)
         except Exception:
             log.exception("access request from %s failed", user_id)
             await ack(response_action="errors", errors={REASON_BLOCK: "Something went wrong on my side. Try again."})
@@ -78,9 +79,9 @@ class AccessRequestListener:
         await self.runtime.access_requests.announce(request)
 
     async def on_decision(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
-                          client: AsyncWebClient) -> None:
+                          client: AsyncWebClient, requester: LazyRequester) -> None:
         await ack()
-        user_id = body["user"]["id"]
+        user_id = requester.user_id
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or user_id
         try:
             decision = decision_from(str(action.get("action_id") or ""))
@@ -91,9 +92,9 @@ class AccessRequestListener:
                 text = "I cannot find that access request."
             else:
                 approve, choice = decision
-                requester = await self.runtime.directory.requester(user_id)
                 outcome = await self.runtime.access_requests.decide(
-                    requester, request_id, approve=approve, duration=APPROVAL_CHOICES.get(choice or "permanent"))
+                    await requester.resolve(), request_id, approve=approve,
+                    duration=APPROVAL_CHOICES.get(choice or "permanent"))
                 icon = {DecisionKind.DECIDED: ":white_check_mark:", DecisionKind.REFUSED: ":no_entry:"}.get(
                     outcome.kind, ":information_source:")
                 text = f"{icon} {outcome.message}"
