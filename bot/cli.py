@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -388,6 +389,21 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        # The Anthropic SDK, most of the start-up's import time, loads in a thread from here on while /healthz and
+        # acknowledgements are served; an answer that comes first waits for it. Once loaded, it is frozen too.
+        listening = time.monotonic()
+
+        def sdk_loaded(loading: asyncio.Future[object]) -> None:
+            if loading.cancelled():
+                return
+            if loading.exception() is not None:
+                log.error("the Anthropic SDK could not be imported: no question can be answered (%r)",
+                          loading.exception())
+                return
+            log.info("Anthropic SDK loaded %.1f s after listening", time.monotonic() - listening)
+            gc.freeze()
+
+        gate.claude.preload().add_done_callback(sdk_loaded)
         await gate.start_jobs()  # rotation reminders and housekeeping (APScheduler on this loop), after the handlers
         # Everything built so far (modules, SDK clients, SQLAlchemy's compiled statements) lives as long as the
         # process: keep it out of the garbage collector's full passes, which otherwise stop the loop for 0.1-0.4 s

@@ -1,18 +1,45 @@
-"""Calls to Claude through the official SDK. Anthropic's types and errors stop at this module."""
+"""Calls to Claude through the official SDK. Anthropic's types and errors stop at this module.
+
+The SDK is imported on first use, not with this module: ``import anthropic`` is about 60 % of ``import bot.app``
+(``python -X importtime``), and `serve` answers /healthz without it. `serve` starts loading it in a thread as soon
+as it listens (ClaudeGateway.preload); an answer that comes before it has loaded waits for it (ClaudeGateway.ready).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
-
-import anthropic
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from bot.domain.errors import ClaudeFailure as ClaudeFailure
 
+if TYPE_CHECKING:
+    import anthropic
+
 log = logging.getLogger(__name__)
+
+_SDK: ModuleType | None = None  # the anthropic package once fully imported
+
+
+def sdk() -> ModuleType:
+    """The Anthropic SDK, imported here if nothing loaded it before (scripts, the CLI's one-off calls)."""
+    global _SDK
+    if _SDK is None:
+        _SDK = importlib.import_module("anthropic")
+    return _SDK
+
+
+async def load_sdk() -> ModuleType:
+    """The SDK, imported in a thread so the event loop keeps answering (acks, /healthz) meanwhile."""
+    global _SDK
+    if _SDK is None:
+        _SDK = await asyncio.to_thread(importlib.import_module, "anthropic")
+    return _SDK
 
 
 @dataclass
@@ -45,11 +72,16 @@ def _is_transport_error(exc: BaseException) -> bool:
 
 
 def classify(exc: BaseException, *, mid_stream: bool = False) -> ClaudeFailure:
-    """Map an SDK exception (or our own timeout) to a ClaudeFailure."""
+    """Map an SDK exception (or our own timeout) to a ClaudeFailure. Before the SDK has loaded, nothing can be one of
+    its exceptions, and this does not wait for it (an answer timing out while the SDK loads)."""
     if isinstance(exc, ClaudeFailure):
         return exc
-    if isinstance(exc, TimeoutError | anthropic.APITimeoutError):
+    anthropic = _SDK
+    if isinstance(exc, TimeoutError) or (anthropic is not None and isinstance(exc, anthropic.APITimeoutError)):
         return ClaudeFailure("timeout", "Claude took too long to answer. Try again, perhaps with a shorter question.")
+    if anthropic is None:  # no request has gone out: nothing here came from Anthropic or its connection
+        return ClaudeFailure("internal", "Something went wrong on my side while asking Claude. Try again.",
+                             detail=type(exc).__name__)
     if isinstance(exc, anthropic.APIConnectionError) or _is_transport_error(exc):
         if mid_stream:
             return ClaudeFailure("interrupted", "Claude's answer was interrupted (the connection to Anthropic "
@@ -120,7 +152,7 @@ class ClaudeStream:
                         if event.usage.input_tokens:
                             usage.input_tokens = event.usage.input_tokens
         except Exception as exc:
-            if isinstance(exc, anthropic.AnthropicError) or _is_transport_error(exc):
+            if isinstance(exc, sdk().AnthropicError) or _is_transport_error(exc):
                 raise classify(exc, mid_stream=True) from exc
             raise
 
@@ -137,6 +169,18 @@ class ClaudeGateway:
         self.timeout = timeout
         self.max_retries = max_retries
         self._clients: dict[str, anthropic.AsyncAnthropic] = {}
+        self._loading: asyncio.Future[ModuleType] | None = None
+
+    def preload(self) -> asyncio.Future[ModuleType]:
+        """Start importing the SDK in a thread (`serve`, once it listens); the first answer awaits the same import."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(load_sdk())
+        return self._loading
+
+    async def ready(self) -> ModuleType:
+        if _SDK is not None:
+            return _SDK
+        return await asyncio.shield(self.preload())
 
     def client_for(self, secret: str) -> anthropic.AsyncAnthropic:
         fingerprint = hashlib.sha256(secret.encode()).hexdigest()
@@ -144,6 +188,7 @@ class ClaudeGateway:
         if client is None:
             # The SDK's aiohttp transport: with hundreds of answers streaming at once, httpx's connection pool
             # spends its time matching requests to connections (quadratic); aiohttp's does not.
+            anthropic = sdk()
             client = anthropic.AsyncAnthropic(
                 api_key=secret, base_url=self.base_url, max_retries=self.max_retries,
                 timeout=self.timeout, http_client=anthropic.DefaultAioHttpClient(timeout=self.timeout),
@@ -155,6 +200,7 @@ class ClaudeGateway:
                           messages: list[dict[str, str]], usage: StreamUsage) -> ClaudeStream:
         """Send the request; returns once Anthropic has answered it (HTTP 200, the stream begins). Raises
         ClaudeFailure when it refused or could not be reached."""
+        anthropic = await self.ready()
         client = self.client_for(secret)
         try:
             # The raw event stream, not ``messages.stream``: that helper also rebuilds the whole message after
