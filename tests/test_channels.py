@@ -261,3 +261,14 @@ def test_shell_channel_uses_the_same_grammar_and_audit(database_url: str, tmp_pa
         rows = connection.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.target)).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [("cli", "channel.set", "C0777")]
+
+
+async def test_follow_ups_in_a_channel_switched_off_get_nothing(org: Harness) -> None:
+    from tests.test_follow_ups import asked_and_answered, channel_message
+
+    root = await asked_and_answered(org, "UUSER")
+    await org.command("UADMIN", ADMIN, "channel C0001 off")
+    await channel_message(org, "UUSER", "And why?", thread_ts=root)
+    records = await org.settled_records(2)
+    assert records[-1].refusal_reason == "channel_off"
+    assert org.ephemerals_for("UUSER") == [] and len(org.anthropic.message_requests()) == 1

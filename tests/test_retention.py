@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.domain.roles import Role
 from bot.scheduler import JobScheduler
 from bot.services.retention import PURGE_ACTION, PurgeResult, purge_expired
-from bot.store.models import AuditEntry, RequestRecord
+from bot.store.models import AccessRequest, AnsweredThread, AuditEntry, RequestRecord, ViewingContext
 from tests.conftest import Harness, eventually
 from tests.test_cli import run_cli
 
@@ -33,6 +33,10 @@ async def test_purge_removes_old_words_and_thread_references_and_keeps_the_numbe
     await harness.grant("U1", Role.USER)
     start = harness.clock()
     await ask(harness, "U1", "an old question", 1, feedback="up")  # 100 days ago, seen from the end
+    async with harness.sessions.begin() as session:
+        session.add(AccessRequest(slack_user_id="U1", role="power", reason="old words", status="denied",
+                                  created_at=harness.clock()))
+        session.add(ViewingContext(slack_user_id="U1", channel_id="C0100", updated_at=harness.clock()))
     harness.clock.advance(75 * DAY)
     await ask(harness, "U1", "a question of last month", 2)  # 25 days before the purge: kept
     harness.clock.advance(25 * DAY)
@@ -56,9 +60,12 @@ async def test_purge_removes_old_words_and_thread_references_and_keeps_the_numbe
     assert purge.detail["prompts"] == 1 and purge.detail["thread_references"] == 1
     assert purge.detail["retention_days"] == 30 and purge.detail["audit_rows"] == result.audit_rows
 
+    assert result.extra == {"access_request_reasons": 1, "viewing_contexts": 1, "answered_threads": 1}
+    async with harness.sessions() as session:
+        assert await session.scalar(select(AccessRequest.reason)) == ""
+        assert list(await session.scalars(select(AnsweredThread.thread_ts))) == [recent.thread_ts, today.thread_ts]
     again = await purge_expired(harness.runtime.engine, harness.clock, harness.runtime.settings, actor="cli")
-    assert again.counts == {"prompts": 0, "thread_references": 0, "audit_rows": 0, "answered_threads": 0,
-                            "viewing_contexts": 0}
+    assert set(again.counts.values()) == {0}
 
 
 async def test_without_audit_retention_the_audit_log_is_kept(harness_factory) -> None:

@@ -137,3 +137,17 @@ def test_the_setting_accepts_three_policies_only() -> None:
     assert load_settings(env_file=None, secret_policy="REDACT").secret_policy == "redact"
     with pytest.raises(ConfigError, match="SECRET_POLICY"):
         load_settings(env_file=None, secret_policy="maybe")
+
+
+async def test_a_text_file_holding_a_secret_reaches_claude_redacted(harness_factory,
+                                                                    debug_log: pytest.LogCaptureFixture) -> None:
+    from tests.test_files import mention_with_files
+
+    harness = await people(await harness_factory(secret_policy="redact"))
+    files = [harness.slack.add_file("F1", "deploy.env", "text/plain", f"AWS_KEY={AWS}\nREGION=eu-west-1\n".encode())]
+    await mention_with_files(harness, "UUSER", "what region is this?", files)
+    (record,) = await harness.settled_records(1)
+    assert record.outcome == "ok"
+    sent = json.dumps(harness.anthropic.last_body()["messages"])
+    assert "[redacted: AWS access key]" in sent and "REGION=eu-west-1" in sent
+    await assert_no_trace(harness, debug_log, AWS)

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.conversation import Turn
-from bot.domain.decisions import Admission, AlreadyTaken, Refusal
+from bot.domain.decisions import Admission, AlreadyTaken, Refusal, RefusalReason
 from bot.domain.mentions import channel_link, mention
 from bot.domain.requests import ChatRequest, Requester, asks_about_viewed_channel, message_claim, split_model_flag
 from bot.services.conversation_places import asked_in_thread, remember_answered, viewed_channel
@@ -199,6 +199,8 @@ class Conversations:
             if isinstance(result.decision, AlreadyTaken):
                 log_taken(result.decision.event_id)
             elif isinstance(result.decision, Refusal):
+                if surface == "follow_up" and result.decision.reason is RefusalReason.CHANNEL_OFF:
+                    return  # PRODUCT §7: a mention there is told who switched Claude off; a thread reply gets nothing
                 fallback, blocks = refusal_blocks(result.decision)
                 await self.tell(client, event, fallback, blocks, privately=panel is None)
         except Exception:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -82,6 +82,13 @@ def cut_off_note(admission: Admission) -> str:
     limit = admission.max_tokens_limited_by or f"the {admission.max_tokens:,}-token limit"
     return (f"_The answer stops here: it reached {limit}. "
             "Ask for the rest, or for a shorter answer._")
+
+
+def _redacted_block(block: dict[str, Any]) -> dict[str, Any]:
+    """A file's text (text files go to Claude as text blocks) with its credentials redacted; images and PDFs as is."""
+    if block.get("type") == "text" and isinstance(block.get("text"), str):
+        return {**block, "text": redact(block["text"])}
+    return block
 
 
 class ChatService:
@@ -201,7 +208,8 @@ class ChatService:
         """The thread's earlier messages with every credential redacted (any SECRET_POLICY but ``off``)."""
         if self.settings.secret_policy is SecretPolicy.OFF:
             return turns
-        return [replace(turn, text=redact(turn.text)) for turn in turns]
+        return [replace(turn, text=redact(turn.text), blocks=tuple(_redacted_block(b) for b in turn.blocks))
+                for turn in turns]
 
     async def _prepare(self, on_admitted: AdmissionHook, admission: Admission) -> None:
         try:

@@ -1,4 +1,5 @@
-"""Retention (PRODUCT §7): what Claude Gate stored of people's words is purged after RETENTION_DAYS, the audit log
+"""Retention (PRODUCT §7): what Claude Gate stored of people's words (prompt text, access-request reasons) and where
+they talked (thread references, answered threads, the channel last viewed) is purged after RETENTION_DAYS, the audit log
 after AUDIT_RETENTION_DAYS when set; usage numbers stay. Run daily by the scheduler leader and by
 `claude-gate purge --now`; each purge writes one audit row with its counts.
 
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.store.clock import Clock
-from bot.store.models import AnsweredThread, AuditEntry, RequestRecord, ViewingContext
+from bot.store.models import AccessRequest, AnsweredThread, AuditEntry, RequestRecord, ViewingContext
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,14 @@ DELETE_OLD_PLACES = {
     "viewing_contexts": delete(ViewingContext).where(
         ViewingContext.updated_at < bindparam("cutoff", type_=ViewingContext.updated_at.type)),
 }
+
+# The words of decided access requests (a pending one is still being read by its approvers); the request stays
+CLEAR_OLD_REQUEST_REASONS = (
+    update(AccessRequest)
+    .where(AccessRequest.created_at < bindparam("cutoff", type_=AccessRequest.created_at.type),
+           AccessRequest.reason != "", AccessRequest.status != "pending")
+    .values(reason="").execution_options(synchronize_session=False)
+)
 
 
 @dataclass
@@ -101,9 +110,11 @@ async def purge_expired(engine: AsyncEngine, clock: Clock, settings: Settings, *
         result.prompts += prompts
         result.thread_references += threads
         await _batch_done(result, on_batch)
-    async with engine.begin() as connection:
+    async with engine.begin() as connection:  # small tables: one statement each
         for name, statement in DELETE_OLD_PLACES.items():
             result.extra[name] = (await connection.execute(statement, {"cutoff": result.cutoff})).rowcount or 0
+        result.extra["access_request_reasons"] = (await connection.execute(
+            CLEAR_OLD_REQUEST_REASONS, {"cutoff": result.cutoff})).rowcount or 0
     if result.audit_cutoff is not None:
         while True:
             async with engine.begin() as connection:
