@@ -141,7 +141,7 @@ async def test_retention_forgets_old_answered_threads_and_viewed_channels(harnes
     await eventually(lambda: len(harness.slack.calls_to("chat.startStream")) == 1)
     harness.clock.advance(timedelta(days=31).total_seconds())
     result = await purge_expired(harness.runtime.engine, harness.clock, harness.runtime.settings, actor="cli")
-    assert result.extra == {"answered_threads": 1, "viewing_contexts": 1}
+    assert result.extra == {"answered_threads": 1, "viewing_contexts": 1, "access_request_reasons": 0}
     await channel_message(harness, "U1", "a follow-up a month later", thread_ts=root)
     await asyncio.sleep(0.3)
     assert len(await harness.records()) == 1  # the thread is no longer one the bot remembers answering
