@@ -67,7 +67,8 @@ async def test_forget_erases_words_and_keeps_numbers(org: Harness) -> None:
 
     assert await numbers(org, "UUSER") == kept  # counts, tokens, cost and the 👍 stay
     async with org.sessions() as session:
-        prompts = {r.slack_user_id: r.prompt for r in await session.scalars(select(RequestRecord))}
+        records = await session.scalars(select(RequestRecord).order_by(RequestRecord.id))
+        prompts = {r.slack_user_id: r.prompt for r in records}  # each person's last question
         reasons = {r.slack_user_id: r.reason for r in await session.scalars(select(AccessRequest))}
         preferences = set(await session.scalars(select(UserPreference.slack_user_id)))
         contexts = set(await session.scalars(select(ViewingContext.slack_user_id)))
