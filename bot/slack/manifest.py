@@ -35,6 +35,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "views.open": (),  # the access-request modal
     "files.getUploadURLExternal": ("files:write",),  # files sent to people (SlackWorkspace.upload_file)
     "files.completeUploadExternal": ("files:write",),
+    "conversations.open": ("im:write",),  # … into a person's DM with the bot (charts, audit exports)
     "assistant.threads.setStatus": ("chat:write",),  # thinking status, in DMs, the panel and channel threads
     "assistant.threads.setSuggestedPrompts": ("assistant:write",),
     "assistant.threads.setTitle": ("assistant:write",),
