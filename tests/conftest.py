@@ -119,6 +119,10 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, interva
         await asyncio.sleep(interval)
 
 
+async def _is(value: Any, expected: Any) -> bool:
+    return (await value) == expected
+
+
 @dataclass
 class Harness:
     """The real app behind a real HTTP port, and ways to talk to it like Slack does."""
@@ -186,6 +190,10 @@ class Harness:
         entities = [{"type": "slack#/types/channel_id", "value": channel, "team_id": self.slack.team_id}]
         await self.send_event({"type": "app_context_changed", "user": user, "event_ts": self.slack.next_ts(),
                                "context": {"entities": entities} if channel else {}})
+        if channel:  # the event is handled after its ack: wait until it is remembered, as a person would not notice
+            from bot.services.conversation_places import viewed_channel
+
+            await eventually(lambda: _is(viewed_channel(self.sessions, user), channel))
 
     async def command(self, user: str, command: str, text: str, *, channel: str = "C0001") -> dict[str, Any]:
         """Run a slash command as Slack would; returns the ephemeral answer posted to its response_url."""

@@ -138,7 +138,6 @@ async def test_retention_forgets_old_answered_threads_and_viewed_channels(harnes
     harness = await harness_factory(retention_days=30)
     root = await asked_and_answered(harness)
     await harness.view_channel("U1", "C0042")
-    await eventually(lambda: len(harness.slack.calls_to("chat.startStream")) == 1)
     harness.clock.advance(timedelta(days=31).total_seconds())
     result = await purge_expired(harness.runtime.engine, harness.clock, harness.runtime.settings, actor="cli")
     assert result.extra == {"answered_threads": 1, "viewing_contexts": 1, "access_request_reasons": 0}
