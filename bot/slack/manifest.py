@@ -25,7 +25,6 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.history": ("channels:history", "groups:history"),  # "summarise this channel" from the DM
     "conversations.info": ("channels:read", "groups:read"),  # … only where the bot is a member
     "conversations.members": ("channels:read", "groups:read"),  # … and so is the person asking
-    "conversations.open": ("im:write",),  # the DM a file for a person is shared in (audit export)
     "chat.postMessage": ("chat:write",),
     "chat.postEphemeral": ("chat:write",),
     "chat.update": ("chat:write",),
