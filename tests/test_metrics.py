@@ -38,9 +38,11 @@ async def test_metrics_count_what_went_through_the_app(harness: Harness) -> None
     await harness.mention("UPOWER", "hello")
     await harness.dm("UPOWER", "hello in a DM")
     await harness.mention("UVIEWER", "may I?")  # viewer: refused
+    # a mention is acknowledged before it is answered: the failure below must meet the next request, not these
+    await harness.settled_records(3, timeout=30)  # a loaded machine: the wait ends as soon as they are
     harness.anthropic.fail_next("invalid_request")  # not retried
     await harness.mention("UPOWER", "and again")
-    await harness.settled_records(4, timeout=30)  # a loaded machine: the wait ends as soon as they are
+    await harness.settled_records(4, timeout=30)
     slack.fail_next("chat.postEphemeral", "channel_not_found")
     await harness.mention("UVIEWER", "still no")  # the refusal cannot be shown: a Slack API error
     await harness.settled_records(5, timeout=30)
