@@ -29,6 +29,7 @@ from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.metrics import Metrics, may_scrape
 from bot.services.access_requests import AccessRequestCommands, AccessRequests
 from bot.services.admin import AdminService
+from bot.services.budget_alerts import BudgetAlerts
 from bot.services.chat import ChatService
 from bot.services.claude import ClaudeGateway
 from bot.services.gate import Gate
@@ -247,10 +248,11 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     workspace = SlackWorkspace(client, directory)
     alerts = KeyAlerts(sessions=sessions, clock=clock, settings=settings, slack=workspace)
     secret_alerts = SecretAlerts(sessions=sessions, clock=clock, settings=settings, workspace=workspace)
+    budget_alerts = BudgetAlerts(sessions=sessions, settings=settings, clock=clock, workspace=workspace)
     chat = ChatService(gate=gate, claude=claude, sessions=sessions, settings=settings, clock=clock,
                        on_key_failure=alerts.key_failed, on_key_recovered=alerts.key_recovered,
                        on_no_active_key=alerts.no_active_key, on_secret_blocked=secret_alerts.secret_blocked,
-                       metrics=metrics)
+                       metrics=metrics, on_spend=budget_alerts.check)
     admin = AdminService(sessions=sessions, settings=settings, clock=clock, workspace=workspace)
     personal = PersonalService(sessions=sessions, settings=settings, clock=clock)
     access_requests = AccessRequests(sessions=sessions, settings=settings, clock=clock,

@@ -1,4 +1,4 @@
-"""`claude-gate policy …`, `usage …` and `audit …`: the same admin subcommands as Slack, run as the shell.
+"""`claude-gate policy …`, `budget …`, `usage …` and `audit …`: the same admin subcommands as Slack, run as the shell.
 
 They go through the `/claude-admin` grammar and AdminService, so rules, validation and audit are the same;
 the shell acts with owner rights (whoever can run `claude-gate` already holds the database).
@@ -33,6 +33,9 @@ class NoSlack:
     async def send_dm(self, user_id: str, text: str) -> None:
         return None
 
+    async def post(self, channel: str, text: str, thread_ts: str | None = None) -> None:
+        return None
+
     async def user_group(self, ref: GroupRef) -> tuple[str, str | None, list[str]]:
         raise CommandError("User groups are managed from Slack: /claude-admin groups map …", "")
 
@@ -47,6 +50,10 @@ def add_report_commands(sub: Any) -> None:
     policy = sub.add_parser("policy", help="show role policies, or `policy set <role> <field> <value>`")
     policy.add_argument("words", nargs="*", help="[role] | set <role> <field> <value>")
     policy.set_defaults(handler=cmd_policy)
+    budget = sub.add_parser("budget", help="USD budgets with spend this period, or `budget set <target> "
+                            "daily|monthly <usd>|none`")
+    budget.add_argument("words", nargs="*", help="set <role|U…|org> daily|monthly <usd>|none")
+    budget.set_defaults(handler=cmd_budget)
     usage = sub.add_parser("usage", help="requests, refusals, tokens, estimated cost")
     usage.add_argument("subject", nargs="?", default="all", help="a Slack user ID, a role, or all")
     usage.add_argument("--days", type=int, default=7)
@@ -80,6 +87,10 @@ def _run(settings: Settings, text: str, setup: Any = None) -> int:
     reply = with_sessions(settings, work)
     print(render_reply(reply), file=sys.stdout if reply.ok else sys.stderr)
     return 0 if reply.ok else 2
+
+
+def cmd_budget(settings: Settings, args: argparse.Namespace) -> int:
+    return _run(settings, " ".join(["budget", *args.words]))
 
 
 def cmd_policy(settings: Settings, args: argparse.Namespace) -> int:
@@ -124,7 +135,7 @@ def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
 
     writer = csv.writer(sys.stdout)
     writer.writerow(["slack_user_id", "requests", "refused", "errors", "input_tokens", "output_tokens",
-                     "estimated_cost_usd", "thumbs_up", "thumbs_down"])
+                     "estimated_cost_usd", "thumbs_up", "thumbs_down", "cache_write_tokens", "cache_read_tokens"])
     writer.writerows(with_sessions(settings, work))
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,10 @@ HOW_TO_GET: dict[str, str] = {
     "DEFAULT_ROLE": f"one of {', '.join(Role)}",
     "REMINDER_CRON": "five crontab fields, e.g. '0 9 * * 1-5'",
     "REMINDER_TZ": "an IANA time zone such as UTC or Europe/Berlin",
+    "BUDGET_TZ": "an IANA time zone such as UTC or Europe/Berlin",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
-    "MODEL_PRICES": 'JSON dollars per million tokens by family, e.g. {"opus": [5, 25]}',
+    "MODEL_PRICES": 'JSON dollars per million input/output tokens by model ID or family, '
+    'e.g. {"claude-opus-4-1": [15, 75], "opus": [5, 25]}',
     "PORT": "a TCP port number, 1-65535",
     "LOG_FORMAT": "text or json",
     "SECRET_POLICY": "one of block, redact, off",
@@ -152,15 +155,22 @@ class Settings(BaseSettings):
     model_sonnet: str = _DEFAULT_MODELS["sonnet"]
     model_opus: str = _DEFAULT_MODELS["opus"]
 
-    # Estimated-cost table override, US dollars per million tokens: {"opus": [5, 25], ...} (JSON)
+    # Prices on top of the built-in table, US dollars per million input/output tokens, keyed by model ID or
+    # family: {"claude-opus-4-1": [15, 75], "opus": [5, 25]} (JSON)
     model_prices: dict[str, tuple[float, float]] = {}
 
     thread_follow_ups: bool = True  # answer follow-ups in a channel thread the bot answered without a mention
 
     system_prompt: str = (
-        "You are Claude, answering inside Slack for {user_name} in {channel}. "
+        "You are Claude, answering inside Slack in {channel}. "
         "Be concise; use Markdown that reads well in Slack."
     )
+    budget_tz: str = "UTC"  # the calendar of daily and monthly budgets (PRODUCT §6)
+    budget_alert_percent: int = Field(80, ge=1, le=99)
+    # The sweep closes records in flight longer than ANSWER_TIMEOUT_SECONDS + SWEEP_MARGIN_SECONDS, every
+    # SWEEP_INTERVAL_SECONDS (scheduler leader only) and at start-up.
+    sweep_margin_seconds: float = Field(120.0, ge=0)
+    sweep_interval_seconds: float = Field(180.0, gt=0)
     context_token_budget: int = Field(24_000, ge=1_000)
     answer_timeout_seconds: float = Field(300.0, gt=0)
     user_cache_seconds: float = Field(300.0, ge=0)
@@ -218,7 +228,7 @@ class Settings(BaseSettings):
         cron_trigger(value, "UTC")
         return value
 
-    @field_validator("reminder_tz")
+    @field_validator("reminder_tz", "budget_tz")
     @classmethod
     def _valid_tz(cls, value: str) -> str:
         try:
@@ -244,10 +254,22 @@ class Settings(BaseSettings):
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
+    @field_validator("model_prices")
+    @classmethod
+    def _valid_prices(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, pair in value.items():
+            if not all(math.isfinite(p) and 0 <= p <= 10_000 for p in pair):
+                raise ValueError(f"the price of {name!r} must be two amounts from 0 to 10000")
+        return {name.strip().lower(): pair for name, pair in value.items()}
+
     @property
     def prices(self) -> dict[str, Price]:
-        """The price table per model family: the defaults, with MODEL_PRICES on top."""
-        return DEFAULT_PRICES | {family: Price(*pair) for family, pair in self.model_prices.items()}
+        """Prices by model ID and by family: the built-in table, with MODEL_PRICES on top."""
+        return DEFAULT_PRICES | {name: Price.usd(*pair) for name, pair in self.model_prices.items()}
+
+    @property
+    def budget_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.budget_tz)
 
     @property
     def models(self) -> ModelCatalog:

@@ -38,6 +38,7 @@ from bot.services.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR,
 from bot.services.retention import PurgeResult, purge_expired
 from bot.services.role_changes import end_expired_grants_and_tell
 from bot.services.roles import EndedGrant
+from bot.services.sweep import Swept, sweep_in_flight
 from bot.services.workspace import Workspace
 from bot.store.clock import Clock
 from bot.store.leases import claim_lease, last_run, mark_run, release_lease
@@ -113,6 +114,9 @@ class JobScheduler:
             log.info("REMINDER_CHANNEL is not set: no rotation reminders are scheduled")
         self.scheduler.add_job(self.housekeeping, IntervalTrigger(minutes=HOUSEKEEPING_MINUTES, timezone=self.zone),
                                id="housekeeping", name="prune processed Slack events")
+        self.scheduler.add_job(self.sweep, IntervalTrigger(seconds=self.settings.sweep_interval_seconds,
+                                                           timezone=self.zone),
+                               id="sweep", name="close records left in flight")
         self.scheduler.add_job(self.end_expired_access, IntervalTrigger(seconds=ACCESS_EXPIRY_SECONDS,
                                                                         timezone=self.zone),
                                id="access_expiry", name="end time-bound grants")
@@ -152,6 +156,7 @@ class JobScheduler:
         self.leading = leading
         if became_leader:
             log.info("this process (%s) leads the scheduled jobs", self.holder)
+            await self.sweep()  # at start-up: answers cut while nobody led
             await self.catch_up()
         return leading
 
@@ -196,6 +201,18 @@ class JobScheduler:
         log.info("rotation reminders: %d posted, %d already reminded today, %d DMs", len(run.reminded),
                  len(run.already_reminded), len(run.direct_messages))
         return run
+
+    async def sweep(self) -> list[Swept]:
+        """Leader only: close records in flight longer than ANSWER_TIMEOUT_SECONDS + SWEEP_MARGIN_SECONDS."""
+        if not self.leading:
+            return []
+        try:
+            return await sweep_in_flight(self.sessions, self.workspace, now=self.clock(),
+                                         answer_timeout_seconds=self.settings.answer_timeout_seconds,
+                                         margin_seconds=self.settings.sweep_margin_seconds)
+        except Exception:
+            log.exception("sweeping records left in flight failed")
+            return []
 
     async def end_expired_access(self) -> list[EndedGrant]:
         """Leader only: end time-bound grants that have passed and expire access requests undecided for seven days;

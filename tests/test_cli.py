@@ -187,7 +187,7 @@ def test_terminal_output_has_no_slack_markup() -> None:
     from bot.services.usage import UsageSummary
     from bot.terminal import plain, render_reply, table
 
-    summary = UsageSummary(since=datetime.now(UTC), requests=3, input_tokens=10, output_tokens=20, cost=0.5,
+    summary = UsageSummary(since=datetime.now(UTC), requests=3, input_tokens=10, output_tokens=20, cost_micros=500_000,
                            refusals={"rpm": 1}, thumbs_up=2, thumbs_down=1, top_users=[("U0ANA", 3, 0.5)])
     text = render_reply(Reply(title=":bar_chart: *Usage*, last 7 days", lines=usage_lines(summary),
                               fields=[("Role", "`power`"), ("Requests left this minute", "59")]))

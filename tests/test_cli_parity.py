@@ -144,7 +144,7 @@ async def test_audit_and_usage_export_since_a_date(harness: Harness, tmp_path: P
         add_audit(session, at=new, actor="UNEW", action="policy.set", target="user", field="max_tokens")
         for at, user in ((old, "UOLD"), (new, "UNEW")):
             session.add(RequestRecord(created_at=at, slack_user_id=user, role="power", model="claude-x",
-                                      input_tokens=10, output_tokens=20, estimated_cost=0.5, admitted=True,
+                                      input_tokens=10, output_tokens=20, cost_micros=500_000, admitted=True,
                                       outcome="ok", surface="dm", prompt="a private question", thread_ts="1.2"))
     audit = await cli(harness, tmp_path, "audit", "--since", "2026-11-01", slack=False)
     assert audit.returncode == 0, audit.stderr

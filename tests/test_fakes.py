@@ -383,10 +383,12 @@ async def test_messages_create_and_max_tokens(claude: FakeAnthropic, claude_clie
     assert message.content[0].text == "one two three"
     assert message.stop_reason == "max_tokens"
     assert message.usage.output_tokens == 3
-    assert message.usage.input_tokens == max(1, len("be brief" + "count") // 4)
+    assert message.usage.input_tokens == 3 + 3 + 2  # "be" "brie" "f" · framing · "coun" "t"
 
     tokens = await client.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "x" * 40}])
-    assert tokens.input_tokens == 10
+    assert tokens.input_tokens == 3 + 10
+    cjk = await client.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "東京都 🙂"}])
+    assert cjk.input_tokens == 3 + 3 + 2  # framing · three CJK characters · an emoji
 
 
 async def test_mid_stream_error(claude: FakeAnthropic, claude_client: ClaudeFactory) -> None:

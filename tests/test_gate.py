@@ -179,16 +179,18 @@ async def test_daily_token_budget_refuses_once_spent_and_caps_max_tokens(harness
     await harness.grant("U1", Role.POWER)
     async with harness.sessions.begin() as session:
         await session.execute(update(RolePolicyRow).where(RolePolicyRow.role == "power")
-                              .values(daily_token_budget=60))
-    harness.anthropic.reply = "word " * 40
+                              .values(daily_token_budget=1_000))
+    harness.anthropic.reply = "word " * 2_000
     await harness.mention("U1", "first")
     (first,) = await harness.settled_records(1)
-    assert harness.anthropic.last_body()["max_tokens"] == 60  # never more than what is left today
-    assert first.input_tokens + first.output_tokens >= 60
+    # the input's upper bound and the answer together never more than what is left today
+    assert first.input_estimate >= first.input_tokens
+    assert harness.anthropic.last_body()["max_tokens"] == 1_000 - first.input_estimate == first.output_tokens
     await harness.mention("U1", "second")
     records = await harness.settled_records(2)
     assert records[-1].refusal_reason == "budget_exhausted"
-    assert "today's 60 tokens" in (await harness.told("U1"))[-1]["text"]
+    told = (await harness.told("U1"))[-1]["text"]
+    assert "your daily token budget" in told and "of 1,000 tokens" in told and "00:00 UTC" in told
     assert len(harness.anthropic.message_requests()) == 1
 
 

@@ -85,8 +85,8 @@ async def bulk_old_records(engine: AsyncEngine, count: int, created: object) -> 
         numbers = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count) SELECT i FROM n"
     statement = text(
         "INSERT INTO request_records (created_at, slack_user_id, role, model, input_tokens, output_tokens, "
-        "estimated_cost, admitted, outcome, surface, channel_id, thread_ts, prompt) "
-        "SELECT :created, 'UOLD', 'user', 'claude-haiku', 10, 20, 0.001, :admitted, 'ok', 'mention', 'C0001', "
+        "cost_micros, admitted, outcome, surface, channel_id, thread_ts, prompt) "
+        "SELECT :created, 'UOLD', 'user', 'claude-haiku', 10, 20, 1000, :admitted, 'ok', 'mention', 'C0001', "
         f"'1700000000.000100', 'an old question' FROM ({numbers}) AS numbers"
     ).bindparams(bindparam("created", type_=RequestRecord.created_at.type))
     async with engine.begin() as connection:

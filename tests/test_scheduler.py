@@ -204,7 +204,8 @@ async def test_the_repeated_autumn_hour_reminds_once(harness_factory, clock: Man
 async def test_no_reminder_job_without_a_channel(harness: Harness, schedulers) -> None:
     jobs = await schedulers(harness, "a")
     assert jobs.scheduler.get_job(REMINDERS_JOB) is None and jobs.next_reminder_run is None
-    assert {job.id for job in jobs.scheduler.get_jobs()} == {"leadership", "housekeeping", "access_expiry", "retention"}
+    assert {job.id for job in jobs.scheduler.get_jobs()} == {"leadership", "housekeeping", "access_expiry", "retention",
+                                                             "sweep"}
 
 
 async def test_housekeeping_prunes_old_event_ids_on_the_leader(harness_factory, schedulers) -> None:

@@ -100,7 +100,7 @@ async def test_thread_context_is_sent_in_order_with_bot_turns_as_assistant(harne
         {"role": "user", "content": "ben: and in binary?\n\nana: answer ben please"},
     ]
     system = harness.anthropic.last_body()["system"]
-    assert "ana" in system and "<#C0001>" in system
+    assert "ana" not in system and "<#C0001>" in system  # the asker is named in the turns, not here (caching)
     (stream,) = harness.slack.streams.values()
     assert stream["thread_ts"] == root
 

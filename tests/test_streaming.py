@@ -218,12 +218,13 @@ async def test_a_power_user_gets_4096_tokens_and_the_note_names_their_role(harne
 async def test_answer_cut_by_what_is_left_of_the_daily_budget_names_the_budget(harness: Harness) -> None:
     async with harness.sessions.begin() as session:
         await session.execute(update(RolePolicyRow).where(RolePolicyRow.role == "user")
-                              .values(daily_token_budget=300))
+                              .values(daily_token_budget=600))
     harness.anthropic.reply = " ".join(f"w{i}" for i in range(600))
     record = await ask(harness, role=Role.USER)
-    assert record.max_tokens == 300 and record.output_tokens == 300  # nothing spent yet today: 300 left
+    # nothing spent yet today: what is left after the input's upper bound (below the role's 512)
+    assert record.max_tokens == record.output_tokens == 600 - record.input_estimate < 512
     (text,) = harness.slack.posted_texts("C0001")
-    assert "tokens left of your daily budget of 300" in text
+    assert f"the {record.max_tokens:,} tokens that your daily token budget leaves room for" in text
 
 
 async def test_empty_answer_is_not_silent(harness: Harness) -> None:

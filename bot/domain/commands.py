@@ -87,9 +87,12 @@ class Kind(StrEnum):
     DURATION = "duration"  # <n>d or <n>h, 1 h..365 d
     CHANNEL = "channel"  # <#C123|name>, <#C123> or C123
     CHANNEL_CHANGE = "channel_change"  # the rest of the text, as typed: on|off · model … · prompt … · roles …
+    TARGET = "target"  # a budget's target: a role, a user, a user group, or "org"
+    PERIOD = "period"  # daily / monthly
 
 
-POLICY_FIELDS = ("models", "max_tokens", "rpm_limit", "daily_token_budget", "workspace", "attachments")
+POLICY_FIELDS = ("models", "max_tokens", "rpm_limit", "daily_token_budget", "daily_usd", "monthly_usd", "workspace",
+                 "attachments")
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,8 @@ _PLACEHOLDER = {
     Kind.DURATION: "<n>d|<n>h",
     Kind.CHANNEL: "#channel",
     Kind.CHANNEL_CHANGE: "on|off | model <alias>|none | prompt <text>|none | roles <role,…>|all",
+    Kind.TARGET: "<target>",
+    Kind.PERIOD: "daily|monthly",
 }
 
 _TRAILING = (Kind.REST, Kind.CHANNEL_CHANGE)  # a last parameter that takes the rest of the text
@@ -185,8 +190,14 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
                summary="models and limits of each role", right=Right.EDIT_POLICY),
     Subcommand(ADMIN, ("policy", "set"), (Param("role", Kind.ROLE), Param("field", Kind.FIELD),
                                           Param("value", Kind.REST)),
-               summary="edit a role's models, max_tokens, rpm_limit, daily_token_budget, workspace or attachments",
+               summary="edit a role's models, max_tokens, rpm_limit, daily_token_budget, daily_usd, monthly_usd, "
+               "workspace or attachments",
                right=Right.EDIT_POLICY),
+    Subcommand(ADMIN, ("budget",), summary="USD budgets, with spend this period and % used", right=Right.VIEW_USAGE),
+    Subcommand(ADMIN, ("budget", "set"), (Param("target", Kind.TARGET), Param("period", Kind.PERIOD),
+                                          Param("amount", Kind.REST)),
+               summary="a daily or monthly USD budget (`none` removes it); <target>: a role (per person), a user, "
+               "a user group (pooled) or `org`", right=Right.EDIT_POLICY),
     Subcommand(ADMIN, ("usage",), (Param("subject", Kind.SUBJECT, optional=True),),
                {"days": Param("days", Kind.INT, minimum=1, maximum=MAX_REPORT_DAYS)},
                summary="requests, tokens, estimated cost, refusals", right=Right.VIEW_USAGE),
@@ -371,4 +382,21 @@ def _convert(param: Param, token: str, sub: Subcommand) -> Any:
                 return parse_channel_change(token)
             except ChannelChangeError as exc:
                 raise CommandError(str(exc), sub.usage) from None
+        case Kind.TARGET:
+            if token.lower() == "org":
+                return "org"
+            role = Role.parse(token)
+            if role is not None:
+                return role
+            user = parse_user(token)
+            if user is not None:
+                return user
+            group = parse_group(token)
+            if group is None:
+                raise CommandError(f"`{shown}` is not a role, a user, a user group or `org`.", sub.usage)
+            return group
+        case Kind.PERIOD:
+            if token.lower() not in ("daily", "monthly"):
+                raise CommandError(f"`{shown}` is not a period: `daily` or `monthly`.", sub.usage)
+            return token.lower()
     raise AssertionError(param.kind)  # pragma: no cover

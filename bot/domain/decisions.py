@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from bot.domain.roles import Role
@@ -20,6 +21,7 @@ class RefusalReason(StrEnum):
     UNKNOWN_MODEL = "unknown_model"
     RATE_LIMITED = "rate_limited"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    MODEL_NOT_PRICED = "model_not_priced"  # a USD budget applies and the model has no price
     NO_ACTIVE_KEY = "no_active_key"
     DATABASE_UNAVAILABLE = "database_unavailable"
 
@@ -31,6 +33,7 @@ class Refusal:
     hint: str  # what to do about it
     retry_after_seconds: int | None = None
     request_role: Role | None = None  # the lowest role that would have passed: the refusal offers "Request access"
+    budget: tuple[str, str] | None = None  # (scope, period) of the budget that refused it
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,20 @@ class Admission:
     attachments: bool = True  # the role may send files with a question
     max_tokens_limited_by: str = ""  # what set ``max_tokens`` (TokenGrant.limited_by), for the cut-off note
     channel_prompt: str | None = None  # added to the system prompt in the channel asked in (PRODUCT §7)
+    admitted_at: datetime | None = None
+    input_estimate: int = 0  # upper bound of the input tokens, reserved
+    reserved_micros: int = 0  # the worst case reserved against every budget in ``charged_to``
+    charged_to: tuple[str, ...] = ()  # budget scopes the request was charged to (person, pools)
+    usd_budgets: bool = False  # a USD budget applied: its alerts are checked when the answer ends
+
+    @property
+    def reserved_tokens(self) -> int:
+        return self.input_estimate + self.max_tokens
 
 
 class Outcome(StrEnum):
     ADMITTED = "admitted"  # in flight; replaced by ok/error when the answer ends
     OK = "ok"
     ERROR = "error"
+    INTERRUPTED = "interrupted"  # closed by the sweep: the process answering it died or lost the database
     REFUSED = "refused"

@@ -18,6 +18,8 @@ class RolePolicy:
     daily_token_budget: int | None = None
     workspace: str = "default"
     attachments: bool = True  # files (images, PDFs, text) may go to Claude with a question
+    daily_usd_micros: int | None = None  # per person, a day in BUDGET_TZ (policy field daily_usd)
+    monthly_usd_micros: int | None = None  # per person, a calendar month (policy field monthly_usd)
 
     @property
     def allows_chat(self) -> bool:

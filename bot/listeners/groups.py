@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bot.services.groups import change_members, replace_members
-from bot.store.models import GroupRoleMapping
+from bot.store.models import Budget, GroupRoleMapping
 
 if TYPE_CHECKING:
     from bot.app import Runtime
@@ -41,9 +41,14 @@ class UserGroupEvents:
             return
         async with self.runtime.sessions.begin() as session:
             mapping = await session.get(GroupRoleMapping, group_id)
-            if mapping is None:
+            budget = await session.get(Budget, f"group:{group_id}")  # a pooled budget keeps its members too
+            if mapping is None and budget is None:
                 return
-            mapping.handle = subteam.get("handle") or mapping.handle
+            for kept in (mapping, budget):
+                if isinstance(kept, GroupRoleMapping):
+                    kept.handle = subteam.get("handle") or kept.handle
+                elif kept is not None:
+                    kept.name = subteam.get("handle") or kept.name
             if subteam.get("date_delete"):  # a disabled group gives nobody a role
                 await replace_members(session, self.runtime.clock, group_id, [])
             elif isinstance(subteam.get("users"), list):

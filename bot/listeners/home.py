@@ -13,7 +13,7 @@ from bot.domain.requests import Requester
 from bot.domain.roles import Right
 from bot.services.conversation_places import remember_viewing
 from bot.services.keys import list_keys
-from bot.services.overview import admin_overview, usage_today
+from bot.services.overview import admin_overview, budget_overview, usage_today
 from bot.slack.directory import LazyRequester
 from bot.slack.render import reply_blocks
 from bot.slack.render_answers import agent_prompts
@@ -93,12 +93,18 @@ class AppHome:
             keys = await list_keys(self.runtime.sessions, self.runtime.clock, self.runtime.settings)
             async with self.runtime.sessions() as session:
                 overview = await admin_overview(session, now=self.runtime.clock(), keys=keys)
+                budgets = await budget_overview(session, self.runtime.settings, now=self.runtime.clock())
             _, more = reply_blocks(overview)
             blocks += [{"type": "divider"}, *more]
-        elif self.runtime.admin.trusted(caller, Right.VIEW_USAGE):  # billing: usage and cost only
+            if budgets is not None:
+                blocks += [{"type": "divider"}, *reply_blocks(budgets)[1]]
+        elif self.runtime.admin.trusted(caller, Right.VIEW_USAGE):  # billing: usage, cost and budgets only
             async with self.runtime.sessions() as session:
                 _, more = reply_blocks(await usage_today(session, now=self.runtime.clock()))
+                budgets = await budget_overview(session, self.runtime.settings, now=self.runtime.clock())
             blocks += [{"type": "divider"}, *more]
+            if budgets is not None:
+                blocks += [{"type": "divider"}, *reply_blocks(budgets)[1]]
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
                        "`/claude help` for your commands · mention me in a channel or DM me to ask Claude"}]})
         return blocks[:100]

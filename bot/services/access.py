@@ -83,8 +83,8 @@ def _access_statement() -> Select:  # type: ignore[type-arg]
     chosen = ApiKey.__table__.alias("chosen_key")
     channel = ChannelSetting.__table__.c
     return (select(policy.role, policy.models, policy.max_tokens, policy.rpm_limit, policy.daily_token_budget,
-                   policy.workspace, policy.attachments, granted.label("granted"),
-                   timed_role.scalar_subquery().label("timed"),
+                   policy.workspace, policy.attachments, policy.daily_usd_micros, policy.monthly_usd_micros,
+                   granted.label("granted"), timed_role.scalar_subquery().label("timed"),
                    timed_until.scalar_subquery().label("timed_until"), preferred.label("preferred"),
                    group.label("group"),
                    chosen.c.label.label("key_label"), chosen.c.env_var.label("key_env"),
@@ -118,7 +118,8 @@ async def access_snapshot(session: AsyncSession | AsyncConnection, user_id: str,
         role = Role(row.role)
         policy = RolePolicy(role=role, models=tuple(row.models or ()), max_tokens=row.max_tokens,
                             rpm_limit=row.rpm_limit, daily_token_budget=row.daily_token_budget,
-                            workspace=row.workspace, attachments=bool(row.attachments))
+                            workspace=row.workspace, attachments=bool(row.attachments),
+                            daily_usd_micros=row.daily_usd_micros, monthly_usd_micros=row.monthly_usd_micros)
         key = KeyChoice(row.key_label, row.key_env, row.key_status) if row.key_label else None
         policies[role] = (policy, key)
         preferred = row.preferred

@@ -23,12 +23,15 @@ from bot.domain.days import day_start
 from bot.domain.errors import Denied, GateError
 from bot.domain.grants import may_be_time_bound, until_text
 from bot.domain.mentions import group_mention, mention
+from bot.domain.pricing import format_usd
 from bot.domain.replies import Answer, Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Right, Role, has_right, may_manage_role
 from bot.services.access import EffectiveRole, access_snapshot, effective_role
 from bot.services.admin_keys import KeyAdministration
 from bot.services.audit import add_audit, recent_audit
+from bot.services.budget_report import BudgetLine, budget_lines, budgets_of_person, cache_line
+from bot.services.budgets import BudgetService
 from bot.services.channels import ChannelService
 from bot.services.erasure import forget_person
 from bot.services.export import audit_jsonl
@@ -36,6 +39,7 @@ from bot.services.gate import tokens_today
 from bot.services.groups import find_mapping, list_mappings, map_group, unmap_group
 from bot.services.key_choice import active_key
 from bot.services.policies import (
+    USD_FIELDS,
     all_policies,
     describe_policy,
     load_policy,
@@ -75,8 +79,10 @@ def usage_lines(summary: UsageSummary) -> list[str]:
     lines = [
         f"*{summary.requests:,}* requests · *{summary.refused:,}* refused · *{summary.errors:,}* errors",
         f"Tokens: {summary.input_tokens:,} in · {summary.output_tokens:,} out · "
-        f"estimated cost *${summary.cost:,.2f}*",
+        f"estimated cost *{format_usd(summary.cost_micros)}*",
     ]
+    if summary.cache_read_tokens or summary.cache_write_tokens:
+        lines.append(cache_line(summary))
     if summary.refusals:
         reasons = ", ".join(f"{reason.replace('_', ' ')} {count}" for reason, count in
                             sorted(summary.refusals.items(), key=lambda item: -item[1]))
@@ -84,7 +90,7 @@ def usage_lines(summary: UsageSummary) -> list[str]:
     if summary.thumbs_up or summary.thumbs_down:
         lines.append(f"Feedback: :+1: {summary.thumbs_up} · :-1: {summary.thumbs_down}")
     if summary.top_users:
-        lines.append("Top users: " + ", ".join(f"{mention(user)} {count} req ${cost:,.2f}"
+        lines.append("Top users: " + ", ".join(f"{mention(user)} {count} req {format_usd(round(cost * 1_000_000))}"
                                                for user, count, cost in summary.top_users))
     return lines
 
@@ -121,6 +127,7 @@ class AdminService:
             **KeyAdministration(sessions=sessions, clock=clock, settings=settings, slack=workspace).handlers(),
             "channels": self.channels.list_channels,
             "channel": self.channels.channel,
+            **BudgetService(sessions=sessions, settings=settings, clock=clock, workspace=workspace).handlers(),
         }
 
     async def caller(self, requester: Requester) -> Caller:
@@ -202,7 +209,7 @@ class AdminService:
             requests = await session.scalar(select(func.count()).where(
                 RequestRecord.slack_user_id == target, RequestRecord.admitted.is_(True),
                 RequestRecord.created_at >= day_start(now))) or 0
-            tokens = await tokens_today(session, target, now)
+            tokens = await tokens_today(session, target, now, self.settings.budget_zone)
             after = (await effective_role(session, target, self.settings.default_role, role.expires_at)
                      if role.expires_at is not None else None)
         flags = [name for name, on in (("guest", profile.is_guest), ("Slack Connect (external)", profile.is_external),
@@ -298,6 +305,8 @@ class AdminService:
             old, new = await update_policy(session, self.clock, actor_id=caller.user_id, role=role, field=field,
                                            value=value)
             policy = await load_policy(session, role)
+        if field in USD_FIELDS:
+            old, new = (format_usd(v) if isinstance(v, int) else v for v in (old, new))
         return Reply(f":white_check_mark: *{role}* {field}: {_shown(old)} → {_shown(new)}",
                      lines=[describe_policy(policy, self.settings.models.aliases),
                             "Applies from the next request, in every process."])
@@ -309,16 +318,25 @@ class AdminService:
         since = self.clock() - timedelta(days=days)
         async with self.sessions() as session:
             if isinstance(subject, Role):
-                summary = await usage_summary(session, since=since, role=subject.value)
+                summary = await usage_summary(session, since=since, role=subject.value, prices=self.settings.prices)
                 who = f"role *{subject}*"
             elif subject == "all":
-                summary = await usage_summary(session, since=since)
+                summary = await usage_summary(session, since=since, prices=self.settings.prices)
                 who = "everyone"
             else:
-                summary = await usage_summary(session, since=since, user_id=subject)
+                summary = await usage_summary(session, since=since, user_id=subject, prices=self.settings.prices)
                 who = mention(subject)
-        return Reply(f"Usage of {who}, last {days} day(s)", lines=usage_lines(summary),
-                     footer="Costs are estimates from the price table per model family.")
+            if isinstance(subject, Role):
+                budgets: list[BudgetLine] = []
+            elif subject == "all":
+                budgets = await budget_lines(session, self.settings, self.clock())
+            else:
+                budgets = await budgets_of_person(session, self.settings, subject, self.clock())
+        lines = usage_lines(summary)
+        if budgets:
+            lines += ["*Budgets this period*", *(f"• {line.text()}" for line in budgets)]
+        return Reply(f"Usage of {who}, last {days} day(s)", lines=lines,
+                     footer="Costs are estimates from the price table per model ID (MODEL_PRICES).")
 
     async def audit(self, caller: Caller, command: ParsedCommand) -> Reply:
         count = min(command["n"] or DEFAULT_AUDIT_ROWS, MAX_AUDIT_ROWS)

@@ -18,6 +18,7 @@ from bot.domain.access import ChatAccess
 from bot.domain.channels import system_prompt_in_channel
 from bot.domain.conversation import AnswerNotDelivered, Turn, build_messages, history_budget, system_prompt
 from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
+from bot.domain.estimate import input_tokens_bound, text_tokens_bound
 from bot.domain.pricing import estimated_cost
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.secrets import SecretPolicy, redact, screen_request
@@ -26,12 +27,13 @@ from bot.metrics import Metrics
 from bot.services.claude import ClaudeFailure, ClaudeGateway, StreamUsage, classify
 from bot.services.gate import Gate, Screened
 from bot.services.key_choice import KeyGuard
-from bot.services.usage import RecordFinisher
+from bot.services.usage import MAX_BACKLOG, RecordFinisher
 from bot.store.clock import Clock
 
 log = logging.getLogger(__name__)
 
 EMPTY_ANSWER = "_Claude returned an empty answer. Try asking in other words._"
+LARGEST_ANSWER_TOKENS = 64_000  # the history leaves room for an answer this long, whatever max_tokens is granted
 CONTEXT_RETRY_SHARE = 4  # on "prompt is too long", retry once with a quarter of the history budget
 # failure kinds that Anthropic did not cause
 NOT_FROM_ANTHROPIC = frozenset({"delivery", "internal", "cancelled", "key_revoked"})
@@ -63,6 +65,8 @@ KeyFailureHandler = Callable[[str, ClaudeFailure], Awaitable[None]]
 KeyRecoveryHandler = Callable[[str, datetime], Awaitable[None]]  # a failing key got the request made then through
 NoKeyHandler = Callable[[ChatRequest], Awaitable[None]]  # the gate refused: no usable key
 SecretHandler = Callable[[ChatRequest], Awaitable[None]]  # the gate refused: a credential in the message
+# a budgeted answer of this user ended, or a budget (scope, period) refused them: check the budget alerts
+SpendHandler = Callable[[str, tuple[str, str] | None], Awaitable[None]]
 
 
 @dataclass
@@ -96,7 +100,7 @@ class ChatService:
                  settings: Settings, clock: Clock, on_key_failure: KeyFailureHandler | None = None,
                  on_key_recovered: KeyRecoveryHandler | None = None,
                  on_no_active_key: NoKeyHandler | None = None, on_secret_blocked: SecretHandler | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, on_spend: SpendHandler | None = None) -> None:
         self.gate = gate
         self.metrics = metrics or Metrics()
         self.claude = claude
@@ -106,7 +110,8 @@ class ChatService:
         self.on_key_recovered = on_key_recovered
         self.on_no_active_key = on_no_active_key
         self.on_secret_blocked = on_secret_blocked
-        self.records = RecordFinisher(sessions.kw["bind"], settings.prices)
+        self.on_spend = on_spend
+        self.records = RecordFinisher(sessions.kw["bind"], settings.prices, settings.budget_zone)
         self.keys = KeyGuard(sessions.kw["bind"])
         self.retry_delays: tuple[float, ...] = RETRY_DELAYS
 
@@ -116,18 +121,32 @@ class ChatService:
 
         ``words`` turns the request's text into what Claude reads (mentions looked up…): it runs only once the
         gate's first phase let the asker through, so a refused message costs nothing beyond the asker.
-        ``history`` loads the earlier turns of the conversation and ``on_admitted`` prepares the surface (a
-        status, feedback buttons); both run only for admitted requests.
+        ``history`` loads the earlier turns of the conversation (after the first phase, before the second: the
+        reservation bounds what is sent) and ``on_admitted`` prepares the surface (a status, feedback buttons) of an
+        admitted request.
         """
         arrived = time.perf_counter()
+        if self.records.backlog >= MAX_BACKLOG:  # the database is away and memory is bounded: fail closed
+            return ChatResult(self.gate.refuse_unreachable(request))
         decision: Admission | Refusal | AlreadyTaken | Screened = await self.gate.screen(request)
+        gate_seconds = time.perf_counter() - arrived
+        turns: list[Turn] = []
+        system = ""
         if isinstance(decision, Screened):
+            # between the two phases: the words, the history and files, then the input's upper bound to reserve
             if words is not None:
                 request = replace(request, text=await words())
             # secrets are judged on what Claude would read; from here on only the redacted text is used
             request = screen_request(request, self.settings.secret_policy)
-            decision = await self.gate.admit(request, decision)
-        gate_seconds = time.perf_counter() - arrived
+            channel = decision.access.channel
+            system = system_prompt_in_channel(
+                system_prompt(self.settings.system_prompt, user_name=request.requester.name,
+                              channel=request.channel_name or request.surface), channel.prompt if channel else None)
+            turns = [*self._screened(await history()), Turn("user", request.text, request.requester.name)]
+            estimate = input_tokens_bound(system, build_messages(turns, self._history_budget(request, system)))
+            admitting = time.perf_counter()
+            decision = await self.gate.admit(request, decision, input_estimate=estimate)
+            gate_seconds += time.perf_counter() - admitting  # the gate's own time, not the history's
         if isinstance(decision, AlreadyTaken):
             self.metrics.gate_decided(request.surface, "duplicate", "", gate_seconds)
             return ChatResult(decision)
@@ -137,6 +156,8 @@ class ChatService:
                 await self.on_no_active_key(request)
             if decision.reason is RefusalReason.SECRET and self.on_secret_blocked is not None:
                 await self.on_secret_blocked(request)
+            if decision.budget is not None and self.on_spend is not None:
+                await self.on_spend(request.requester.user_id, decision.budget)
             return ChatResult(decision)
         self.metrics.gate_decided(request.surface, "admitted", "", gate_seconds)
         RECORD_ID.set(decision.record_id)  # log lines of this answer name its record (LOG_FORMAT=json)
@@ -148,12 +169,7 @@ class ChatService:
         try:
             if on_admitted is not None:
                 await self._prepare(on_admitted, decision)
-            system = system_prompt_in_channel(
-                system_prompt(self.settings.system_prompt, user_name=request.requester.name,
-                              channel=request.channel_name or request.surface), decision.channel_prompt)
-            budget = history_budget(self.settings.context_token_budget, max_tokens=decision.max_tokens,
-                                    system=system)
-            turns = [*self._screened(await history()), Turn("user", request.text, request.requester.name)]
+            budget = self._history_budget(request, system)
             async with asyncio.timeout(self.settings.answer_timeout_seconds):
                 await self._ask(decision, system, turns, budget, usage, parts, sink, on_first_text=lambda: (
                     self.metrics.first_text(request.surface, time.perf_counter() - arrived)))
@@ -185,14 +201,27 @@ class ChatService:
                 error_kind=failure.kind if failure else None, input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 cost_usd=estimated_cost(decision.model, usage.input_tokens, usage.output_tokens, self.settings.prices))
+            output_tokens, source = usage.output_tokens, "anthropic"
+            if usage.accepted and not usage.final:  # cut before Anthropic's final count: bound what was streamed
+                output_tokens, source = max(output_tokens, text_tokens_bound("".join(parts))), "streamed"
             await self.records.finish(
                 record_id=decision.record_id, model=decision.model, outcome=Outcome.ERROR if failure else Outcome.OK,
-                input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                input_tokens=usage.input_tokens, output_tokens=output_tokens,
                 latency_ms=round((time.monotonic() - started) * 1000), error_type=failure.kind if failure else None,
+                cache_write_tokens=usage.cache_write_tokens, cache_read_tokens=usage.cache_read_tokens,
+                usage_source=source, admission=decision,
             )
+        if decision.usd_budgets and self.on_spend is not None:
+            await asyncio.shield(self.on_spend(decision.user_id, None))
         if decision.key_failing and usage.accepted and self.on_key_recovered is not None:
             await asyncio.shield(self.on_key_recovered(decision.key_label, asked_at))
         return ChatResult(decision, "".join(parts), failure)
+
+    def _history_budget(self, request: ChatRequest, system: str) -> int:
+        """The history's token budget, leaving room for the largest answer a role may have (the history is chosen
+        before admission decides max_tokens, and the reservation bounds exactly what is sent)."""
+        return history_budget(self.settings.context_token_budget, max_tokens=LARGEST_ANSWER_TOKENS,
+                              system=system)
 
     async def access(self, requester: Requester) -> ChatAccess:
         """What ``requester`` may do, by the gate's own checks, without recording a request."""

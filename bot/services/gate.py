@@ -6,18 +6,30 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.access_requests import lowest_role_above
+from bot.domain.budgets import (
+    MIN_GRANT_TOKENS,
+    Limit,
+    fit_tokens,
+    period_end,
+    period_start,
+    reservation_micros,
+    resets_in,
+    user_scope,
+)
 from bot.domain.channels import is_channel
-from bot.domain.days import day_start, next_day_start
 from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
+from bot.domain.estimate import input_tokens_bound
 from bot.domain.mentions import channel_link, mention
 from bot.domain.policy import RPM_WINDOW_SECONDS, RolePolicy, granted_max_tokens
+from bot.domain.pricing import most_expensive, price_of
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
 from bot.domain.secrets import SecretPolicy, blocked_message, screen_request
@@ -26,6 +38,15 @@ from bot.services.event_claims import claim_in
 from bot.services.key_choice import active_key, secret_of
 from bot.services.outbox import RecordOutbox
 from bot.services.roles import admins_to_ask
+from bot.services.spend import (
+    add_to_counters,
+    budgets_for,
+    counter_keys,
+    limits_for,
+    lock_scopes,
+    read_counters,
+)
+from bot.services.spend import tokens_today as spend_tokens_today
 from bot.store.clock import Clock
 from bot.store.db import DATABASE_FAULTS
 from bot.store.models import RequestRecord
@@ -33,6 +54,7 @@ from bot.store.models import RequestRecord
 log = logging.getLogger(__name__)
 
 Db = AsyncConnection | AsyncSession  # the gate's queries run on either
+UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -68,14 +90,19 @@ async def rate_window(session: Db, user_id: str, limit: int, now: datetime) -> R
     return RateWindow(len(recent), limit, wait)
 
 
-async def tokens_today(session: Db, user_id: str, now: datetime) -> int:
-    """Input + output tokens of the user's admitted requests since 00:00 UTC."""
-    used = await session.scalar(
-        select(func.coalesce(func.sum(RequestRecord.input_tokens + RequestRecord.output_tokens), 0))
-        .where(RequestRecord.slack_user_id == user_id, RequestRecord.admitted.is_(True),
-               RequestRecord.created_at >= day_start(now))
-    )
-    return int(used or 0)
+async def tokens_today(session: Db, user_id: str, now: datetime, tz: ZoneInfo = UTC_ZONE) -> int:
+    """Tokens of the user's requests today in ``tz``: real counts of finished ones, reservations of those in
+    flight (so concurrent requests cannot pass the daily token budget)."""
+    return await spend_tokens_today(session, user_id, now, tz)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    max_tokens: int
+    micros: int
+    charged_to: tuple[str, ...]
+    limited_by: str  # what set max_tokens: the role's limit, or the budget with the least room
+    usd_budgets: bool  # a USD budget applied (its alerts are checked when the answer ends)
 
 
 INSERT_RECORD = insert(RequestRecord).returning(RequestRecord.id)
@@ -110,12 +137,13 @@ class Gate:
         self.outbox = outbox or RecordOutbox(sessions)
         self.engine: AsyncEngine = sessions.kw["bind"]
 
-    async def admit_request(self, request: ChatRequest) -> Admission | Refusal | AlreadyTaken:
+    async def admit_request(self, request: ChatRequest, *, input_estimate: int | None = None
+                            ) -> Admission | Refusal | AlreadyTaken:
         """Both phases at once, for a request with nothing to fetch in between (the terminal, benchmarks)."""
         screened = await self.screen(request)
         if not isinstance(screened, Screened):
             return screened
-        return await self.admit(request, screened)
+        return await self.admit(request, screened, input_estimate=input_estimate)
 
     async def screen(self, request: ChatRequest) -> Screened | Refusal | AlreadyTaken:
         """Phase 1 (ARCHITECTURE.md): claim the message, then account, role, channel and model, from the access
@@ -138,25 +166,34 @@ class Gate:
         except DATABASE_FAULTS as exc:
             return self._unreachable(request, exc)
 
-    async def admit(self, request: ChatRequest, screened: Screened) -> Admission | Refusal:
-        """Phase 2, once the history and files are fetched: secrets in the message (SECRET_POLICY), then rpm,
-        budgets and the key, in one transaction under the asker's lock; the request is recorded in flight, or
-        refused and recorded. The caller screens ``request`` to send its redacted text; this screens it if not."""
+    async def admit(self, request: ChatRequest, screened: Screened, *, input_estimate: int | None = None
+                    ) -> Admission | Refusal:
+        """Phase 2, once the history and files are fetched: secrets in the message (SECRET_POLICY), then rpm, the
+        key, then every budget with the request's worst case reserved (``input_estimate``: an upper bound of its
+        input tokens from bot.domain.estimate; without one, the request's own text is bounded), in one transaction
+        under the asker's and the pools' locks; the request is recorded in flight, or refused and recorded. The
+        caller screens ``request`` to send its redacted text; this screens it if not."""
         request = screen_request(request, self.settings.secret_policy)
+        if input_estimate is None:
+            input_estimate = input_tokens_bound(self.settings.system_prompt, [{"content": request.text}])
         try:
-            return await self._admit(request, screened)
+            return await self._admit(request, screened, input_estimate)
         except DATABASE_FAULTS as exc:
             return self._unreachable(request, exc)
 
     def _unreachable(self, request: ChatRequest, exc: Exception) -> Refusal:
         log.warning("database unreachable while admitting %s: %s", request.requester.user_id, type(exc).__name__)
+        return self.refuse_unreachable(request)
+
+    def refuse_unreachable(self, request: ChatRequest) -> Refusal:
+        """Fail closed: the database is unreachable (or too far behind); the refusal's record waits in the outbox."""
         refusal = Refusal(RefusalReason.DATABASE_UNAVAILABLE,
                           "I cannot check your access right now: my database is unreachable.",
                           "Nothing was sent to Claude. Try again in a minute.")
         self.outbox.add(self._record_values(request, None, None, refusal=refusal))
         return refusal
 
-    async def _admit(self, request: ChatRequest, screened: Screened) -> Admission | Refusal:
+    async def _admit(self, request: ChatRequest, screened: Screened, input_estimate: int) -> Admission | Refusal:
         access, model = screened.access, screened.model
         async with self.engine.begin() as session:
             role, policy = access.role.role, access.policy
@@ -167,11 +204,6 @@ class Gate:
             await self._lock_user(session, request.requester.user_id)
             now = self.clock()
             refusal = await self._rpm_refusal(session, request.requester.user_id, policy, now)
-            tokens_left = None
-            if refusal is None and policy.daily_token_budget is not None:
-                tokens_left = policy.daily_token_budget - await self._tokens_today(session, request, now)
-                if tokens_left <= 0:
-                    refusal = self._budget_refusal(policy, now)
             key = None
             if refusal is None:
                 key = access.key if access.key and secret_of(access.key.env_var) else (
@@ -180,18 +212,62 @@ class Gate:
                     refusal = Refusal(RefusalReason.NO_ACTIVE_KEY,
                                       f"No usable API key is set up for workspace `{policy.workspace}`.",
                                       "An admin has been told; try again once a key is registered.")
+            reservation: Reservation | Refusal | None = None
+            if refusal is None:  # last: nothing after it may refuse, or the counters would keep the reservation
+                reservation = await self._reserve(session, request, policy, model, input_estimate, now)
+                if isinstance(reservation, Refusal):
+                    refusal = reservation
             if refusal is not None:
                 await self._record(session, request, role, model, refusal=refusal)
                 return refusal
-            assert key is not None
-            grant = granted_max_tokens(policy, tokens_left)
+            assert key is not None and reservation is not None
             record_id = await self._record(session, request, role, model, key_label=key.label,
-                                           max_tokens=grant.tokens)
+                                           max_tokens=reservation.max_tokens, reservation=reservation,
+                                           input_estimate=input_estimate, now=now)
             return Admission(record_id=record_id, user_id=request.requester.user_id, role=role, model=model,
-                             max_tokens=grant.tokens, key_label=key.label, key_env_var=key.env_var,
-                             workspace=policy.workspace, key_failing=key.failing,
-                             max_tokens_limited_by=grant.limited_by, attachments=policy.attachments,
+                             max_tokens=reservation.max_tokens, key_label=key.label, key_env_var=key.env_var,
+                             workspace=policy.workspace, key_failing=key.failing, admitted_at=now,
+                             input_estimate=input_estimate, reserved_micros=reservation.micros,
+                             charged_to=reservation.charged_to, max_tokens_limited_by=reservation.limited_by,
+                             usd_budgets=reservation.usd_budgets, attachments=policy.attachments,
                              channel_prompt=access.channel.prompt if access.channel else None)
+
+    async def _reserve(self, session: Db, request: ChatRequest, policy: RolePolicy, model: str,
+                       input_estimate: int, now: datetime) -> Reservation | Refusal:
+        """Every budget that applies, in PRODUCT §2's order (daily tokens, then USD: the person's, their groups',
+        the org's): grant the output tokens that fit all of them, and add the worst case to their counters."""
+        user_id = request.requester.user_id
+        tz = self.settings.budget_zone
+        person = user_scope(user_id)
+        budgets = await budgets_for(session, user_id)
+        limits = limits_for(user_id, policy, budgets)
+        pools = [b for b in budgets if b.scope != person]
+        charged = tuple(sorted({person, *(pool.scope for pool in pools)}))
+        await lock_scopes(session, (pool.scope for pool in pools))
+        price = price_of(model, self.settings.prices)
+        if price is None:
+            if any(not limit.tokens for limit in limits):
+                return Refusal(RefusalReason.MODEL_NOT_PRICED,
+                               f"`{model}` has no price, and a USD budget applies to you.",
+                               "Ask an admin to add its price to MODEL_PRICES, or choose another model.")
+            price = most_expensive(self.settings.prices)
+        keys = counter_keys(charged, now, tz)
+        counters = await read_counters(session, keys)
+        role_grant = granted_max_tokens(policy, None)
+        granted, limited_by = role_grant.tokens, role_grant.limited_by
+        floor = min(MIN_GRANT_TOKENS, granted)
+        for limit in limits:
+            starts = period_start(now, limit.period, tz)
+            micros, tokens = counters[(limit.scope, limit.period.value, starts)]
+            spent = tokens if limit.tokens else micros
+            fit = fit_tokens(limit, spent, input_estimate, price)
+            if fit is not None and fit < floor:
+                return self._budget_refusal(limit, spent, now, starts)
+            if fit is not None and fit < granted:
+                granted, limited_by = fit, f"the {fit:,} tokens that {limit.label} leaves room for"
+        micros = reservation_micros(price, input_estimate, granted)
+        await add_to_counters(session, keys, micros, input_estimate + granted)
+        return Reservation(granted, micros, charged, limited_by, any(not limit.tokens for limit in limits))
 
     async def who_may_chat(self, requester: Requester) -> tuple[AccessSnapshot, Refusal | None]:
         """The first checks of the gate (account, role) without recording anything: for greetings and status."""
@@ -307,25 +383,28 @@ class Gate:
                        f"You have used your {policy.rpm_limit} requests for this minute (role *{policy.role}*).",
                        f"A slot frees in {window.free_in} s.", retry_after_seconds=window.free_in)
 
-    async def _tokens_today(self, session: Db, request: ChatRequest, now: datetime) -> int:
-        return await tokens_today(session, request.requester.user_id, now)
-
-    def _budget_refusal(self, policy: RolePolicy, now: datetime) -> Refusal:
-        reset = next_day_start(now)
-        minutes = math.ceil((reset - now).total_seconds() / 60)
+    def _budget_refusal(self, limit: Limit, spent: int, now: datetime, starts: date) -> Refusal:
+        tz = self.settings.budget_zone
+        left = int((period_end(starts, limit.period, tz) - now).total_seconds())
+        what = "tokens" if limit.tokens else "dollars"
         return Refusal(RefusalReason.BUDGET_EXHAUSTED,
-                       f"You have used today's {policy.daily_token_budget:,} tokens (role *{policy.role}*).",
-                       f"The budget resets at 00:00 UTC, in {minutes // 60} h {minutes % 60} min.",
-                       retry_after_seconds=minutes * 60)
+                       f"This request does not fit {limit.label}: {limit.describe(spent)} used "
+                       f"({what} of requests still running included).",
+                       f"It resets at {resets_in(now, starts, limit.period, tz)}.",
+                       retry_after_seconds=max(1, left), budget=(limit.scope, limit.period.value))
 
     def _record_values(self, request: ChatRequest, role: Role | None, model: str | None, *,
                        refusal: Refusal | None = None, key_label: str | None = None,
-                       max_tokens: int | None = None) -> dict[str, object]:
+                       max_tokens: int | None = None, reservation: Reservation | None = None,
+                       input_estimate: int | None = None, now: datetime | None = None) -> dict[str, object]:
         return {
-            "created_at": self.clock(), "slack_user_id": request.requester.user_id,
+            "created_at": now or self.clock(), "slack_user_id": request.requester.user_id,
             "team_id": request.requester.team_id, "role": role.value if role else "unknown", "model": model,
             "key_label": key_label, "max_tokens": max_tokens, "input_tokens": 0, "output_tokens": 0,
-            "estimated_cost": 0.0, "admitted": refusal is None,
+            "cost_micros": reservation.micros if reservation else 0,
+            "reserved_micros": reservation.micros if reservation else None, "input_estimate": input_estimate,
+            "cache_write_tokens": 0, "cache_read_tokens": 0, "usage_source": None,
+            "charged_to": list(reservation.charged_to) if reservation else None, "admitted": refusal is None,
             "outcome": (Outcome.REFUSED if refusal else Outcome.ADMITTED).value,
             "refusal_reason": refusal.reason.value if refusal else None, "surface": request.surface,
             "channel_id": request.channel_id, "thread_ts": request.thread_ts,
@@ -334,7 +413,9 @@ class Gate:
 
     async def _record(self, session: Db, request: ChatRequest, role: Role, model: str | None, *,
                       refusal: Refusal | None = None, key_label: str | None = None,
-                      max_tokens: int | None = None) -> int:
+                      max_tokens: int | None = None, reservation: Reservation | None = None,
+                      input_estimate: int | None = None, now: datetime | None = None) -> int:
         values = self._record_values(request, role, model, refusal=refusal, key_label=key_label,
-                                     max_tokens=max_tokens)
+                                     max_tokens=max_tokens, reservation=reservation, input_estimate=input_estimate,
+                                     now=now)
         return (await session.execute(INSERT_RECORD, values)).scalar_one()

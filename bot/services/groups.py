@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.roles import Role
 from bot.services.audit import add_audit
 from bot.store.clock import Clock
-from bot.store.models import GroupMember, GroupRoleMapping
+from bot.store.models import Budget, GroupMember, GroupRoleMapping
 
 
 async def map_group(session: AsyncSession, clock: Clock, *, actor_id: str, group_id: str, handle: str | None,
@@ -34,7 +34,8 @@ async def unmap_group(session: AsyncSession, clock: Clock, *, actor_id: str, gro
     mapping = await session.get(GroupRoleMapping, group_id)
     if mapping is None:
         return None
-    await session.execute(delete(GroupMember).where(GroupMember.usergroup_id == group_id))
+    if await session.get(Budget, f"group:{group_id}") is None:  # a pooled budget still needs the members
+        await session.execute(delete(GroupMember).where(GroupMember.usergroup_id == group_id))
     await session.delete(mapping)
     add_audit(session, at=clock(), actor=actor_id, action="groups.unmap", target=group_id, handle=mapping.handle,
               previous=mapping.role)
@@ -57,8 +58,10 @@ async def replace_members(session: AsyncSession, clock: Clock, group_id: str, me
 
 async def change_members(session: AsyncSession, group_id: str, *, added: Iterable[str] = (),
                          removed: Iterable[str] = ()) -> bool:
-    """Apply a `subteam_members_changed` delta; False if the group is not mapped (nothing stored)."""
-    if await session.get(GroupRoleMapping, group_id) is None:
+    """Apply a `subteam_members_changed` delta; False if the group is neither mapped nor budgeted (nothing
+    stored)."""
+    if (await session.get(GroupRoleMapping, group_id) is None
+            and await session.get(Budget, f"group:{group_id}") is None):
         return False
     removed = list(removed)
     if removed:

@@ -7,10 +7,13 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import Settings
 from bot.domain.access_requests import REQUEST_LIFETIME, RequestStatus
 from bot.domain.days import day_start
 from bot.domain.keys import KeyStatus
+from bot.domain.pricing import format_usd
 from bot.domain.replies import Reply
+from bot.services.budget_report import budget_lines
 from bot.services.channels import configured_channels, summary_line
 from bot.services.groups import list_mappings
 from bot.services.keys import KeyListing
@@ -58,4 +61,28 @@ async def usage_today(session: AsyncSession, *, now: datetime) -> Reply:
 
 async def _today(session: AsyncSession, now: datetime) -> str:
     today = await usage_summary(session, since=day_start(now))
-    return f"{today.requests} requests · {today.refused} refused · ${today.cost:,.2f} estimated"
+    return f"{today.requests} requests · {today.refused} refused · {format_usd(today.cost_micros)} estimated"
+
+
+BAR_CELLS = 10
+
+
+def budget_bar(percent: int) -> str:
+    """``▓▓▓▓▓░░░░░`` — a budget's use in ten cells (a full bar at 100 % and above)."""
+    filled = min(BAR_CELLS, max(0, percent) * BAR_CELLS // 100)
+    return "▓" * filled + "░" * (BAR_CELLS - filled)
+
+
+async def budget_overview(session: AsyncSession, settings: Settings, *, now: datetime) -> Reply | None:
+    """Each pooled and personal-override budget as a bar with its spend this period (App Home of admins, owners
+    and billing); a role's per-person budgets as a line each. None when no budget is set."""
+    lines = []
+    for line in await budget_lines(session, settings, now):
+        if line.percent is None:
+            lines.append(f"{line.text()}")
+        else:
+            lines.append(f"`{budget_bar(line.percent)}` {line.text()}")
+    if not lines:
+        return None
+    return Reply("Budgets", lines=lines, footer=f"Periods follow {settings.budget_tz}. `/claude-admin budget` "
+                 "for the same in a message.")

@@ -7,11 +7,14 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.domain.budgets import Period
 from bot.domain.commands import SELF, ParsedCommand, subcommands_of
+from bot.domain.pricing import format_usd
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
 from bot.services.access import access_snapshot
 from bot.services.audit import add_audit
+from bot.services.budget_report import BudgetLine, budgets_of_person, cache_line
 from bot.services.gate import rate_window, tokens_today
 from bot.services.preferences import preferred_model, set_preferred_model
 from bot.services.usage import usage_summary
@@ -47,8 +50,9 @@ class PersonalService:
             snapshot = await access_snapshot(session, requester.user_id, self.settings.default_role, self.clock())
             role, policy = snapshot.role, snapshot.policy
             window = await rate_window(session, requester.user_id, policy.rpm_limit, now)
-            used = await tokens_today(session, requester.user_id, now)
+            used = await tokens_today(session, requester.user_id, now, self.settings.budget_zone)
             preferred = await preferred_model(session, requester.user_id)
+            budgets = await budgets_of_person(session, self.settings, requester.user_id, now)
         fields = [("Role", f"*{role.role}* (from {role.source_text})")]
         if not policy.allows_chat:
             fields.append(("Chat", "not with this role: ask an admin for the role *user*"))
@@ -65,6 +69,7 @@ class PersonalService:
             ("Max tokens per answer", f"{policy.max_tokens:,}"),
             ("Requests left this minute", left_now),
             ("Tokens left today", budget),
+            ("USD left", " · ".join(usd_left(line) for line in budgets) if budgets else "no USD budget applies"),
             ("Your model", f"`{catalog.alias_of(model)}`" if model else "none" + (
                 " (your preference is not allowed for this role)" if preferred and default not in allowed else "")),
         ]
@@ -102,8 +107,20 @@ class PersonalService:
         lines = []
         async with self.sessions() as session:
             for days in (7, 30):
-                summary = await usage_summary(session, since=now - timedelta(days=days), user_id=requester.user_id)
+                summary = await usage_summary(session, since=now - timedelta(days=days), user_id=requester.user_id,
+                                              prices=self.settings.prices)
                 lines.append(f"*Last {days} days*: {summary.requests} requests · {summary.refused} refused · "
                              f"{summary.input_tokens + summary.output_tokens:,} tokens · "
-                             f"estimated ${summary.cost:,.2f}")
+                             f"estimated {format_usd(summary.cost_micros)}")
+                if days == 30 and (summary.cache_read_tokens or summary.cache_write_tokens):
+                    lines.append(cache_line(summary))
+            budgets = await budgets_of_person(session, self.settings, requester.user_id, now)
+        lines += [f"Budget — {line.text()}" for line in budgets]
         return Reply("Your Claude usage", lines=lines)
+
+
+def usd_left(line: BudgetLine) -> str:
+    """``$3.20 of $5.00 today (you)`` — what is left of one budget this period."""
+    left = max(0, line.limit - (line.spent or 0))
+    when = "today" if line.period is Period.DAY else "this month"
+    return f"{format_usd(left)} of {format_usd(line.limit)} {when} ({line.label})"

@@ -5,11 +5,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.budgets import AmountError, parse_usd
 from bot.domain.commands import whole_number
 from bot.domain.errors import PolicyValueError as PolicyValueError
 from bot.domain.keys import WORKSPACE
 from bot.domain.models import ModelCatalog
 from bot.domain.policy import DEFAULT_POLICIES, RolePolicy
+from bot.domain.pricing import format_usd
 from bot.domain.roles import Role
 from bot.services.audit import add_audit
 from bot.store.clock import Clock
@@ -25,6 +27,8 @@ def policy_from_row(row: RolePolicyRow) -> RolePolicy:
         daily_token_budget=row.daily_token_budget,
         workspace=row.workspace,
         attachments=bool(row.attachments),
+        daily_usd_micros=row.daily_usd_micros,
+        monthly_usd_micros=row.monthly_usd_micros,
     )
 
 
@@ -42,6 +46,7 @@ async def all_policies(session: AsyncSession) -> dict[Role, RolePolicy]:
 MAX_TOKENS_CEILING = 200_000
 RPM_CEILING = 10_000
 _NONE_WORDS = ("none", "off", "unlimited", "-")
+USD_FIELDS = {"daily_usd": "daily_usd_micros", "monthly_usd": "monthly_usd_micros"}  # policy field → column
 
 
 def parse_policy_value(field: str, text: str, catalog: ModelCatalog) -> object:
@@ -67,6 +72,11 @@ def parse_policy_value(field: str, text: str, catalog: ModelCatalog) -> object:
         if text.lower() in ("off", "false", "no"):
             return False
         raise PolicyValueError("attachments must be `on` or `off`.")
+    if field in USD_FIELDS:
+        try:
+            return parse_usd(text)
+        except AmountError as exc:
+            raise PolicyValueError(f"{field}: {exc}") from None
     if field == "daily_token_budget" and text.lower() in _NONE_WORDS:
         return None
     ceiling = {"max_tokens": MAX_TOKENS_CEILING, "rpm_limit": RPM_CEILING}.get(field, 10**12)
@@ -88,8 +98,9 @@ async def update_policy(session: AsyncSession, clock: Clock, *, actor_id: str, r
                             rpm_limit=default.rpm_limit, daily_token_budget=default.daily_token_budget,
                             workspace=default.workspace, attachments=default.attachments)
         session.add(row)
-    old = getattr(row, field)
-    setattr(row, field, value)
+    column = USD_FIELDS.get(field, field)
+    old = getattr(row, column)
+    setattr(row, column, value)
     row.updated_by, row.updated_at = actor_id, clock()
     add_audit(session, at=clock(), actor=actor_id, action="policy.set", target=role.value, field=field,
               old=old, new=value)
@@ -102,5 +113,7 @@ def describe_policy(policy: RolePolicy, catalog_aliases: dict[str, str]) -> str:
     models = ", ".join(policy.models)
     budget = f"{policy.daily_token_budget:,} tokens/day" if policy.daily_token_budget else "no daily budget"
     files = "" if policy.attachments else " · no files"
+    usd = [f"{format_usd(limit)}/{period} each" for limit, period in
+           ((policy.daily_usd_micros, "day"), (policy.monthly_usd_micros, "month")) if limit is not None]
     return (f"{models} · max_tokens {policy.max_tokens:,} · {policy.rpm_limit} req/min · {budget}"
-            f" · workspace `{policy.workspace}`{files}")
+            + "".join(f" · {line}" for line in usd) + f" · workspace `{policy.workspace}`{files}")

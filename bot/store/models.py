@@ -10,7 +10,6 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
-    Float,
     Index,
     Integer,
     MetaData,
@@ -19,6 +18,7 @@ from sqlalchemy import (
     TypeDecorator,
     true,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.domain.keys import KeyStatus
@@ -130,6 +130,8 @@ class RolePolicyRow(Base):
     max_tokens: Mapped[int] = mapped_column(Integer)
     rpm_limit: Mapped[int] = mapped_column(Integer)
     daily_token_budget: Mapped[int | None] = mapped_column(Integer)
+    daily_usd_micros: Mapped[int | None] = mapped_column(BigInteger)  # per person, policy field daily_usd
+    monthly_usd_micros: Mapped[int | None] = mapped_column(BigInteger)  # per person, policy field monthly_usd
     workspace: Mapped[str] = mapped_column(String(64), default="default")
     attachments: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     updated_by: Mapped[str | None] = mapped_column(String(64))
@@ -191,10 +193,17 @@ class RequestRecord(Base):
     max_tokens: Mapped[int | None] = mapped_column(Integer)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    estimated_cost: Mapped[float] = mapped_column(Float, default=0.0)
+    # Micro-dollars: the reservation while in flight, the real cost once finished (PRODUCT §6)
+    cost_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    reserved_micros: Mapped[int | None] = mapped_column(BigInteger)  # what admission reserved (worst case)
+    input_estimate: Mapped[int | None] = mapped_column(Integer)  # upper bound of the input tokens, reserved
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    usage_source: Mapped[str | None] = mapped_column(String(16))  # anthropic / streamed (from the text) / estimated
+    charged_to: Mapped[list[str] | None] = mapped_column(JSON)  # budget scopes charged at admission (the ledger)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     admitted: Mapped[bool] = mapped_column(Boolean)
-    outcome: Mapped[str] = mapped_column(String(16))  # admitted (in flight) / ok / error / refused
+    outcome: Mapped[str] = mapped_column(String(16))  # admitted (in flight) / ok / error / interrupted / refused
     refusal_reason: Mapped[str | None] = mapped_column(String(32))
     error_type: Mapped[str | None] = mapped_column(String(64))
     surface: Mapped[str | None] = mapped_column(String(16))  # mention / dm / assistant / cli
@@ -206,7 +215,13 @@ class RequestRecord(Base):
     __table_args__ = (
         Index("ix_request_records_user_admitted_time", "slack_user_id", "admitted", "created_at"),
         Index("ix_request_records_created_at", "created_at"),
+        Index("ix_request_records_outcome", "outcome"),
     )
+
+    @hybrid_property
+    def estimated_cost(self) -> float:
+        """Dollars, for reading (money is stored as ``cost_micros``)."""
+        return self.cost_micros / 1_000_000
 
 
 class AuditEntry(Base):
@@ -304,3 +319,42 @@ class AnsweredThread(Base):
     thread_ts: Mapped[str] = mapped_column(String(32), primary_key=True)
     slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     answered_at: Mapped[datetime] = mapped_column(index=True)  # retention purges old rows
+class Budget(Base):
+    """A USD budget of one person (an override of their role's), one user group (pooled) or the org (pooled)."""
+
+    __tablename__ = "budgets"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)  # user:U… / group:S… / org
+    name: Mapped[str | None] = mapped_column(String(128))  # a group's handle, for display
+    daily_micros: Mapped[int | None] = mapped_column(BigInteger)
+    monthly_micros: Mapped[int | None] = mapped_column(BigInteger)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class SpendCounter(Base):
+    """Spend of one scope in one period: reservations of requests in flight plus real costs of finished ones.
+
+    Written only in the gate's transaction (under the scope's lock) and by the record writer's finish (the
+    difference between the real cost and the reservation), so reading it is exact and costs one row.
+    """
+
+    __tablename__ = "spend_counters"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)  # user:U… / group:S… / org
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)  # day / month
+    starts: Mapped[date] = mapped_column(Date, primary_key=True)  # the period's first day in BUDGET_TZ
+    micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class BudgetAlert(Base):
+    """A budget alert already sent (claimed by the process that sends it): once per budget, period and level."""
+
+    __tablename__ = "budget_alerts"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    starts: Mapped[date] = mapped_column(Date, primary_key=True)
+    percent: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sent_at: Mapped[datetime]

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import itertools
 import json
 import re
@@ -89,20 +90,96 @@ def file_blocks(body: Body) -> list[dict[str, Any]]:
             if isinstance(block, dict) and block.get("type") in ("image", "document")]
 
 
+_PIECES = re.compile(r"[A-Za-z]+|[0-9]{1,3}| (?=\S)|\s+|[^\x00-\x7f]|[^\sA-Za-z0-9]")
+
+
+def count_text_tokens(text: str) -> int:
+    """A pessimistic stand-in for Claude's byte-level BPE: letters in pieces of up to 4, digits in threes, every
+    punctuation mark, every run of whitespace and every non-ASCII character a token of its own (an emoji or a rare
+    CJK character two). Like the real tokenizer, never more tokens than UTF-8 bytes."""
+    tokens = 0
+    for piece in _PIECES.findall(text):
+        if piece == " ":
+            continue  # a single space joins the word after it
+        if piece.isascii() and piece.isalpha():
+            tokens += -(-len(piece) // 4)
+        elif not piece.isascii():
+            tokens += 2 if len(piece.encode()) == 4 else 1
+        else:
+            tokens += 1
+    return tokens
+
+
+def file_tokens(block: Any) -> int:
+    """What the fake charges an image or a PDF block (0 for anything else)."""
+    if not isinstance(block, dict) or block.get("type") not in ("image", "document"):
+        return 0
+    if block["type"] == "image":
+        return FAKE_IMAGE_TOKENS
+    return FAKE_PDF_PAGE_TOKENS * pdf_page_count(base64.b64decode((block.get("source") or {}).get("data") or ""))
+
+
 def count_input_tokens(body: Body) -> int:
-    """(characters of all message texts + system) // 4, plus a fixed cost per image and PDF page, at least 1."""
-    chars = len(content_text(body.get("system")))
+    """Tokens of the system prompt and every message (:func:`count_text_tokens`), 3 per message of framing, and a
+    fixed cost per image and PDF page."""
+    tokens = count_text_tokens(content_text(body.get("system")))
     for message in body.get("messages") or []:
         if isinstance(message, dict):
-            chars += len(content_text(message.get("content")))
-    files = 0
-    for block in file_blocks(body):
-        if block["type"] == "image":
-            files += FAKE_IMAGE_TOKENS
-        else:
-            files += FAKE_PDF_PAGE_TOKENS * pdf_page_count(base64.b64decode((block.get("source") or {}).get("data")
-                                                                             or ""))
-    return max(1, chars // 4 + files)
+            tokens += 3 + count_text_tokens(content_text(message.get("content")))
+    return max(1, tokens + sum(file_tokens(block) for block in file_blocks(body)))
+
+
+# The shortest prefix each model caches (Anthropic's prompt-caching docs): shorter ones are silently not cached.
+CACHE_MINIMUM_TOKENS = {"haiku": 4_096, "opus": 4_096, "sonnet": 1_024}
+
+
+def cache_minimum(model: str) -> int:
+    for family, minimum in CACHE_MINIMUM_TOKENS.items():
+        if family in model:
+            return minimum
+    return 1_024
+
+
+def prompt_blocks(body: Body) -> list[tuple[int, bool]]:
+    """The request's prompt as (tokens, has cache_control) per block, in cache order: system, then messages.
+
+    A message's framing counts with its first block; a string ``content`` is one block (it cannot carry
+    cache_control), as is a string ``system``.
+    """
+    blocks: list[tuple[int, bool]] = []
+
+    def add(content: Any, framing: int) -> None:
+        if isinstance(content, str) or not isinstance(content, list):
+            blocks.append((framing + count_text_tokens(content_text(content)), False))
+            return
+        for i, block in enumerate(content):
+            marked = isinstance(block, dict) and isinstance(block.get("cache_control"), dict)
+            blocks.append(((framing if i == 0 else 0) + count_text_tokens(content_text([block])) + file_tokens(block),
+                           marked))
+
+    if body.get("system"):
+        add(body.get("system"), 0)
+    for message in body.get("messages") or []:
+        if isinstance(message, dict):
+            add(message.get("content"), 3)
+    return blocks
+
+
+def body_blocks(body: Body) -> list[Any]:
+    """The blocks of :func:`prompt_blocks` as JSON values (role and position included), for prefix digests."""
+    values: list[Any] = []
+
+    def add(role: str, content: Any) -> None:  # a string is the same prompt as one text block holding it
+        blocks = content if isinstance(content, list) else [{"type": "text", "text": content_text(content)}]
+        values.extend({"role": role, "block": {k: v for k, v in b.items() if k != "cache_control"}}
+                      if isinstance(b, dict) else {"role": role, "block": {"type": "text", "text": b}} for b in blocks)
+
+    if body.get("system"):
+        add("system", body.get("system"))
+    for message in body.get("messages") or []:
+        if isinstance(message, dict):
+            add(str(message.get("role")), message.get("content"))
+    return values
 
 
 def count_output_tokens(text: str) -> int:
@@ -168,6 +245,8 @@ class FakeAnthropic(ThreadedServer):
         self.org_users: dict[str, dict[str, Any]] = {}
         self.admin_requests: list[dict[str, Any]] = []
 
+        #: prompt caching: (model, prefix digest) → tokens of prefixes written to the cache
+        self.prompt_cache: dict[tuple[str, str], int] = {}
         self._failures: list[tuple[str, dict[str, Any]]] = []
         self._admin_failures: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
@@ -463,7 +542,38 @@ class FakeAnthropic(ThreadedServer):
         # The handler's response is never written; raising cancels it quietly.
         raise asyncio.CancelledError
 
+    def cache_usage(self, body: Body) -> tuple[int, int, int]:
+        """(input, cache write, cache read) tokens, the way the API reports them.
+
+        At each ``cache_control`` breakpoint the longest prefix already cached (looking back at block boundaries,
+        as the API does within 20 blocks) is read; the rest up to the breakpoint is written, if the prefix is at
+        least the model's minimum. Input tokens are those after the last cached or written prefix.
+        """
+        blocks = prompt_blocks(body)
+        model = str(body.get("model", ""))
+        digests, running = [], hashlib.sha256()
+        for block in body_blocks(body):
+            running.update(json.dumps(block, sort_keys=True).encode())
+            digests.append(running.copy().hexdigest())
+        total = sum(tokens for tokens, _ in blocks)
+        prefix_tokens = list(itertools.accumulate(tokens for tokens, _ in blocks))
+        read = written = 0
+        with self._lock:
+            for end, (_, marked) in enumerate(blocks):
+                if not marked:
+                    continue
+                hit = next((prefix_tokens[j] for j in range(end, max(-1, end - 20), -1)
+                            if (model, digests[j]) in self.prompt_cache), 0)
+                if prefix_tokens[end] >= cache_minimum(model):
+                    read = max(read, hit)
+                    written = prefix_tokens[end] - read
+                    self.prompt_cache[(model, digests[end])] = prefix_tokens[end]
+        if read + written == 0:
+            return max(1, total), 0, 0
+        return max(1, total - read - written), written, read
+
     def _message(self, body: Body, text: str, stop_reason: str) -> dict[str, Any]:
+        uncached, written, read = self.cache_usage(body)
         return {
             "id": _new_id("msg_"),
             "type": "message",
@@ -473,10 +583,10 @@ class FakeAnthropic(ThreadedServer):
             "stop_reason": stop_reason,
             "stop_sequence": None,
             "usage": {
-                "input_tokens": count_input_tokens(body),
+                "input_tokens": uncached,
                 "output_tokens": count_output_tokens(text),
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": written,
+                "cache_read_input_tokens": read,
             },
         }
 

@@ -1,0 +1,120 @@
+"""USD and token budgets (PRODUCT §6): scopes, periods in BUDGET_TZ, and how many tokens fit the room left.
+
+Pure: no I/O. The gate reads the limits and the spend of every budget that applies to a request, asks
+:func:`fit_tokens` how many output tokens each leaves room for, and reserves the worst case.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from bot.domain.pricing import Price, cost_micros, format_usd
+
+MIN_GRANT_TOKENS = 256  # below this a request is refused rather than answered with a stub
+ORG = "org"
+
+
+class Period(StrEnum):
+    DAY = "day"
+    MONTH = "month"
+
+    @property
+    def adjective(self) -> str:
+        return "daily" if self is Period.DAY else "monthly"
+
+
+def user_scope(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+def group_scope(group_id: str) -> str:
+    return f"group:{group_id}"
+
+
+def period_start(now: datetime, period: Period, tz: ZoneInfo) -> date:
+    """The first day of the period ``now`` falls in, on the calendar of ``tz``."""
+    local = now.astimezone(tz).date()
+    return local if period is Period.DAY else local.replace(day=1)
+
+
+def period_end(starts: date, period: Period, tz: ZoneInfo) -> datetime:
+    """When the period that began on ``starts`` ends (midnight in ``tz``), aware."""
+    if period is Period.DAY:
+        following = starts + timedelta(days=1)
+    else:
+        following = (starts.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return datetime.combine(following, time(0), tzinfo=tz)
+
+
+def resets_in(now: datetime, starts: date, period: Period, tz: ZoneInfo) -> str:
+    """``00:00 UTC, in 3 h 12 min`` / ``1 Dec 00:00 Europe/Berlin, in 4 d 2 h``."""
+    end = period_end(starts, period, tz)
+    left = max(0, int((end - now).total_seconds()) + 59) // 60
+    days, hours, minutes = left // 1440, left % 1440 // 60, left % 60
+    span = f"{days} d {hours} h" if days else f"{hours} h {minutes} min"
+    when = end.strftime("%H:%M") if period is Period.DAY else end.strftime("%-d %b %H:%M")
+    return f"{when} {tz.key}, in {span}"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One budget that applies to a request."""
+
+    scope: str  # user:U… / group:S… / org
+    period: Period
+    limit: int  # micro-dollars, or tokens when ``tokens`` is True
+    label: str  # "your daily budget", "the @design group's monthly budget", ...
+    source: str  # role / override / group / org / tokens
+    tokens: bool = False
+
+    def describe(self, spent: int) -> str:
+        if self.tokens:
+            return f"{spent:,} of {self.limit:,} tokens"
+        return f"{format_usd(spent)} of {format_usd(self.limit)}"
+
+
+def fit_tokens(limit: Limit, spent: int, input_estimate: int, price: Price | None) -> int | None:
+    """The most output tokens a request with ``input_estimate`` input tokens may have under ``limit``.
+
+    None when the limit does not bound output tokens (a free model). Negative when even the input does not fit.
+    """
+    room = limit.limit - spent
+    if limit.tokens:
+        return room - input_estimate
+    assert price is not None
+    if price.output_micros == 0:
+        return None if room * 1_000_000 >= input_estimate * price.input_micros else -1
+    # cost_micros(E, M) = ceil((E·in + M·out) / 10⁶) ≤ room  ⇔  E·in + M·out ≤ room · 10⁶
+    return (room * 1_000_000 - input_estimate * price.input_micros) // price.output_micros
+
+
+def reservation_micros(price: Price, input_estimate: int, max_tokens: int) -> int:
+    return cost_micros(price, input_tokens=input_estimate, output_tokens=max_tokens)
+
+
+MAX_BUDGET_USD = 10_000_000
+_AMOUNT = re.compile(r"^\$?(?P<whole>[0-9]{1,8})(?:\.(?P<fraction>[0-9]{1,6}))?$", re.ASCII)
+NONE_WORDS = ("none", "off", "unlimited", "-")
+
+
+class AmountError(ValueError):
+    """Not a USD amount; the message is one line."""
+
+
+def parse_usd(text: str) -> int | None:
+    """``5``, ``$5``, ``12.50`` → micro-dollars; ``none`` → None. Anything else (negative, NaN, ``1e999``, a bare
+    ``$``, digits of other scripts, more than $10,000,000) raises AmountError."""
+    value = text.strip()
+    if value.lower() in NONE_WORDS:
+        return None
+    match = _AMOUNT.match(value)
+    if not match or int(match.group("whole")) > MAX_BUDGET_USD:
+        shown = value[:40] or "(nothing)"
+        raise AmountError(f"`{shown}` is not an amount in US dollars: use a number such as `5` or `$12.50` "
+                          f"(at most ${MAX_BUDGET_USD:,}), or `none`.")
+    fraction = (match.group("fraction") or "").ljust(6, "0")
+    return int(match.group("whole")) * 1_000_000 + int(fraction)

@@ -1,0 +1,182 @@
+"""Spend per budget scope and period: the counters the gate reserves against and the finish settles (PRODUCT §6).
+
+A counter row (scope, period, first day) holds the reservations of requests in flight plus the real cost of
+finished ones, in micro-dollars and tokens. The gate adds a request's reservation under the scope's lock; the
+finish adds the difference between the real cost and the reservation. Reading a budget's spend is one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, func, literal, or_, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from bot.domain.budgets import ORG, Limit, Period, group_scope, period_start, user_scope
+from bot.domain.policy import RolePolicy
+from bot.store.models import Budget, GroupMember, RequestRecord, SpendCounter
+
+Db = AsyncConnection | AsyncSession
+CounterKey = tuple[str, str, date]  # scope, period, first day
+
+
+def counter_keys(scopes: Iterable[str], at: datetime, tz: ZoneInfo) -> list[CounterKey]:
+    """The day and month counters of each scope for the moment ``at``, in the fixed (sorted) order of updates."""
+    starts = {period: period_start(at, period, tz) for period in Period}
+    return sorted({(scope, period.value, starts[period]) for scope in scopes for period in Period})
+
+
+async def read_counters(session: Db, keys: Sequence[CounterKey]) -> dict[CounterKey, tuple[int, int]]:
+    """(micro-dollars, tokens) spent for each key; absent keys are (0, 0)."""
+    if not keys:
+        return {}
+    c = SpendCounter.__table__.c
+    rows = await session.execute(select(c.scope, c.period, c.starts, c.micros, c.tokens)
+                                 .where(tuple_(c.scope, c.period, c.starts).in_(list(keys))))
+    found = {(scope, period, starts): (int(micros), int(tokens)) for scope, period, starts, micros, tokens in rows}
+    return {key: found.get(key, (0, 0)) for key in keys}
+
+
+def _dialect(session: Db) -> str:
+    return session.bind.dialect.name if isinstance(session, AsyncSession) else session.dialect.name
+
+
+def _upsert(dialect: str):  # type: ignore[no-untyped-def]
+    table = SpendCounter.__table__
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).values(scope=bindparam("scope"), period=bindparam("period"),
+                                     starts=bindparam("starts"), micros=bindparam("micros"),
+                                     tokens=bindparam("tokens"))
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.scope, table.c.period, table.c.starts],
+        set_={"micros": table.c.micros + statement.excluded.micros,
+              "tokens": table.c.tokens + statement.excluded.tokens})
+
+
+_UPSERTS = {"postgresql": _upsert("postgresql"), "sqlite": _upsert("sqlite")}
+_SET_COUNTER = {
+    name: (postgresql.insert if name == "postgresql" else sqlite.insert)(SpendCounter.__table__)
+    for name in ("postgresql", "sqlite")
+}
+ADD_TO_COUNTER = (update(SpendCounter.__table__)
+                  .where(SpendCounter.__table__.c.scope == bindparam("k_scope"),
+                         SpendCounter.__table__.c.period == bindparam("k_period"),
+                         SpendCounter.__table__.c.starts == bindparam("k_starts"))
+                  .values(micros=SpendCounter.__table__.c.micros + bindparam("d_micros"),
+                          tokens=SpendCounter.__table__.c.tokens + bindparam("d_tokens")))
+
+
+async def add_to_counters(session: Db, keys: Sequence[CounterKey], micros: int, tokens: int) -> None:
+    """Add a reservation to counters, creating them (keys in sorted order: rows are locked in one order)."""
+    if not keys:
+        return
+    rows = [{"scope": s, "period": p, "starts": d, "micros": micros, "tokens": tokens} for s, p, d in sorted(keys)]
+    await session.execute(_UPSERTS[_dialect(session)], rows)
+
+
+def settle_rows(charged_to: Sequence[str], admitted_at: datetime, tz: ZoneInfo, micros: int,
+                tokens: int) -> list[dict[str, object]]:
+    """Parameter rows of ADD_TO_COUNTER that settle one request: its counters get real − reserved."""
+    return [{"k_scope": s, "k_period": p, "k_starts": d, "d_micros": micros, "d_tokens": tokens}
+            for s, p, d in counter_keys(charged_to, admitted_at, tz)]
+
+
+async def budgets_for(session: Db, user_id: str) -> list[Budget]:
+    """The person's override, the budgets of the user groups they are in, and the org budget, in scope order."""
+    b = Budget.__table__.c
+    groups = select(literal("group:") + GroupMember.usergroup_id).where(GroupMember.slack_user_id == user_id)
+    rows = await session.execute(select(b.scope, b.name, b.daily_micros, b.monthly_micros)
+                                 .where(or_(b.scope == user_scope(user_id), b.scope == ORG, b.scope.in_(groups)))
+                                 .order_by(b.scope))
+    return [Budget(scope=scope, name=name, daily_micros=daily, monthly_micros=monthly)
+            for scope, name, daily, monthly in rows]
+
+
+def limits_for(user_id: str, policy: RolePolicy, budgets: Sequence[Budget]) -> list[Limit]:
+    """Every budget that applies to a person, in PRODUCT §2's order: daily tokens, then USD — their own (an
+    override of their role's, period by period), their groups' pools, the org's."""
+    person = user_scope(user_id)
+    limits: list[Limit] = []
+    if policy.daily_token_budget is not None:
+        limits.append(Limit(person, Period.DAY, policy.daily_token_budget, "your daily token budget", "tokens",
+                            tokens=True))
+    override = next((b for b in budgets if b.scope == person), None)
+    for period, role_limit, own in ((Period.DAY, policy.daily_usd_micros, override and override.daily_micros),
+                                    (Period.MONTH, policy.monthly_usd_micros, override and override.monthly_micros)):
+        if own is not None:
+            limits.append(Limit(person, period, own, f"your {period.adjective} budget", "override"))
+        elif role_limit is not None:
+            limits.append(Limit(person, period, role_limit, f"your {period.adjective} budget (role *{policy.role}*)",
+                                "role"))
+    for pool in budgets:
+        if pool.scope == person:
+            continue
+        name = "the organisation's" if pool.scope == ORG else f"the @{pool.name or pool.scope[6:]} group's"
+        for period, limit in ((Period.DAY, pool.daily_micros), (Period.MONTH, pool.monthly_micros)):
+            if limit is not None:
+                limits.append(Limit(pool.scope, period, limit, f"{name} {period.adjective} budget",
+                                    "org" if pool.scope == ORG else "group"))
+    return limits
+
+
+async def lock_scopes(session: Db, scopes: Iterable[str]) -> None:
+    """PostgreSQL: one advisory lock per pool, taken in sorted order after the person's (SQLite: BEGIN IMMEDIATE
+    already serialises every writer)."""
+    if _dialect(session) != "postgresql":
+        return
+    for scope in sorted(set(scopes)):
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                              {"key": f"budget:{scope}"})
+
+
+@dataclass(frozen=True)
+class PeriodSpend:
+    period: Period
+    starts: date
+    micros: int
+    tokens: int
+
+
+async def recount_pool(session: Db, scope: str, now: datetime, tz: ZoneInfo) -> None:
+    """Start (or restart) a pool's counters for the current day and month from the records of the period.
+
+    Used when a group or the org gets its first budget: until then its spend was not kept. A group's spend is
+    its current members' (admitted records, in-flight ones at their reservation).
+    """
+    dialect = _dialect(session)
+    table = SpendCounter.__table__
+    for period in Period:
+        starts = period_start(now, period, tz)
+        since = datetime.combine(starts, datetime.min.time(), tzinfo=tz)
+        query = (select(func.coalesce(func.sum(RequestRecord.cost_micros), 0),
+                        func.coalesce(func.sum(RequestRecord.input_tokens + RequestRecord.output_tokens), 0))
+                 .where(RequestRecord.admitted.is_(True), RequestRecord.created_at >= since))
+        if scope.startswith("group:"):
+            members = select(GroupMember.slack_user_id).where(GroupMember.usergroup_id == scope.removeprefix("group:"))
+            query = query.where(RequestRecord.slack_user_id.in_(members))
+        micros, tokens = (await session.execute(query)).one()
+        statement = _SET_COUNTER[dialect].values(scope=scope, period=period.value, starts=starts,
+                                                 micros=int(micros), tokens=int(tokens))
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=[table.c.scope, table.c.period, table.c.starts],
+            set_={"micros": statement.excluded.micros, "tokens": statement.excluded.tokens}))
+
+
+async def spend_of(session: Db, scope: str, now: datetime, tz: ZoneInfo) -> dict[Period, PeriodSpend]:
+    keys = counter_keys([scope], now, tz)
+    counters = await read_counters(session, keys)
+    return {Period(p): PeriodSpend(Period(p), d, *counters[(s, p, d)]) for s, p, d in keys}
+
+
+async def tokens_today(session: Db, user_id: str, now: datetime, tz: ZoneInfo) -> int:
+    """The person's tokens today in ``tz``: finished requests at their real count, requests in flight at their
+    reservation."""
+    return (await spend_of(session, user_scope(user_id), now, tz))[Period.DAY].tokens
+
+
+__all__ = ["ADD_TO_COUNTER", "CounterKey", "add_to_counters", "budgets_for", "counter_keys", "group_scope",
+           "lock_scopes", "read_counters", "recount_pool", "settle_rows", "spend_of", "tokens_today"]

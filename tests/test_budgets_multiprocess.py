@@ -1,0 +1,104 @@
+"""Budgets are exact across `serve` processes on one PostgreSQL database (PRODUCT §6): 50 requests at once against a
+budget that fits 7 reservations, the fake answering with every token granted, never pass it — for a person's USD
+budget, a user group's pooled budget with members spread over the processes, and the daily token budget."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.domain.pricing import cost_micros, price_of
+from bot.domain.roles import Role
+from tests.conftest import ON_POSTGRES, eventually
+from tests.fakes.signing import command_body, event_body
+from tests.processes import Cluster, post_signed
+from tests.test_multiprocess import grant, mention, records
+
+pytestmark = pytest.mark.skipif(
+    not ON_POSTGRES, reason="multi-process guarantees are proven on PostgreSQL: set TEST_DATABASE_URL (.ci/run does)")
+
+REQUESTS = 50
+FITS = 7
+
+
+@pytest.fixture
+def cluster(database_url: str, fake_slack, fake_anthropic, tmp_path: Path) -> Iterator[Cluster]:
+    cluster = Cluster(database_url, fake_slack, fake_anthropic, tmp_path)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+async def test_budgets_hold_across_three_processes(cluster: Cluster, database_url: str) -> None:
+    slack, claude = cluster.slack, cluster.anthropic
+    claude.reply = "word " * 9_000  # every answer uses its whole max_tokens
+    claude.first_token_delay = 0.3  # many in flight at once
+    people = {"UOWNER": Role.OWNER, "UP": Role.POWER, "UPROBE": Role.POWER, "UA": Role.USER, "UB": Role.USER,
+              "UC": Role.USER, "UQ": Role.USER, "UT": Role.ADMIN, "UTPROBE": Role.ADMIN}
+    for user, role in people.items():
+        slack.add_user(user, name="same-length")  # the same system prompt: the same reservation
+        await grant(database_url, user, role)
+    slack.add_usergroup("S0POOL", "pool", ["UA", "UB", "UC"])
+    servers = await asyncio.to_thread(cluster.start, 3)
+
+    async with aiohttp.ClientSession() as http:
+        async def ask(server: int, user: str, text: str) -> int:
+            return await post_signed(http, servers[server % 3].url, event_body(mention(slack, user, text)))
+
+        async def command(text: str) -> str:
+            url = slack.new_response_url()
+            await post_signed(http, servers[0].url, command_body("/claude-admin", text, "UOWNER", response_url=url))
+            return await eventually(lambda: next((r["body"]["text"] for r in slack.responses if r["url"] == url),
+                                                 None), timeout=30)
+
+        # one probe per role measures a reservation (same text length, same name: the same estimate)
+        for user in ("UPROBE", "UQ", "UTPROBE"):
+            await ask(0, user, "question 00")
+        probes = {r.slack_user_id: r for r in await eventually(lambda: _settled(database_url, 3), timeout=60)}
+        usd = {user: cost_micros(price_of(r.model), input_tokens=r.input_estimate, output_tokens=r.max_tokens)
+               for user, r in probes.items()}
+        person_budget = FITS * usd["UPROBE"] + 10
+        pool_budget = FITS * usd["UQ"] + 10
+        token_budget = FITS * (probes["UTPROBE"].input_estimate + probes["UTPROBE"].max_tokens) + 10
+        assert ":white_check_mark:" in await command(f"budget set <@UP> daily {person_budget / 1e6:.6f}")
+        assert ":white_check_mark:" in await command(
+            f"budget set <!subteam^S0POOL|@pool> monthly {pool_budget / 1e6:.6f}")
+        assert ":white_check_mark:" in await command(f"policy set admin daily_token_budget {token_budget}")
+
+        members = ["UA", "UB", "UC"]
+        statuses = await asyncio.gather(*(
+            task for i in range(REQUESTS) for task in (
+                ask(i, "UP", f"question {i:02d}"),
+                ask(i + 1, members[i % 3], f"question {i:02d}"),
+                ask(i + 2, "UT", f"question {i:02d}"),
+            )))
+    assert set(statuses) == {200}
+    rows = await eventually(lambda: _settled(database_url, 3 + 3 * REQUESTS), timeout=240, interval=1)
+
+    def of(users: set[str]) -> tuple[list, list]:
+        mine = [r for r in rows if r.slack_user_id in users]
+        return [r for r in mine if r.admitted], [r for r in mine if not r.admitted]
+
+    for users, limit, unit in (({"UP"}, person_budget, "usd"), (set(members), pool_budget, "usd"),
+                               ({"UT"}, token_budget, "tokens")):
+        admitted, refused = of(users)
+        spent = sum(r.cost_micros if unit == "usd" else r.input_tokens + r.output_tokens for r in admitted)
+        assert spent <= limit, (users, spent, limit)
+        assert len(admitted) >= FITS - 1, (users, len(admitted))
+        assert len(admitted) + len(refused) == REQUESTS
+        assert refused and {r.refusal_reason for r in refused} == {"budget_exhausted"}
+        assert all(r.outcome == "ok" for r in admitted)
+    pooled, _ = of(set(members))
+    assert len({r.slack_user_id for r in pooled}) >= 2  # members spread over the processes shared the pool
+    admitted_total = sum(r.admitted for r in rows)
+    assert len(claude.message_requests()) == admitted_total  # no refused request reached Anthropic
+
+
+async def _settled(database_url: str, count: int) -> list | None:
+    rows = await records(database_url)
+    return rows if len(rows) >= count and all(r.outcome != "admitted" for r in rows) else None
