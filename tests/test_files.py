@@ -75,8 +75,10 @@ async def test_an_image_a_pdf_and_a_text_file_reach_claude_as_content_blocks(har
                                    "data": base64.b64encode(image).decode()}
     assert base64.b64decode(blocks[1]["source"]["data"]) == document and blocks[1]["title"] == "report.pdf"
     assert blocks[2]["text"] == '<file name="data.csv">\na,b\n1,2\n</file>'
-    assert blocks[3] == {"type": "text", "text": "What do these show?"}
-    assert record.outcome == "ok" and record.input_tokens >= 1_000 + 3 * 1_500  # the fake charges files
+    # the files make the prompt long enough to cache: the breakpoint is on the turn's last block
+    assert blocks[3] == {"type": "text", "text": "What do these show?", "cache_control": {"type": "ephemeral"}}
+    sent = record.input_tokens + record.cache_write_tokens + record.cache_read_tokens  # long enough to be cached
+    assert record.outcome == "ok" and sent >= 1_000 + 3 * 1_500  # the fake charges files
     assert {d["token"] for d in harness.slack.file_downloads} == {BOT_TOKEN}
     assert harness.ephemerals_for("U1") == []
 

@@ -177,13 +177,14 @@ class Conversations:
                     turns += await thread_turns(client, self.runtime.directory, channel=channel, thread_ts=thread_ts,
                                                 before_ts=event["ts"], files=earlier)
                 if shared or earlier:
-                    turns += await self.files_of(client, event, [*shared, *reversed(earlier)], admissions,
+                    turns += await self.files_of(client, event, [*shared, *reversed(earlier)], screened,
                                                  requester.name, private=surface in CHANNEL_SURFACES)
                 if panel is not None and not any(turn.role == "user" and turn.text for turn in turns):
                     self.runtime.spawn(panel.name_after(text), name=f"title-{channel}-{thread_ts}")
                 return turns
 
             admissions: list[Admission] = []
+            screened: list[tuple[str, bool]] = []  # (role, files allowed), known before the history is fetched
 
             async def admitted(admission: Admission) -> None:
                 assert answer is not None
@@ -195,7 +196,8 @@ class Conversations:
                     self.prepare_thread(client, channel, thread_ts, user_id, surface, panel),
                     name=f"prepare-{channel}-{thread_ts}")
 
-            result = await self.runtime.chat.answer(request, history, answer, on_admitted=admitted, words=words)
+            result = await self.runtime.chat.answer(request, history, answer, on_admitted=admitted, words=words,
+                                                    on_screened=lambda role, files: screened.append((role, files)))
             if isinstance(result.decision, AlreadyTaken):
                 log_taken(result.decision.event_id)
             elif isinstance(result.decision, Refusal):
@@ -231,12 +233,11 @@ class Conversations:
                 log.warning("could not remember the thread %s of %s", thread_ts, channel, exc_info=True)
 
     async def files_of(self, client: AsyncWebClient, event: dict[str, Any], objects: list[Any],
-                       admissions: list[Admission], speaker: str, *, private: bool) -> list[Turn]:
+                       screened: list[tuple[str, bool]], speaker: str, *, private: bool) -> list[Turn]:
         """The files of a question (its own, then earlier ones of the thread, newest first) as a user turn of
         content blocks; one line to the asker for each file that is not sent."""
-        admission = admissions[0] if admissions else None
-        selection = await self.files.select(objects, allowed=admission is None or admission.attachments,
-                                            role=admission.role.value if admission else "")
+        role, allowed = screened[0] if screened else ("", True)
+        selection = await self.files.select(objects, allowed=allowed, role=role)
         if selection.skipped:
             try:
                 await self.tell(client, event, selection.notice(), None, privately=private)

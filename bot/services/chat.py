@@ -60,6 +60,7 @@ class AnswerSink(Protocol):
 
 HistoryLoader = Callable[[], Awaitable[list[Turn]]]
 AdmissionHook = Callable[[Admission], Awaitable[None]]
+ScreenedHook = Callable[[str, bool], None]  # through the first phase: (role, files allowed)
 WordsLoader = Callable[[], Awaitable[str]]
 KeyFailureHandler = Callable[[str, ClaudeFailure], Awaitable[None]]
 KeyRecoveryHandler = Callable[[str, datetime], Awaitable[None]]  # a failing key got the request made then through
@@ -116,7 +117,8 @@ class ChatService:
         self.retry_delays: tuple[float, ...] = RETRY_DELAYS
 
     async def answer(self, request: ChatRequest, history: HistoryLoader, sink: AnswerSink, *,
-                     on_admitted: AdmissionHook | None = None, words: WordsLoader | None = None) -> ChatResult:
+                     on_admitted: AdmissionHook | None = None, words: WordsLoader | None = None,
+                     on_screened: ScreenedHook | None = None) -> ChatResult:
         """Ask the gate; if admitted, stream Claude's answer into ``sink``. Refusals are returned, not sent.
 
         ``words`` turns the request's text into what Claude reads (mentions looked up…): it runs only once the
@@ -139,6 +141,8 @@ class ChatService:
             # secrets are judged on what Claude would read; from here on only the redacted text is used
             request = screen_request(request, self.settings.secret_policy)
             channel = decision.access.channel
+            if on_screened is not None:  # what the asker's role allows, before its history and files are fetched
+                on_screened(decision.access.role.role.value, decision.access.policy.attachments)
             system = system_prompt_in_channel(
                 system_prompt(self.settings.system_prompt, user_name=request.requester.name,
                               channel=request.channel_name or request.surface), channel.prompt if channel else None)

@@ -173,7 +173,7 @@ CACHEABLE_MINIMUM_TOKENS = 1_024  # no model caches a shorter prefix (Haiku 4.5 
 EPHEMERAL = {"type": "ephemeral"}
 
 
-def with_cache_breakpoints(system: str, messages: list[dict[str, str]]) -> tuple[Any, list[dict[str, Any]]]:
+def with_cache_breakpoints(system: str, messages: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]]]:
     """Prompt caching: a ``cache_control`` breakpoint on the system prompt and on the conversation's last turn, so
     the next turn of the thread reads the system prompt and the history from Anthropic's cache.
 
@@ -188,8 +188,12 @@ def with_cache_breakpoints(system: str, messages: list[dict[str, str]]) -> tuple
     if total < CACHEABLE_MINIMUM_TOKENS or not messages:
         return cached_system, list(messages)
     *history, last = messages
-    marked = {"role": last["role"], "content": [{"type": "text", "text": last["content"], "cache_control": EPHEMERAL}]}
-    return cached_system, [*history, marked]
+    content = last["content"]
+    if isinstance(content, list):  # files and text as blocks: the breakpoint goes on the last of them
+        blocks = [*content[:-1], {**content[-1], "cache_control": EPHEMERAL}] if content else content
+    else:
+        blocks = [{"type": "text", "text": content, "cache_control": EPHEMERAL}]
+    return cached_system, [*history, {"role": last["role"], "content": blocks}]
 
 
 class ClaudeGateway:
