@@ -19,7 +19,7 @@ from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import
 from slack_bolt.context.set_title.async_set_title import AsyncSetTitle
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_bolt.request.payload_utils import is_any_im_message_event, is_assistant_event
+from slack_bolt.request.payload_utils import is_assistant_event
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -43,10 +43,17 @@ class PanelOnly(AsyncAssistant):
 
     async def async_process(self, *, req: AsyncBoltRequest, resp: BoltResponse,
                             next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse | None:
-        if is_assistant_event(req.body) or is_any_im_message_event(req.body):
+        if is_assistant_event(req.body) or is_direct_message_event(req.body):
             return await super().async_process(req=req, resp=resp, next=next)
         await next()
         return None  # as Bolt's own assistant middleware returns after next(): the same response either way
+
+
+def is_direct_message_event(body: dict[str, Any]) -> bool:
+    """A message event (any subtype) in a direct-message conversation. Written here rather than imported: Bolt's
+    own helper for this arrived after the lowest slack-bolt that pyproject.toml allows."""
+    event = body.get("event")
+    return isinstance(event, dict) and event.get("type") == "message" and event.get("channel_type") == "im"
 
 
 def register(runtime: Runtime, conversations: Conversations) -> None:
