@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -26,10 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.listeners.in_flight import InFlightListeners
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from bot.metrics import Metrics, may_scrape
+from bot.metrics import BudgetUse, Metrics, may_scrape
 from bot.services.access_requests import AccessRequestCommands, AccessRequests
 from bot.services.admin import AdminService
 from bot.services.budget_alerts import BudgetAlerts
+from bot.services.budget_report import budget_lines
 from bot.services.chat import ChatService
 from bot.services.claude import ClaudeGateway
 from bot.services.gate import Gate
@@ -228,6 +230,21 @@ def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWeb
     )
 
 
+async def pooled_budget_uses(sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock
+                             ) -> list[BudgetUse]:
+    """The org, group and role budgets as /metrics shows them (read at scrape time; never a person's own budget)."""
+    async with sessions() as session:
+        lines = await budget_lines(session, settings, clock())
+    uses = []
+    for line in lines:
+        kind, _, name = line.scope.partition(":")
+        if kind == "user":
+            continue
+        uses.append(BudgetUse(kind, name or kind, line.period.value, line.limit / 1_000_000,
+                              None if line.spent is None else line.spent / 1_000_000))
+    return uses
+
+
 def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncEngine | None = None) -> Runtime:
     from bot.listeners import register_listeners
 
@@ -245,6 +262,7 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     claude = ClaudeGateway(base_url=settings.anthropic_base_url)
     gate = Gate(sessions, settings, clock)
     metrics.watch_outbox(lambda: len(gate.outbox.pending))
+    metrics.budget_source = partial(pooled_budget_uses, sessions, settings, clock)
     workspace = SlackWorkspace(client, directory)
     alerts = KeyAlerts(sessions=sessions, clock=clock, settings=settings, slack=workspace)
     secret_alerts = SecretAlerts(sessions=sessions, clock=clock, settings=settings, workspace=workspace)

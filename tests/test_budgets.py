@@ -367,3 +367,21 @@ async def eventually(predicate, timeout: float = 10.0):  # type: ignore[no-untyp
     from tests.conftest import eventually as wait
 
     return await wait(predicate, timeout)
+
+
+async def test_metrics_show_pooled_and_role_budgets_never_a_persons(org: Harness) -> None:
+    from tests.test_metrics import samples, scrape, value
+
+    await org.command("UADMIN", ADMIN, "budget set org monthly $500")
+    await org.command("UADMIN", ADMIN, "budget set power daily 5")
+    await org.command("UADMIN", ADMIN, "budget set U2 daily 2")
+    await org.mention("U1", "hello")
+    records = await settled(org, 1)
+    status, _, text = await scrape(org)
+    parsed = samples(text)
+    assert status == 200
+    spent = value(parsed, "claude_gate_budget_spent_usd", scope="org", name="org", period="month")
+    assert spent == pytest.approx(records[0].cost_micros / 1e6) and spent > 0
+    assert value(parsed, "claude_gate_budget_limit_usd", scope="org", name="org", period="month") == 500.0
+    assert value(parsed, "claude_gate_budget_limit_usd", scope="role", name="power", period="day") == 5.0
+    assert "U2" not in text and 'scope="user"' not in text  # a person's own budget is never a label
