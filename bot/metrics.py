@@ -46,7 +46,7 @@ class BudgetUse:
     spent_usd: float | None = None  # None where spend is per person (a role's per-person budget)
 
 
-# Set ``ClaudeGate.metrics.budget_source`` (in build_app) to an async function returning every org, group and role
+# build_app sets ``Runtime.metrics.budget_source`` to an async function (bot.app.pooled_budget_uses) returning every org, group and role
 # budget with its spend this period (US dollars); a person's own budget is never passed. It runs at scrape time only.
 BudgetSource = Callable[[], Awaitable[list[BudgetUse]]]
 
