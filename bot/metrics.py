@@ -46,8 +46,8 @@ class BudgetUse:
     spent_usd: float | None = None  # None where spend is per person (a role's per-person budget)
 
 
-# build_app sets ``Runtime.metrics.budget_source`` to an async function (bot.app.pooled_budget_uses) returning every org, group and role
-# budget with its spend this period (US dollars); a person's own budget is never passed. It runs at scrape time only.
+# build_app sets ``Runtime.metrics.budget_source`` (bot.app.pooled_budget_uses): every org, group and role budget
+# with its spend this period (US dollars); a person's own budget is never passed. It runs at scrape time only.
 BudgetSource = Callable[[], Awaitable[list[BudgetUse]]]
 
 
