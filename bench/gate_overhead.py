@@ -20,9 +20,12 @@ from bench.harness import API_KEY, BOT_TOKEN, SIGNING_SECRET, Row, median, perce
 from bot.app import Runtime, build_app
 from bot.config import Settings
 from bot.domain.decisions import Admission, AlreadyTaken
+from bot.domain.policy import DEFAULT_POLICIES
 from bot.domain.requests import ChatRequest
 from bot.domain.roles import Role
+from bot.services.access import AccessSnapshot, EffectiveRole
 from bot.services.event_claims import claim_event
+from bot.services.gate import Screened
 from bot.store.migrate import upgrade_database
 from tests.fakes import FakeAnthropic, FakeSlack
 
@@ -38,9 +41,14 @@ class GateDisabled:
         self.model = model
         self.app = app
 
-    async def admit_request(self, request: ChatRequest) -> Admission | AlreadyTaken:
+    async def screen(self, request: ChatRequest) -> Screened | AlreadyTaken:
         if request.event_id and not await claim_event(self.app.sessions, self.app.clock, request.event_id):
             return AlreadyTaken(request.event_id)
+        access = AccessSnapshot(EffectiveRole(Role.ADMIN, "default"), DEFAULT_POLICIES[Role.ADMIN], None, None)
+        return Screened(access, self.model)
+
+    async def admit(self, request: ChatRequest, screened: Screened, *, input_estimate: int | None = None
+                    ) -> Admission:
         return Admission(record_id=0, user_id=request.requester.user_id, role=Role.ADMIN, model=self.model,
                          max_tokens=1024, key_label="default", key_env_var="ANTHROPIC_API_KEY", workspace="default")
 
