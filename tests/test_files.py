@@ -11,13 +11,8 @@ from typing import Any
 
 from sqlalchemy import update
 
-from bot.domain.files import (
-    IMAGE_MAX_BYTES,
-    IMAGE_TOKENS,
-    PDF_PAGE_TOKENS,
-    input_tokens_upper_bound,
-    text_tokens_upper_bound,
-)
+from bot.domain.estimate import IMAGE_MAX_TOKENS, PDF_PAGE_TOKENS, input_tokens_bound, text_tokens_bound
+from bot.domain.files import IMAGE_MAX_BYTES
 from bot.domain.roles import Role
 from bot.store.models import RolePolicyRow
 from tests.conftest import BOT_TOKEN, Harness, eventually
@@ -171,12 +166,12 @@ def test_the_input_estimate_is_an_upper_bound_counting_files() -> None:
         {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
                                         "data": base64.b64encode(pdf(4)).decode()}},
         {"type": "text", "text": "question"}]}]
-    estimate = input_tokens_upper_bound("system", messages)
-    assert estimate >= IMAGE_TOKENS + 4 * PDF_PAGE_TOKENS + text_tokens_upper_bound("question")
+    estimate = input_tokens_bound("system", messages)
+    assert estimate >= IMAGE_MAX_TOKENS + 4 * PDF_PAGE_TOKENS + text_tokens_bound("question")
     code = "def f(x):\n    return {k: v for k, v in x.items() if v}\n" * 50
-    assert text_tokens_upper_bound(code) >= len(code) // 3  # code: about three characters a token at worst
+    assert text_tokens_bound(code) >= len(code) // 3  # code: about three characters a token at worst
     cjk = "東京都の天気予報を教えてください" * 20
-    assert text_tokens_upper_bound(cjk) >= len(cjk)  # CJK: about a token a character at worst
+    assert text_tokens_bound(cjk) >= len(cjk)  # CJK: about a token a character at worst
 
 
 async def test_downloads_of_the_whole_process_share_one_memory_cap() -> None:

@@ -30,12 +30,6 @@ TEXT_FILETYPES = frozenset({"text", "csv", "tsv", "markdown", "python", "javascr
                             "xml", "html", "css", "sql", "shell", "go", "rust", "java", "kotlin", "c", "cpp",
                             "csharp", "ruby", "php", "swift", "scala", "toml", "diff", "post", "log"})
 
-# Upper bounds of input tokens (PITFALLS "Anthropic, late 2026"): an image costs about w×h/750 and is scaled down
-# past ~1,600 tokens; a PDF page is its text (up to ~3,000 tokens) plus the page as an image.
-IMAGE_TOKENS = 1_600
-PDF_PAGE_TOKENS = 3_000 + IMAGE_TOKENS
-BLOCK_OVERHEAD_TOKENS = 10
-
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
 
 
@@ -180,36 +174,3 @@ def content_block(file: SlackFile, data: bytes, budget: FileBudget) -> tuple[dic
     budget.base64_bytes -= encoded
     budget.pdf_pages -= pages
     return {"type": "document", "source": source, "title": file.name[:100]}, ""
-
-
-def text_tokens_upper_bound(text: str) -> int:
-    """An upper bound of the tokens of ``text`` that holds for prose, code and CJK alike: at most one token per
-    two ASCII characters, and two per other character."""
-    ascii_chars = sum(1 for ch in text if ch < "\x80")
-    return math.ceil(ascii_chars / 2) + 2 * (len(text) - ascii_chars) + 1
-
-
-def block_tokens_upper_bound(block: Any) -> int:
-    if isinstance(block, str):
-        return text_tokens_upper_bound(block)
-    if not isinstance(block, dict):
-        return 0
-    kind = block.get("type")
-    if kind == "image":
-        return IMAGE_TOKENS + BLOCK_OVERHEAD_TOKENS
-    if kind == "document":
-        data = (block.get("source") or {}).get("data") or ""
-        pages = pdf_pages(base64.b64decode(data)) if data else 1
-        return pages * PDF_PAGE_TOKENS + BLOCK_OVERHEAD_TOKENS
-    return text_tokens_upper_bound(str(block.get("text") or "")) + BLOCK_OVERHEAD_TOKENS
-
-
-def input_tokens_upper_bound(system: str, messages: list[dict[str, Any]]) -> int:
-    """An upper bound of the input tokens of a request (system prompt, messages, files): what a reservation
-    must hold. The one estimate of a request's content."""
-    total = text_tokens_upper_bound(system)
-    for message in messages:
-        content = message.get("content")
-        blocks = content if isinstance(content, list) else [content]
-        total += sum(block_tokens_upper_bound(block) for block in blocks) + BLOCK_OVERHEAD_TOKENS
-    return total
