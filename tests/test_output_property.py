@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.app import build_app
@@ -146,10 +147,10 @@ def fresh(harness: Harness) -> None:
     harness.clock.advance(61)
 
 
-def assert_slack_got_nothing_live(harness: Harness, text: str) -> None:
+def assert_slack_got_nothing_live(harness: Harness, text: str, allowed: tuple[str, ...] = TEMPLATE_IDS) -> None:
     sent = [params for _method, params in harness.slack.calls] + [r["body"] for r in harness.slack.responses]
     shown = [stream["text"] for stream in harness.slack.streams.values()]
-    found = payload_problems(sent, TEMPLATE_IDS) + [p for s in shown for p in problems(s, TEMPLATE_IDS)]
+    found = payload_problems(sent, allowed) + [p for s in shown for p in problems(s, allowed)]
     assert not found, (text, found)
 
 
@@ -213,6 +214,8 @@ def test_a_users_words_echoed_or_refused_ping_nobody(live: LiveApp, text: str) -
 
 @PROPERTY
 @given(FROM_SLACK)
+@example("U0CEO")
+@example("<@U0CEO> <!channel> <https://evil.example|Slack SSO>")
 def test_admin_arguments_echoed_in_answers_ping_nobody(live: LiveApp, text: str) -> None:
     harness = live.harness
     assert harness is not None
@@ -221,7 +224,10 @@ def test_admin_arguments_echoed_in_answers_ping_nobody(live: LiveApp, text: str)
                     f"grant {text} user", "policy user", "keys", f"usage {text}", f"groups map {text} user"):
         live.run(harness.command("UOWNER", "/claude-admin", command))
     live.run(harness.command("UOWNER", "/claude-admin", "policy set user workspace default"))
-    assert_slack_got_nothing_live(harness, text)
+    # An admin who names a person (`whois U0CEO`, `grant U0CEO user`) gets an answer that names them: the bot's own
+    # template mentioning the user the command is about, in an answer only the admin sees. Nobody else may be pinged.
+    named = tuple(re.findall(r"[UW][A-Z0-9]{2,}", text))
+    assert_slack_got_nothing_live(harness, text, TEMPLATE_IDS + named)
 
 
 @PROPERTY
