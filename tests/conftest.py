@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -64,6 +65,20 @@ def database_url(tmp_path: Any) -> str:
 def fake_slack() -> Iterator[FakeSlack]:
     with FakeSlack() as slack:
         yield slack
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest, database_url: str, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic,
+            tmp_path: Path) -> Iterator[Any]:
+    """`serve` processes sharing the test database (tests/processes.py), with the test module's ``CLUSTER_ENV``."""
+    from tests.processes import Cluster  # it imports this module's constants
+
+    cluster = Cluster(database_url, fake_slack, fake_anthropic, tmp_path,
+                      extra_env=getattr(request.module, "CLUSTER_ENV", None) or {})
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ budget, a user group's pooled budget with members spread over the processes, and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -23,15 +21,6 @@ pytestmark = pytest.mark.skipif(
 
 REQUESTS = 50
 FITS = 7
-
-
-@pytest.fixture
-def cluster(database_url: str, fake_slack, fake_anthropic, tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(database_url, fake_slack, fake_anthropic, tmp_path)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 async def test_budgets_hold_across_three_processes(cluster: Cluster, database_url: str) -> None:

@@ -5,11 +5,8 @@ processes sharing one database file)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
-import pytest
 from sqlalchemy import delete, select
 
 from bot.domain.roles import Role
@@ -24,15 +21,6 @@ from tests.processes import Cluster, post_signed
 ROUNDS = 50
 # what each owner does to the other in a round: a revoke, or a demotion by a new permanent grant
 MOVES = ("revoke <@{other}>", "grant <@{other}> admin", "offboard <@{other}>", "grant <@{other}> user")
-
-
-@pytest.fixture
-def cluster(database_url: str, fake_slack, fake_anthropic, tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(database_url, fake_slack, fake_anthropic, tmp_path)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 async def test_two_owners_removing_each_other_at_once_leave_one_owner(cluster: Cluster, database_url: str) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -21,15 +19,6 @@ from tests.processes import Cluster, post_signed
 
 pytestmark = pytest.mark.skipif(
     not ON_POSTGRES, reason="multi-process guarantees are proven on PostgreSQL: set TEST_DATABASE_URL (.ci/run does)")
-
-
-@pytest.fixture
-def cluster(database_url: str, fake_slack, fake_anthropic, tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(database_url, fake_slack, fake_anthropic, tmp_path)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 async def grant(database_url: str, user: str, role: Role) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -33,13 +31,7 @@ def test_a_timeout_is_classified_without_waiting_for_the_sdk(monkeypatch: pytest
     assert classify(ClaudeFailure("key", "m")).kind == "key"
 
 
-@pytest.fixture
-def cluster(database_url: str, fake_slack, fake_anthropic, tmp_path: Path) -> Iterator[Cluster]:  # type: ignore[no-untyped-def]
-    cluster = Cluster(database_url, fake_slack, fake_anthropic, tmp_path, extra_env={"DEFAULT_ROLE": "user"})
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+CLUSTER_ENV = {"DEFAULT_ROLE": "user"}  # the cluster fixture (conftest.py) starts serve with these
 
 
 async def test_a_question_asked_as_soon_as_serve_is_healthy_is_answered(cluster: Cluster) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -97,15 +95,7 @@ async def test_a_finish_waits_through_a_long_database_outage(harness: Harness, m
     assert (record.outcome, record.input_tokens, record.output_tokens) == ("ok", 7, 9)
 
 
-@pytest.fixture
-def cluster(database_url: str, fake_slack, fake_anthropic, tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(database_url, fake_slack, fake_anthropic, tmp_path,
-                      extra_env={"ANSWER_TIMEOUT_SECONDS": "2", "SWEEP_MARGIN_SECONDS": "1",
-                                 "SWEEP_INTERVAL_SECONDS": "1"})
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+CLUSTER_ENV = {"ANSWER_TIMEOUT_SECONDS": "2", "SWEEP_MARGIN_SECONDS": "1", "SWEEP_INTERVAL_SECONDS": "1"}  # conftest.py
 
 
 @pytest.mark.skipif(not ON_POSTGRES, reason="several serve processes share PostgreSQL: set TEST_DATABASE_URL")
