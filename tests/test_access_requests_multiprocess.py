@@ -26,12 +26,11 @@ from tests.conftest import ON_POSTGRES, SIGNING_SECRET, eventually
 from tests.fakes import FakeSlack
 from tests.fakes.signing import event_body, json_body, sign
 from tests.processes import Cluster
-from tests.test_multiprocess import cluster, grant
+from tests.test_multiprocess import grant
 
 pytestmark = pytest.mark.skipif(
     not ON_POSTGRES, reason="multi-process guarantees are proven on PostgreSQL: set TEST_DATABASE_URL (.ci/run does)")
 
-__all__ = ["cluster"]
 
 
 @dataclass
