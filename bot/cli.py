@@ -327,11 +327,11 @@ async def _chat(settings: Settings, user: str, text: str, model: str | None) -> 
     from bot.domain.decisions import Refusal
     from bot.domain.requests import ChatRequest, Requester
 
-    gate = build_app(settings)
+    runtime = build_app(settings)
     try:
-        await gate.start()
+        await runtime.start()
         if settings.slack_bot_token is not None:
-            requester = await gate.directory.requester(user)
+            requester = await runtime.directory.requester(user)
         else:
             print("(SLACK_BOT_TOKEN unset: guest and Slack Connect checks skipped)", file=sys.stderr)
             requester = Requester(user_id=user, name=user)
@@ -340,13 +340,13 @@ async def _chat(settings: Settings, user: str, text: str, model: str | None) -> 
         async def no_history() -> list[Any]:
             return []
 
-        result = await gate.chat.answer(request, no_history, TerminalAnswer())
+        result = await runtime.chat.answer(request, no_history, TerminalAnswer())
         if isinstance(result.decision, Refusal):
             print(plain(f"refused: {result.decision.message} {result.decision.hint}"), file=sys.stderr)
             return 3
         return 1 if result.failure else 0
     finally:
-        await gate.close()
+        await runtime.close()
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -369,14 +369,14 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
 
     from bot.app import build_app
 
-    gate = build_app(settings)
+    runtime = build_app(settings)
     runner: web.AppRunner | None = None
     socket_handler = None
     try:
-        await gate.start()
+        await runtime.start()
         # In Socket Mode there is no event endpoint to sign-check: serve the health check (and /metrics) alone.
         # The port is taken before anything else starts, so a port in use stops start-up with one line.
-        runner = web.AppRunner(gate.web_app(events=not settings.socket_mode), access_log=None)
+        runner = web.AppRunner(runtime.web_app(events=not settings.socket_mode), access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
@@ -403,8 +403,8 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
             log.info("Anthropic SDK loaded %.1f s after listening", time.monotonic() - listening)
             gc.freeze()
 
-        gate.claude.preload().add_done_callback(sdk_loaded)
-        await gate.start_jobs()  # rotation reminders and housekeeping (APScheduler on this loop), after the handlers
+        runtime.claude.preload().add_done_callback(sdk_loaded)
+        await runtime.start_jobs()  # rotation reminders and housekeeping (APScheduler on this loop), after the handlers
         # Everything built so far (modules, SDK clients, SQLAlchemy's compiled statements) lives as long as the
         # process: keep it out of the garbage collector's full passes, which otherwise stop the loop for 0.1-0.4 s
         # under load.
@@ -415,8 +415,8 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
             from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
             assert settings.slack_app_token is not None
-            socket_handler = AsyncSocketModeHandler(gate.bolt, settings.slack_app_token.get_secret_value(),
-                                                    web_client=gate.client)
+            socket_handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value(),
+                                                    web_client=runtime.client)
             await socket_handler.connect_async()
         log.info("Claude Gate is serving on port %d (%s)", port, "Socket Mode" if socket_handler else "HTTP")
         await stop.wait()
@@ -426,4 +426,4 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
             await socket_handler.close_async()
         if runner is not None:
             await runner.cleanup()
-        await gate.close()
+        await runtime.close()

@@ -270,24 +270,24 @@ async def harness_factory(settings_factory: Callable[..., Settings], fake_slack:
     made: list[tuple[Runtime, web.AppRunner, aiohttp.ClientSession]] = []
 
     async def make(**overrides: Any) -> Harness:
-        gate = build_app(settings_factory(**overrides), clock=clock)
-        await gate.start()
-        runner = web.AppRunner(gate.web_app(), access_log=None)
+        runtime = build_app(settings_factory(**overrides), clock=clock)
+        await runtime.start()
+        runner = web.AppRunner(runtime.web_app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
         http = aiohttp.ClientSession()
-        made.append((gate, runner, http))
-        return Harness(gate, f"http://127.0.0.1:{port}", http, fake_slack, fake_anthropic, clock)
+        made.append((runtime, runner, http))
+        return Harness(runtime, f"http://127.0.0.1:{port}", http, fake_slack, fake_anthropic, clock)
 
     yield make
-    for gate, runner, http in made:
+    for runtime, runner, http in made:
         await http.close()
         await runner.cleanup()
-        await gate.close()
+        await runtime.close()
         # a connection outliving close() would keep, on PostgreSQL, its locks: the next test's reset would wait
-        assert gate.engine.pool.checkedout() == 0, "a database connection outlived the app"
+        assert runtime.engine.pool.checkedout() == 0, "a database connection outlived the app"
 
 
 @pytest.fixture

@@ -101,12 +101,12 @@ class LiveApp:
         config = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
                           anthropic_api_key=API_KEY, anthropic_base_url=anthropic.base_url,
                           anthropic_admin_key="sk-ant-admin01-test", database_url=self.database_url)
-        gate = build_app(config, clock=clock)
-        await gate.start()
-        self.runner = web.AppRunner(gate.web_app(), access_log=None)
+        runtime = build_app(config, clock=clock)
+        await runtime.start()
+        self.runner = web.AppRunner(runtime.web_app(), access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        harness = Harness(gate, f"http://127.0.0.1:{self.runner.addresses[0][1]}", aiohttp.ClientSession(), slack,
+        harness = Harness(runtime, f"http://127.0.0.1:{self.runner.addresses[0][1]}", aiohttp.ClientSession(), slack,
                           anthropic, clock)
         for user, role in (("UOWNER", Role.OWNER), ("UADMIN", Role.ADMIN), ("U1", Role.POWER)):
             slack.add_user(user, email=f"{user.lower()}@example.com")

@@ -150,11 +150,11 @@ async def test_health_reports_an_unreachable_database(settings_factory, aiohttp_
     from bot.app import build_app
     from bot.store.db import create_engine
 
-    gate = build_app(settings_factory(), engine=create_engine("postgresql://nobody@127.0.0.1:9/none"))
+    runtime = build_app(settings_factory(), engine=create_engine("postgresql://nobody@127.0.0.1:9/none"))
     try:
-        status, body = await aiohttp_get(gate.web_app(), "/healthz")
+        status, body = await aiohttp_get(runtime.web_app(), "/healthz")
     finally:
-        await gate.close()
+        await runtime.close()
     assert status == 503 and body == {"ok": False, "database": "unreachable"}
 
 

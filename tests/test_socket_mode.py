@@ -12,12 +12,12 @@ from tests.conftest import eventually
 
 async def test_socket_mode_mention_is_acked_and_answered(settings_factory, fake_slack, fake_anthropic, clock) -> None:
     settings = settings_factory(slack_app_token="xapp-1-test-app-token", slack_signing_secret=None)
-    gate = build_app(settings, clock=clock)
-    await gate.start()
-    async with gate.sessions.begin() as session:
+    runtime = build_app(settings, clock=clock)
+    await runtime.start()
+    async with runtime.sessions.begin() as session:
         await grant_role(session, clock, actor_id="t", actor_role=None, target_id="U1", role=Role.USER)
     fake_slack.add_user("U1")
-    handler = AsyncSocketModeHandler(gate.bolt, "xapp-1-test-app-token", web_client=gate.client)
+    handler = AsyncSocketModeHandler(runtime.bolt, "xapp-1-test-app-token", web_client=runtime.client)
     await handler.connect_async()
     try:
         assert await fake_slack.await_connected(5)
@@ -43,4 +43,4 @@ async def test_socket_mode_mention_is_acked_and_answered(settings_factory, fake_
         assert len(fake_anthropic.message_requests()) == 2
     finally:
         await handler.close_async()
-        await gate.close()
+        await runtime.close()
