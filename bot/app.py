@@ -264,7 +264,7 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     metrics.watch_outbox(lambda: len(gate.outbox.pending))
     metrics.budget_source = partial(pooled_budget_uses, sessions, settings, clock)
     workspace = SlackWorkspace(client, directory)
-    alerts = KeyAlerts(sessions=sessions, clock=clock, settings=settings, slack=workspace)
+    alerts = KeyAlerts(sessions=sessions, settings=settings, clock=clock, workspace=workspace)
     secret_alerts = SecretAlerts(sessions=sessions, clock=clock, settings=settings, workspace=workspace)
     budget_alerts = BudgetAlerts(sessions=sessions, settings=settings, clock=clock, workspace=workspace)
     chat = ChatService(gate=gate, claude=claude, sessions=sessions, settings=settings, clock=clock,

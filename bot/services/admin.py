@@ -30,6 +30,7 @@ from bot.domain.roles import Right, Role, has_right, may_manage_role
 from bot.services.access import EffectiveRole, access_snapshot, effective_role
 from bot.services.admin_keys import KeyAdministration
 from bot.services.audit import add_audit, recent_audit
+from bot.services.base import Service
 from bot.services.budget_report import BudgetLine, budget_lines, budgets_of_person, cache_line
 from bot.services.budgets import BudgetService
 from bot.services.channels import ChannelService
@@ -101,13 +102,10 @@ def truncated(lines: list[str], limit: int = MAX_LIST_LINES) -> list[str]:
     return [*lines[:limit], f"…and {len(lines) - limit} more"]
 
 
-class AdminService:
+class AdminService(Service):
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
                  workspace: Workspace) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self.clock = clock
-        self.workspace = workspace
+        super().__init__(sessions=sessions, settings=settings, clock=clock, workspace=workspace)
         self.channels = ChannelService(sessions=sessions, settings=settings, clock=clock, workspace=workspace)
         self.handlers: dict[str, Handler] = {
             "help": self.help,
@@ -124,7 +122,7 @@ class AdminService:
             "audit": self.audit,
             "audit export": self.audit_export,
             "forget": self.forget,
-            **KeyAdministration(sessions=sessions, clock=clock, settings=settings, slack=workspace).handlers(),
+            **KeyAdministration(sessions=sessions, settings=settings, clock=clock, workspace=workspace).handlers(),
             "channels": self.channels.list_channels,
             "channel": self.channels.channel,
             **BudgetService(sessions=sessions, settings=settings, clock=clock, workspace=workspace).handlers(),

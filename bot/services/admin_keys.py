@@ -13,18 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.domain.commands import ParsedCommand
 from bot.services import key_sync, keys, offboarding, reminders
-from bot.services.workspace import Workspace
+from bot.services.base import Service
 from bot.store.clock import Clock
 
 if TYPE_CHECKING:
     from bot.services.admin import Caller, Handler
 
 
-class KeyAdministration:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
-                 slack: Workspace) -> None:
-        self.context = (sessions, clock, settings)
-        self.slack = slack
+class KeyAdministration(Service):
+    @property
+    def context(self) -> tuple[async_sessionmaker[AsyncSession], Clock, Settings]:
+        return self.sessions, self.clock, self.settings
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -55,8 +54,8 @@ class KeyAdministration:
         return await reminders.reminder_schedule(*self.context)
 
     async def run_reminders(self, caller: Caller, command: ParsedCommand) -> reminders.ReminderRun:
-        return await reminders.run_reminders(*self.context, self.slack, actor_id=caller.user_id)
+        return await reminders.run_reminders(*self.context, self.workspace, actor_id=caller.user_id)
 
     async def offboard(self, caller: Caller, command: ParsedCommand) -> offboarding.Offboarded:
-        return await offboarding.offboard_user(*self.context, self.slack, actor_id=caller.user_id,
+        return await offboarding.offboard_user(*self.context, self.workspace, actor_id=caller.user_id,
                                                actor_role=caller.role.role, user_id=command["user"])

@@ -10,29 +10,21 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
 from bot.domain.budgets import Limit, period_start, resets_in
 from bot.domain.mentions import mention
 from bot.domain.pricing import format_usd
 from bot.domain.roles import Role
 from bot.services.access import access_snapshot
+from bot.services.base import Service
 from bot.services.spend import budgets_for, counter_keys, limits_for, read_counters
-from bot.services.workspace import Workspace
-from bot.store.clock import Clock
 from bot.store.models import BudgetAlert, RoleGrant
 
 log = logging.getLogger(__name__)
 
 
-class BudgetAlerts:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
-                 workspace: Workspace) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self.clock = clock
-        self.workspace = workspace
+class BudgetAlerts(Service):
 
     async def check(self, user_id: str, exhausted: tuple[str, str] | None = None) -> None:
         """After a request of ``user_id`` ended, or was refused by the budget ``exhausted`` (scope, period): alert

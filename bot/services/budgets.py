@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
 from bot.domain.budgets import ORG, AmountError, Period, group_scope, parse_usd, user_scope
 from bot.domain.commands import GroupRef, ParsedCommand
 from bot.domain.errors import Denied
@@ -21,26 +20,18 @@ from bot.domain.replies import Reply
 from bot.domain.roles import Role, may_manage_role
 from bot.services.access import effective_role
 from bot.services.audit import add_audit
+from bot.services.base import Service
 from bot.services.budget_report import budget_lines
 from bot.services.policies import USD_FIELDS, update_policy
 from bot.services.spend import lock_scopes, recount_pool
-from bot.services.workspace import Workspace
-from bot.store.clock import Clock
 from bot.store.models import Budget, GroupMember, GroupRoleMapping
 
 if TYPE_CHECKING:
     from bot.services.admin import Caller, Handler
 
-class BudgetService:
+class BudgetService(Service):
     """The `budget` rows of `/claude-admin`: handlers of the one admin dispatcher (AdminService), which checks the
     caller's rights first and audits a Denied."""
-
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
-                 workspace: Workspace) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self.clock = clock
-        self.workspace = workspace
 
     def handlers(self) -> dict[str, Handler]:
         return {"budget": self.show, "budget set": self.set}

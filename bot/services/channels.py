@@ -11,9 +11,8 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
 from bot.domain.channels import (
     ChannelChange,
     ChannelField,
@@ -26,8 +25,8 @@ from bot.domain.replies import Reply
 from bot.domain.secrets import SecretPolicy, kinds_phrase, secret_kinds
 from bot.services.access import channel_roles
 from bot.services.audit import add_audit
-from bot.services.workspace import ChannelNotFound, Workspace
-from bot.store.clock import Clock
+from bot.services.base import Service
+from bot.services.workspace import ChannelNotFound
 from bot.store.models import ChannelSetting
 
 MAX_LISTED = 60
@@ -72,13 +71,7 @@ def _shown_value(change: ChannelChange) -> str:
             return "none" if change.value is None else str(change.value)
 
 
-class ChannelService:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
-                 workspace: Workspace) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self.clock = clock
-        self.workspace = workspace
+class ChannelService(Service):
 
     async def list_channels(self, _caller: Any, _command: ParsedCommand) -> Reply:
         async with self.sessions() as session:

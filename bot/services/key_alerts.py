@@ -13,17 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import Settings
 from bot.domain.replies import Answer
 from bot.domain.requests import ChatRequest
+from bot.services.base import Service
 from bot.services.claude import ClaudeFailure
 from bot.services.key_choice import mark_key_failing, mark_key_recovered, secret_of
 from bot.services.policies import load_policy
 from bot.services.roles import effective_role
-from bot.services.workspace import Workspace
-from bot.store.clock import Clock
 from bot.store.leases import claim_once_per
 from bot.store.models import ApiKey
 
@@ -52,13 +49,7 @@ class NoKeyAlert(Answer):
     keys: list[tuple[str, str, bool, str]]  # (label, status, variable set in this process, variable)
 
 
-class KeyAlerts:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
-                 slack: Workspace) -> None:
-        self.sessions = sessions
-        self.clock = clock
-        self.settings = settings
-        self.slack = slack
+class KeyAlerts(Service):
 
     async def key_failed(self, label: str, failure: ClaudeFailure) -> None:
         """ChatService's ``on_key_failure``: mark the key ``failing`` and alert once."""
@@ -109,4 +100,4 @@ class KeyAlerts:
         if not channel:
             log.warning("ADMIN_ALERT_CHANNEL is not set; alert not posted: %s", alert)
             return
-        await self.slack.deliver(channel, alert)
+        await self.workspace.deliver(channel, alert)

@@ -7,16 +7,13 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import Settings
 from bot.domain.channels import is_channel
 from bot.domain.mentions import channel_link, mention
 from bot.domain.requests import ChatRequest
 from bot.domain.roles import Role
 from bot.domain.secrets import kinds_phrase
-from bot.services.workspace import Workspace
-from bot.store.clock import Clock
+from bot.services.base import Service
 from bot.store.leases import claim_once_per
 from bot.store.models import RoleGrant
 
@@ -33,13 +30,7 @@ def secret_alert_text(request: ChatRequest) -> str:
             "(At most one such alert per person an hour.)")
 
 
-class SecretAlerts:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
-                 workspace: Workspace) -> None:
-        self.sessions = sessions
-        self.clock = clock
-        self.settings = settings
-        self.workspace = workspace
+class SecretAlerts(Service):
 
     async def secret_blocked(self, request: ChatRequest) -> None:
         """ChatService's ``on_secret_blocked``. Never raises: an alert must not break the refusal."""
