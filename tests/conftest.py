@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.app import Runtime, build_app
 from bot.config import Settings
 from bot.domain.roles import Role
+from bot.services.claude import sdk
 from bot.services.roles import grant_role
 from bot.store.clock import ManualClock
 from bot.store.db import sync_url
@@ -29,6 +30,11 @@ from bot.store.migrate import upgrade_database
 from bot.store.models import AuditEntry, RequestRecord
 from tests.fakes import FakeAnthropic, FakeSlack
 from tests.fakes.signing import command_body, event_body, json_body, new_event_id, sign
+
+# `serve` imports the Anthropic SDK in a thread after it listens, and the first answer waits for it (2-5 s, more
+# on a busy machine). The suite imports it once here, so no test's first answer races that import against its
+# own timeouts (tests/test_sdk_loading.py proves the lazy loading in processes of its own).
+sdk()
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-test-bot-token-0123456789"

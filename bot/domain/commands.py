@@ -303,6 +303,11 @@ def _shown(token: str) -> str:
     return token[:40].replace("`", "'")
 
 
+def role_or_user(token: str) -> Role | str | None:
+    """A role name, else a user (mention or ID), else None."""
+    return Role.parse(token) or parse_user(token)
+
+
 def _convert(param: Param, token: str, sub: Subcommand) -> Any:
     shown = _shown(token)
     match param.kind:
@@ -352,15 +357,10 @@ def _convert(param: Param, token: str, sub: Subcommand) -> Any:
                 raise CommandError(f"`{shown}` is not a policy field. Fields: {', '.join(POLICY_FIELDS)}.", sub.usage)
             return token.lower()
         case Kind.SUBJECT:
-            if token.lower() == "all":
-                return "all"
-            role = Role.parse(token)
-            if role is not None:
-                return role
-            user = parse_user(token)
-            if user is None:
+            subject = "all" if token.lower() == "all" else role_or_user(token)
+            if subject is None:
                 raise CommandError(f"`{shown}` is not a user, a role or `all`.", sub.usage)
-            return user
+            return subject
         case Kind.WORD:
             if not _WORD.fullmatch(token):
                 raise CommandError(f"`{shown}` is not a valid {param.name}.", sub.usage)
@@ -383,18 +383,10 @@ def _convert(param: Param, token: str, sub: Subcommand) -> Any:
             except ChannelChangeError as exc:
                 raise CommandError(str(exc), sub.usage) from None
         case Kind.TARGET:
-            if token.lower() == "org":
-                return "org"
-            role = Role.parse(token)
-            if role is not None:
-                return role
-            user = parse_user(token)
-            if user is not None:
-                return user
-            group = parse_group(token)
-            if group is None:
+            target = "org" if token.lower() == "org" else role_or_user(token) or parse_group(token)
+            if target is None:
                 raise CommandError(f"`{shown}` is not a role, a user, a user group or `org`.", sub.usage)
-            return group
+            return target
         case Kind.PERIOD:
             if token.lower() not in ("daily", "monthly"):
                 raise CommandError(f"`{shown}` is not a period: `daily` or `monthly`.", sub.usage)
