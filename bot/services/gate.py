@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -39,6 +39,7 @@ from bot.services.key_choice import active_key, secret_of
 from bot.services.outbox import RecordOutbox
 from bot.services.roles import admins_to_ask
 from bot.services.spend import (
+    ADVISORY_LOCK,
     add_to_counters,
     budgets_for,
     counter_keys,
@@ -371,8 +372,7 @@ class Gate:
     async def _lock_user(self, session: Db, user_id: str) -> None:
         """Serialise one user's admissions across processes (SQLite: BEGIN IMMEDIATE already did)."""
         if session.dialect.name == "postgresql":
-            await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                                  {"key": f"rpm:{user_id}"})
+            await session.execute(ADVISORY_LOCK, {"key": f"rpm:{user_id}"})
 
     async def _rpm_refusal(self, session: Db, user_id: str, policy: RolePolicy,
                            now: datetime) -> Refusal | None:

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from bot.domain.keys import USABLE, KeyStatus, is_api_key
@@ -85,6 +85,11 @@ async def active_key(session: AsyncSession | AsyncConnection, workspace: str) ->
     return None
 
 
+# the status of key ``label`` held in ``env_var`` (built once: building a statement costs more than running it)
+KEY_STATUS = select(ApiKey.status).where(ApiKey.label == bindparam("label"), ApiKey.env_var == bindparam("env_var"))
+KEY_STATUS_SHARED = KEY_STATUS.with_for_update(read=True)  # PostgreSQL: the row lock `keys revoke` waits for
+
+
 class _ReadWriteLock:
     """Many readers or one writer; a waiting writer is not overtaken by new readers."""
 
@@ -145,16 +150,15 @@ class KeyGuard:
     async def checked(self, label: str, env_var: str) -> AsyncIterator[str | None]:
         """The secret of key ``label`` if it may still serve requests (else None), held until the block ends: start
         the call inside the block, leave it once Anthropic has answered."""
+        params = {"label": label, "env_var": env_var}
         if self.engine.dialect.name == "postgresql":
             async with self.engine.connect() as connection, connection.begin():
-                status = await connection.scalar(select(ApiKey.status).where(
-                    ApiKey.label == label, ApiKey.env_var == env_var).with_for_update(read=True))
+                status = await connection.scalar(KEY_STATUS_SHARED, params)
                 yield secret_of(env_var) if status in USABLE_STATUSES else None
             return
         async with self._lock(label).reading():
             async with self.engine.connect() as connection:
-                status = await connection.scalar(select(ApiKey.status).where(
-                    ApiKey.label == label, ApiKey.env_var == env_var))
+                status = await connection.scalar(KEY_STATUS, params)
                 await connection.rollback()
             yield secret_of(env_var) if status in USABLE_STATUSES else None
 

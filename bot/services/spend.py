@@ -7,12 +7,13 @@ finish adds the difference between the real cost and the reservation. Reading a 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, literal, or_, select, text, tuple_, update
+from sqlalchemy import Select, and_, bindparam, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -30,13 +31,24 @@ def counter_keys(scopes: Iterable[str], at: datetime, tz: ZoneInfo) -> list[Coun
     return sorted({(scope, period.value, starts[period]) for scope in scopes for period in Period})
 
 
+@functools.cache
+def _counters_of(count: int) -> Select:  # type: ignore[type-arg]
+    """The counters of ``count`` keys, bound as ``s0, p0, d0, s1…``: built once per number of keys (building a
+    statement, and rendering an IN list at every execution, cost more than running it)."""
+    c = SpendCounter.__table__.c
+    return select(c.scope, c.period, c.starts, c.micros, c.tokens).where(or_(*(
+        and_(c.scope == bindparam(f"s{i}"), c.period == bindparam(f"p{i}"), c.starts == bindparam(f"d{i}"))
+        for i in range(count))))
+
+
 async def read_counters(session: Db, keys: Sequence[CounterKey]) -> dict[CounterKey, tuple[int, int]]:
     """(micro-dollars, tokens) spent for each key; absent keys are (0, 0)."""
     if not keys:
         return {}
-    c = SpendCounter.__table__.c
-    rows = await session.execute(select(c.scope, c.period, c.starts, c.micros, c.tokens)
-                                 .where(tuple_(c.scope, c.period, c.starts).in_(list(keys))))
+    params: dict[str, object] = {}
+    for i, (scope, period, starts) in enumerate(keys):
+        params[f"s{i}"], params[f"p{i}"], params[f"d{i}"] = scope, period, starts
+    rows = await session.execute(_counters_of(len(keys)), params)
     found = {(scope, period, starts): (int(micros), int(tokens)) for scope, period, starts, micros, tokens in rows}
     return {key: found.get(key, (0, 0)) for key in keys}
 
@@ -62,6 +74,8 @@ _SET_COUNTER = {
     name: (postgresql.insert if name == "postgresql" else sqlite.insert)(SpendCounter.__table__)
     for name in ("postgresql", "sqlite")
 }
+# PostgreSQL: a transaction-scoped lock on a name (a person's admissions, a budget pool)
+ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 ADD_TO_COUNTER = (update(SpendCounter.__table__)
                   .where(SpendCounter.__table__.c.scope == bindparam("k_scope"),
                          SpendCounter.__table__.c.period == bindparam("k_period"),
@@ -85,13 +99,20 @@ def settle_rows(charged_to: Sequence[str], admitted_at: datetime, tz: ZoneInfo, 
             for s, p, d in counter_keys(charged_to, admitted_at, tz)]
 
 
+def _budgets_of() -> Select:  # type: ignore[type-arg]
+    b = Budget.__table__.c
+    groups = (select(literal("group:") + GroupMember.usergroup_id)
+              .where(GroupMember.slack_user_id == bindparam("user_id")))
+    return (select(b.scope, b.name, b.daily_micros, b.monthly_micros)
+            .where(or_(b.scope == bindparam("person"), b.scope == ORG, b.scope.in_(groups))).order_by(b.scope))
+
+
+BUDGETS_OF = _budgets_of()  # built once: the person's scope is ``person``, their user ID ``user_id``
+
+
 async def budgets_for(session: Db, user_id: str) -> list[Budget]:
     """The person's override, the budgets of the user groups they are in, and the org budget, in scope order."""
-    b = Budget.__table__.c
-    groups = select(literal("group:") + GroupMember.usergroup_id).where(GroupMember.slack_user_id == user_id)
-    rows = await session.execute(select(b.scope, b.name, b.daily_micros, b.monthly_micros)
-                                 .where(or_(b.scope == user_scope(user_id), b.scope == ORG, b.scope.in_(groups)))
-                                 .order_by(b.scope))
+    rows = await session.execute(BUDGETS_OF, {"person": user_scope(user_id), "user_id": user_id})
     return [Budget(scope=scope, name=name, daily_micros=daily, monthly_micros=monthly)
             for scope, name, daily, monthly in rows]
 
@@ -129,8 +150,7 @@ async def lock_scopes(session: Db, scopes: Iterable[str]) -> None:
     if _dialect(session) != "postgresql":
         return
     for scope in sorted(set(scopes)):
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                              {"key": f"budget:{scope}"})
+        await session.execute(ADVISORY_LOCK, {"key": f"budget:{scope}"})
 
 
 @dataclass(frozen=True)
@@ -178,5 +198,5 @@ async def tokens_today(session: Db, user_id: str, now: datetime, tz: ZoneInfo) -
     return (await spend_of(session, user_scope(user_id), now, tz))[Period.DAY].tokens
 
 
-__all__ = ["ADD_TO_COUNTER", "CounterKey", "add_to_counters", "budgets_for", "counter_keys", "group_scope",
-           "lock_scopes", "read_counters", "recount_pool", "settle_rows", "spend_of", "tokens_today"]
+__all__ = ["ADD_TO_COUNTER", "ADVISORY_LOCK", "CounterKey", "add_to_counters", "budgets_for", "counter_keys",
+           "group_scope", "lock_scopes", "read_counters", "recount_pool", "settle_rows", "spend_of", "tokens_today"]
