@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 # "summarise this channel", "what happened in the current channel?": the DM asks about the channel in view
 VIEWED_CHANNEL_REQUEST = re.compile(r"\b(?:this|the current|the open)\s+channel\b", re.IGNORECASE)
+# Surfaces answered in a channel thread others can read; the thread is remembered with the admission, so that the
+# asker may follow up there without a mention (THREAD_FOLLOW_UPS)
+CHANNEL_SURFACES = frozenset({"mention", "follow_up"})
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.conversation import Turn
 from bot.domain.decisions import Admission, AlreadyTaken, Refusal, RefusalReason
 from bot.domain.mentions import channel_link, mention
-from bot.domain.requests import ChatRequest, Requester, asks_about_viewed_channel, message_claim, split_model_flag
-from bot.services.conversation_places import asked_in_thread, remember_answered, viewed_channel
+from bot.domain.requests import (
+    CHANNEL_SURFACES,
+    ChatRequest,
+    Requester,
+    asks_about_viewed_channel,
+    message_claim,
+    split_model_flag,
+)
+from bot.services.conversation_places import asked_in_thread, viewed_channel
 from bot.services.event_claims import claim_event
 from bot.slack.directory import LazyRequester
 from bot.slack.files import FileFetcher
@@ -33,7 +40,6 @@ THINKING = "is thinking…"
 LOADING_MESSAGES = ["Reading the thread…", "Thinking it through…", "Writing the answer…"]
 WHERE = {"mention": "channel <#{channel}>", "follow_up": "channel <#{channel}>", "dm": "a direct message",
          "assistant": "Slack's assistant panel (a private thread with you)"}
-CHANNEL_SURFACES = frozenset({"mention", "follow_up"})  # answered in a channel thread others can read
 SPOKEN_SUBTYPES = ("file_share", "thread_broadcast")  # still a person speaking (with files, or also
 # sent to the channel); every other subtype is an edit, a deletion, a join…
 CHANNEL_TYPES = ("channel", "group")  # message.channels / message.groups
@@ -193,7 +199,7 @@ class Conversations:
                 # beside the call to Claude, not before it: the status (awaited by the answer before its first
                 # write) and, in a channel, that the asker may follow up here without a mention
                 answer.before_first_write = self.runtime.spawn(
-                    self.prepare_thread(client, channel, thread_ts, user_id, surface, panel),
+                    self.prepare_thread(client, channel, thread_ts, panel),
                     name=f"prepare-{channel}-{thread_ts}")
 
             result = await self.runtime.chat.answer(request, history, answer, on_admitted=admitted, words=words,
@@ -215,8 +221,9 @@ class Conversations:
             if answer is not None:
                 answer.abandon()
 
-    async def prepare_thread(self, client: AsyncWebClient, channel: str, thread_ts: str, user_id: str,
-                             surface: str, panel: PanelThread | None) -> None:
+    async def prepare_thread(self, client: AsyncWebClient, channel: str, thread_ts: str,
+                             panel: PanelThread | None) -> None:
+        """The thinking status (the gate already remembered a channel thread for follow-ups with the admission)."""
         try:
             if panel is not None:
                 await panel.thinking()
@@ -225,12 +232,6 @@ class Conversations:
                                                          loading_messages=LOADING_MESSAGES)
         except Exception:
             log.warning("could not show the thinking status in %s", channel, exc_info=True)
-        if surface in CHANNEL_SURFACES:
-            try:
-                await remember_answered(self.runtime.sessions, self.runtime.clock(), channel_id=channel,
-                                        thread_ts=thread_ts, user_id=user_id)
-            except Exception:
-                log.warning("could not remember the thread %s of %s", thread_ts, channel, exc_info=True)
 
     async def files_of(self, client: AsyncWebClient, event: dict[str, Any], objects: list[Any],
                        screened: list[tuple[str, bool]], speaker: str, *, private: bool) -> list[Turn]:

@@ -3,8 +3,6 @@ is viewing with the bot's DM open (agent messaging experience), and the channel 
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -49,13 +47,6 @@ async def remember_viewing(sessions: async_sessionmaker[AsyncSession], clock: Cl
 async def viewed_channel(sessions: async_sessionmaker[AsyncSession], user_id: str) -> str | None:
     async with sessions.kw["bind"].connect() as connection:
         return (await connection.execute(VIEWED_CHANNEL, {"user_id": user_id})).scalar_one_or_none()
-
-
-async def remember_answered(sessions: async_sessionmaker[AsyncSession], now: datetime, *, channel_id: str,
-                            thread_ts: str, user_id: str) -> None:
-    async with sessions.kw["bind"].begin() as connection:
-        await connection.execute(INSERT_ANSWERED[connection.dialect.name],
-                                 {"channel_id": channel_id, "thread_ts": thread_ts, "user_id": user_id, "now": now})
 
 
 async def asked_in_thread(sessions: async_sessionmaker[AsyncSession], *, channel_id: str, thread_ts: str,

@@ -30,10 +30,11 @@ from bot.domain.estimate import input_tokens_bound
 from bot.domain.mentions import channel_link, mention
 from bot.domain.policy import RPM_WINDOW_SECONDS, RolePolicy, granted_max_tokens
 from bot.domain.pricing import most_expensive, price_of
-from bot.domain.requests import ChatRequest, Requester
+from bot.domain.requests import CHANNEL_SURFACES, ChatRequest, Requester
 from bot.domain.roles import Role
 from bot.domain.secrets import SecretPolicy, blocked_message, screen_request
 from bot.services.access import AccessSnapshot, access_snapshot
+from bot.services.conversation_places import INSERT_ANSWERED
 from bot.services.event_claims import claim_in
 from bot.services.key_choice import active_key, secret_of
 from bot.services.outbox import RecordOutbox
@@ -225,6 +226,11 @@ class Gate:
             record_id = await self._record(session, request, role, model, key_label=key.label,
                                            max_tokens=reservation.max_tokens, reservation=reservation,
                                            input_estimate=input_estimate, now=now)
+            if request.surface in CHANNEL_SURFACES and request.channel_id and request.thread_ts:
+                # the asker may follow up in this thread without a mention (THREAD_FOLLOW_UPS)
+                await session.execute(INSERT_ANSWERED[session.dialect.name],
+                                      {"channel_id": request.channel_id, "thread_ts": request.thread_ts,
+                                       "user_id": request.requester.user_id, "now": now})
             return Admission(record_id=record_id, user_id=request.requester.user_id, role=role, model=model,
                              max_tokens=reservation.max_tokens, key_label=key.label, key_env_var=key.env_var,
                              workspace=policy.workspace, key_failing=key.failing, admitted_at=now,
