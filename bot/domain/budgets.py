@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from bot.domain.days import local_day, midnight
 from bot.domain.pricing import Price, cost_micros, format_usd
 
 MIN_GRANT_TOKENS = 256  # below this a request is refused rather than answered with a stub
@@ -37,7 +38,7 @@ def group_scope(group_id: str) -> str:
 
 def period_start(now: datetime, period: Period, tz: ZoneInfo) -> date:
     """The first day of the period ``now`` falls in, on the calendar of ``tz``."""
-    local = now.astimezone(tz).date()
+    local = local_day(now, tz)
     return local if period is Period.DAY else local.replace(day=1)
 
 
@@ -47,7 +48,7 @@ def period_end(starts: date, period: Period, tz: ZoneInfo) -> datetime:
         following = starts + timedelta(days=1)
     else:
         following = (starts.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return datetime.combine(following, time(0), tzinfo=tz)
+    return midnight(following, tz)
 
 
 def resets_in(now: datetime, starts: date, period: Period, tz: ZoneInfo) -> str:

@@ -89,19 +89,21 @@ class AppHome:
     async def blocks(self, requester: Requester) -> list[dict[str, Any]]:
         _, blocks = reply_blocks(await self.runtime.personal.status(requester))
         caller = await self.runtime.admin.caller(requester)
+        settings, now = self.runtime.settings, self.runtime.clock()
+        tz = settings.budget_zone  # "today" is a day on the budget calendar
         if self.runtime.admin.trusted(caller, Right.MANAGE_ROLES):  # admins and owners: roles, groups, keys
-            keys = await list_keys(self.runtime.sessions, self.runtime.clock, self.runtime.settings)
+            keys = await list_keys(self.runtime.sessions, self.runtime.clock, settings)
             async with self.runtime.sessions() as session:
-                overview = await admin_overview(session, now=self.runtime.clock(), keys=keys)
-                budgets = await budget_overview(session, self.runtime.settings, now=self.runtime.clock())
+                overview = await admin_overview(session, now=now, tz=tz, keys=keys)
+                budgets = await budget_overview(session, settings, now=now)
             _, more = reply_blocks(overview)
             blocks += [{"type": "divider"}, *more]
             if budgets is not None:
                 blocks += [{"type": "divider"}, *reply_blocks(budgets)[1]]
         elif self.runtime.admin.trusted(caller, Right.VIEW_USAGE):  # billing: usage, cost and budgets only
             async with self.runtime.sessions() as session:
-                _, more = reply_blocks(await usage_today(session, now=self.runtime.clock()))
-                budgets = await budget_overview(session, self.runtime.settings, now=self.runtime.clock())
+                _, more = reply_blocks(await usage_today(session, now=now, tz=tz))
+                budgets = await budget_overview(session, settings, now=now)
             blocks += [{"type": "divider"}, *more]
             if budgets is not None:
                 blocks += [{"type": "divider"}, *reply_blocks(budgets)[1]]

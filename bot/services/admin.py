@@ -36,7 +36,6 @@ from bot.services.budgets import BudgetService
 from bot.services.channels import ChannelService
 from bot.services.erasure import forget_person
 from bot.services.export import audit_jsonl
-from bot.services.gate import tokens_today
 from bot.services.groups import find_mapping, list_mappings, map_group, unmap_group
 from bot.services.key_choice import active_key
 from bot.services.policies import (
@@ -49,6 +48,7 @@ from bot.services.policies import (
 )
 from bot.services.role_changes import give_role
 from bot.services.roles import list_grants, list_timed_grants, revoke_role
+from bot.services.spend import tokens_today
 from bot.services.usage import UsageSummary, usage_summary
 from bot.services.workspace import Workspace
 from bot.store.clock import Clock
@@ -206,7 +206,7 @@ class AdminService(Service):
             role, policy = snapshot.role, snapshot.policy
             requests = await session.scalar(select(func.count()).where(
                 RequestRecord.slack_user_id == target, RequestRecord.admitted.is_(True),
-                RequestRecord.created_at >= day_start(now))) or 0
+                RequestRecord.created_at >= day_start(now, self.settings.budget_zone))) or 0
             tokens = await tokens_today(session, target, now, self.settings.budget_zone)
             after = (await effective_role(session, target, self.settings.default_role, role.expires_at)
                      if role.expires_at is not None else None)

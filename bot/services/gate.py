@@ -7,7 +7,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -48,7 +47,6 @@ from bot.services.spend import (
     lock_scopes,
     read_counters,
 )
-from bot.services.spend import tokens_today as spend_tokens_today
 from bot.store.clock import Clock
 from bot.store.db import DATABASE_FAULTS
 from bot.store.models import RequestRecord
@@ -56,7 +54,6 @@ from bot.store.models import RequestRecord
 log = logging.getLogger(__name__)
 
 Db = AsyncConnection | AsyncSession  # the gate's queries run on either
-UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -90,12 +87,6 @@ async def rate_window(session: Db, user_id: str, limit: int, now: datetime) -> R
     blocking = recent[-1]
     wait = max(1, math.ceil((blocking + timedelta(seconds=RPM_WINDOW_SECONDS) - now).total_seconds()))
     return RateWindow(len(recent), limit, wait)
-
-
-async def tokens_today(session: Db, user_id: str, now: datetime, tz: ZoneInfo = UTC_ZONE) -> int:
-    """Tokens of the user's requests today in ``tz``: real counts of finished ones, reservations of those in
-    flight (so concurrent requests cannot pass the daily token budget)."""
-    return await spend_tokens_today(session, user_id, now, tz)
 
 
 @dataclass(frozen=True)

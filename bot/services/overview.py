@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,11 +21,11 @@ from bot.services.usage import usage_summary
 from bot.store.models import AccessRequest, RoleGrant, TimedGrant
 
 
-async def admin_overview(session: AsyncSession, *, now: datetime, keys: KeyListing) -> Reply:
+async def admin_overview(session: AsyncSession, *, now: datetime, tz: tzinfo, keys: KeyListing) -> Reply:
     counts = dict((await session.execute(select(RoleGrant.role, func.count()).group_by(RoleGrant.role))).all())
     roles = " · ".join(f"{role} {count}" for role, count in sorted(counts.items())) or "no explicit grants"
     groups = await list_mappings(session)
-    today = await _today(session, now)
+    today = await _today(session, now, tz)
     usable = [k for k in keys.keys if k.usable]
     due = sorted((k for k in usable if k.rotation.due_within(keys.remind_before_days)),
                  key=lambda k: k.rotation.rotate_by)
@@ -53,14 +53,15 @@ async def admin_overview(session: AsyncSession, *, now: datetime, keys: KeyListi
     return Reply("Overview (admins and owners)", fields=fields)
 
 
-async def usage_today(session: AsyncSession, *, now: datetime) -> Reply:
+async def usage_today(session: AsyncSession, *, now: datetime, tz: tzinfo) -> Reply:
     """What a `billing` user sees on the App Home: today's traffic and cost, nothing of roles or keys."""
-    return Reply("Usage today", fields=[("Today", await _today(session, now))],
+    return Reply("Usage today", fields=[("Today", await _today(session, now, tz))],
                  footer="`/claude-admin usage` for more. Costs are estimates.")
 
 
-async def _today(session: AsyncSession, now: datetime) -> str:
-    today = await usage_summary(session, since=day_start(now))
+async def _today(session: AsyncSession, now: datetime, tz: tzinfo) -> str:
+    """Today on the budget calendar (BUDGET_TZ), as the daily budgets count it."""
+    today = await usage_summary(session, since=day_start(now, tz))
     return f"{today.requests} requests · {today.refused} refused · {format_usd(today.cost_micros)} estimated"
 
 

@@ -15,8 +15,9 @@ from bot.domain.requests import Requester
 from bot.services.access import access_snapshot
 from bot.services.audit import add_audit
 from bot.services.budget_report import BudgetLine, budgets_of_person, cache_line
-from bot.services.gate import rate_window, tokens_today
+from bot.services.gate import rate_window
 from bot.services.preferences import preferred_model, set_preferred_model
+from bot.services.spend import tokens_today
 from bot.services.usage import usage_summary
 from bot.store.clock import Clock
 

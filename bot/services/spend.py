@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.domain.budgets import ORG, Limit, Period, group_scope, period_start, user_scope
+from bot.domain.days import midnight
 from bot.domain.policy import RolePolicy
 from bot.store.models import Budget, GroupMember, RequestRecord, SpendCounter
 
@@ -171,7 +172,7 @@ async def recount_pool(session: Db, scope: str, now: datetime, tz: ZoneInfo) -> 
     table = SpendCounter.__table__
     for period in Period:
         starts = period_start(now, period, tz)
-        since = datetime.combine(starts, datetime.min.time(), tzinfo=tz)
+        since = midnight(starts, tz)
         query = (select(func.coalesce(func.sum(RequestRecord.cost_micros), 0),
                         func.coalesce(func.sum(RequestRecord.input_tokens + RequestRecord.output_tokens), 0))
                  .where(RequestRecord.admitted.is_(True), RequestRecord.created_at >= since))
