@@ -76,11 +76,12 @@ class ShellWorkspace:
         return await self._slack("posting").deliver(to, message, thread_ts=thread_ts)
 
     async def upload_file(self, channel: str, *, filename: str, content: bytes, title: str | None = None,
-                          comment: str | None = None, thread_ts: str | None = None) -> None:
+                          comment: str | None = None, thread_ts: str | None = None) -> str:
         path = Path(self.out or Path(filename).name)
         await asyncio.to_thread(path.write_bytes, content)  # the shell's own loop: nothing else waits on it
         self.wrote.append(str(path))
         print(f"wrote {path} ({len(content):,} bytes)", file=sys.stderr)
+        return f"`{path}`"
 
     async def user_group(self, ref: GroupRef) -> tuple[str, str | None, list[str]]:
         return await self._slack(f"looking up the user group {ref}").user_group(ref)

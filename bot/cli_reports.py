@@ -13,12 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 from bot.config import Settings
-from bot.domain.commands import ADMIN, CommandError, GroupRef, parse_command
+from bot.domain.commands import ADMIN, DEFAULT_CHART_DAYS, CommandError, GroupRef, parse_command
+from bot.domain.errors import CliError
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Role
 from bot.services.access import EffectiveRole
-from bot.services.admin import AdminService, Caller
+from bot.services.admin import DEFAULT_USAGE_DAYS, AdminService, Caller
 from bot.services.roles import SHELL_ACTOR
 from bot.services.usage import usage_by_user
 from bot.store.clock import system_clock
@@ -54,9 +55,11 @@ def add_report_commands(sub: Any) -> None:
                             "daily|monthly <usd>|none`")
     budget.add_argument("words", nargs="*", help="set <role|U…|org> daily|monthly <usd>|none")
     budget.set_defaults(handler=cmd_budget)
-    usage = sub.add_parser("usage", help="requests, refusals, tokens, estimated cost")
-    usage.add_argument("subject", nargs="?", default="all", help="a Slack user ID, a role, or all")
-    usage.add_argument("--days", type=int, default=7)
+    usage = sub.add_parser("usage", help="requests, refusals, tokens, estimated cost; `usage chart [--days n] "
+                           "[--out FILE]`: a PNG of daily cost by role and model")
+    usage.add_argument("subject", nargs="?", default="all", help="a Slack user ID, a role, all, or chart")
+    usage.add_argument("--days", type=int, help=f"the last n days (default {DEFAULT_USAGE_DAYS}; a chart's "
+                       f"{DEFAULT_CHART_DAYS})")
     usage.add_argument("--csv", action="store_true", help="one CSV row per user instead of the summary")
     add_export_flags(usage, "every request record (numbers and outcomes, no prompt text)")
     usage.set_defaults(handler=cmd_usage)
@@ -117,21 +120,29 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
+    if args.subject.lower() == "chart":  # the PNG goes to --out FILE, else to its own name here
+        if args.since or args.format or args.csv:
+            raise CliError("usage chart takes --days and --out only")
+        from bot.cli_admin import run_admin
+
+        days = f" days={args.days}" if args.days is not None else ""
+        return run_admin(settings, f"usage chart{days}", out=args.out)
     if exporting(args):
         from bot.cli_export import export
         from bot.services.export import record_columns, record_rows
 
         return export(settings, record_rows, record_columns(), since=args.since, fmt=args.format, out=args.out)
+    days = DEFAULT_USAGE_DAYS if args.days is None else args.days
     if not args.csv:
-        return _run(settings, f"usage {args.subject} days={args.days}")
-    from bot.cli import CliError, with_sessions
+        return _run(settings, f"usage {args.subject} days={days}")
+    from bot.cli import with_sessions
 
-    if args.days < 1:
+    if days < 1:
         raise CliError("--days must be at least 1")
 
     async def work(sessions: Any) -> list[tuple[Any, ...]]:
         async with sessions() as session:
-            return await usage_by_user(session, since=system_clock() - timedelta(days=args.days))
+            return await usage_by_user(session, since=system_clock() - timedelta(days=days))
 
     writer = csv.writer(sys.stdout)
     writer.writerow(["slack_user_id", "requests", "refused", "errors", "input_tokens", "output_tokens",

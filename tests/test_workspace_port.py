@@ -48,8 +48,10 @@ async def test_emails_both_ways(harness: Harness) -> None:
 
 async def test_upload_file_shares_the_bytes_in_the_thread(harness: Harness) -> None:
     content = b"day,requests\n2026-11-30,42\n"
-    await harness.runtime.workspace.upload_file("C0REPORTS", filename="usage.csv", content=content, title="Usage",
-                                             comment="Last 7 days", thread_ts="1700000000.000100")
+    where = await harness.runtime.workspace.upload_file("C0REPORTS", filename="usage.csv", content=content,
+                                                     title="Usage", comment="Last 7 days",
+                                                     thread_ts="1700000000.000100")
+    assert where == "<#C0REPORTS> as `usage.csv`"
     [upload] = harness.slack.uploads
     assert upload["content"] == content and upload["filename"] == "usage.csv" and upload["title"] == "Usage"
     assert upload["channel"] == "C0REPORTS" and upload["thread_ts"] == "1700000000.000100"

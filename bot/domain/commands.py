@@ -26,6 +26,8 @@ _WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
 
 MAX_INT = 10_000_000
 MAX_REPORT_DAYS = 3660  # reports reach back ten years at most
+DEFAULT_CHART_DAYS = 30
+MAX_CHART_DAYS = 366  # a bar a day: a year is the most a chart shows legibly
 
 
 def whole_number(text: str, minimum: int, maximum: int) -> int | None:
@@ -201,6 +203,10 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(ADMIN, ("usage",), (Param("subject", Kind.SUBJECT, optional=True),),
                {"days": Param("days", Kind.INT, minimum=1, maximum=MAX_REPORT_DAYS)},
                summary="requests, tokens, estimated cost, refusals", right=Right.VIEW_USAGE),
+    Subcommand(ADMIN, ("usage", "chart"), options={"days": Param("days", Kind.INT, minimum=1,
+                                                                 maximum=MAX_CHART_DAYS)},
+               summary=f"a PNG chart of daily cost by role and model, in your DM (default: the last "
+               f"{DEFAULT_CHART_DAYS} days)", right=Right.VIEW_USAGE),
     Subcommand(ADMIN, ("audit",), (Param("n", Kind.INT, optional=True, minimum=1),),
                summary="the last n admin actions", right=Right.VIEW_AUDIT),
     Subcommand(ADMIN, ("audit", "export"), options={"days": Param("days", Kind.INT, minimum=1,

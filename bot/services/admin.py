@@ -50,6 +50,7 @@ from bot.services.role_changes import give_role
 from bot.services.roles import list_grants, list_timed_grants, revoke_role
 from bot.services.spend import tokens_today
 from bot.services.usage import UsageSummary, usage_summary
+from bot.services.usage_chart import UsageChart
 from bot.services.workspace import Workspace
 from bot.store.clock import Clock
 from bot.store.models import RequestRecord
@@ -126,6 +127,7 @@ class AdminService(Service):
             "channels": self.channels.list_channels,
             "channel": self.channels.channel,
             **BudgetService(sessions=sessions, settings=settings, clock=clock, workspace=workspace).handlers(),
+            **UsageChart(sessions=sessions, settings=settings, clock=clock, workspace=workspace).handlers(),
         }
 
     async def caller(self, requester: Requester) -> Caller:
@@ -360,12 +362,11 @@ class AdminService(Service):
             add_audit(session, at=now, actor=caller.user_id, action="audit.export", target=None, days=days,
                       rows=rows)
         filename = f"claude-gate-audit-{now:%Y%m%d-%H%M}-{days}d.jsonl"
-        await self.workspace.upload_file(caller.user_id, filename=filename, content=content or b"",
-                                         title=f"Claude Gate audit log, last {days} day(s)",
-                                         comment=f"{rows:,} audit entries since {since:%Y-%m-%d %H:%M} UTC, "
-                                                 "one JSON object a line.")
-        return Reply(f":white_check_mark: {rows:,} audit entries of the last {days} day(s) are in your DM with me "
-                     f"as `{filename}`.")
+        where = await self.workspace.upload_file(caller.user_id, filename=filename, content=content or b"",
+                                                 title=f"Claude Gate audit log, last {days} day(s)",
+                                                 comment=f"{rows:,} audit entries since {since:%Y-%m-%d %H:%M} UTC, "
+                                                         "one JSON object a line.")
+        return Reply(f":white_check_mark: {rows:,} audit entries of the last {days} day(s) are in {where}.")
 
     async def forget(self, caller: Caller, command: ParsedCommand) -> Reply:
         """Erase what was stored of a person's words (PRODUCT §7); owners only for admins and owners. Audited."""

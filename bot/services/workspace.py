@@ -42,9 +42,9 @@ class Workspace(Protocol):
         """Post in a channel, or DM a user (``to`` a user id); the message's ts. Raises SlackCallFailed."""
 
     async def upload_file(self, channel: str, *, filename: str, content: bytes, title: str | None = None,
-                          comment: str | None = None, thread_ts: str | None = None) -> None:
-        """Share a file in a channel (or a thread of it), or in a person's DM with the bot (``channel`` a user id).
-        Raises SlackCallFailed."""
+                          comment: str | None = None, thread_ts: str | None = None) -> str:
+        """Share a file in a channel (or a thread of it), or in a person's DM with the bot (``channel`` a user id);
+        where it went, as the caller reads it ("your DM with me as `name`"). Raises SlackCallFailed."""
 
     async def user_group(self, ref: GroupRef) -> tuple[str, str | None, list[str]]:
         """(id, handle, member ids) of a user group; raises UserGroupNotFound."""

@@ -62,13 +62,16 @@ class SlackWorkspace:
             log.warning("could not post in %s: %s", channel, exc.reason)
 
     async def upload_file(self, channel: str, *, filename: str, content: bytes, title: str | None = None,
-                          comment: str | None = None, thread_ts: str | None = None) -> None:
+                          comment: str | None = None, thread_ts: str | None = None) -> str:
+        where = f"<#{channel}>"
         async with slack_call():
             if channel[:1] in ("U", "W"):  # a person: their DM with the bot (files are shared in conversations)
                 opened = await self.client.conversations_open(users=channel)
                 channel = (opened.get("channel") or {}).get("id") or channel
+                where = "your DM with me"
             await self.client.files_upload_v2(channel=channel, filename=filename, content=content,
                                               title=title or filename, initial_comment=comment, thread_ts=thread_ts)
+        return f"{where} as `{filename}`"
 
     async def user_group(self, ref: GroupRef) -> tuple[str, str | None, list[str]]:
         group_id, handle = ref.id, ref.handle
