@@ -216,7 +216,8 @@ class Harness:
 
             await eventually(lambda: _is(viewed_channel(self.sessions, user), channel))
 
-    async def command(self, user: str, command: str, text: str, *, channel: str = "C0001") -> dict[str, Any]:
+    async def command(self, user: str, command: str, text: str, *, channel: str = "C0001",
+                      timeout: float = 5.0) -> dict[str, Any]:
         """Run a slash command as Slack would; returns the ephemeral answer posted to its response_url."""
         response_url = self.slack.new_response_url()
         body = command_body(command, text, user, channel, response_url=response_url)
@@ -226,7 +227,7 @@ class Harness:
         def answered() -> dict[str, Any] | None:
             return next((r["body"] for r in self.slack.responses if r["url"] == response_url), None)
 
-        return await eventually(answered)
+        return await eventually(answered, timeout)
 
     async def table_snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table, to prove a command changed nothing."""

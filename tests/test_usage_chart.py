@@ -62,7 +62,8 @@ async def spend_over_two_days(org: Harness) -> list[RequestRecord]:
 @pytest.mark.parametrize("user", ["UBILL", "UADMIN", "UOWNER"])
 async def test_the_chart_arrives_in_the_callers_dm(org: Harness, user: str) -> None:
     records = await spend_over_two_days(org)
-    answer = await org.command(user, ADMIN, "usage chart days=7")
+    # the first chart of a process imports matplotlib: a second or more on a busy machine
+    answer = await org.command(user, ADMIN, "usage chart days=7", timeout=60)
     total = format_usd(sum(r.cost_micros for r in records))
     assert answer["text"].startswith(":white_check_mark:") and "in your DM with me" in answer["text"], answer
     (upload,) = await eventually(lambda: org.slack.uploads)
