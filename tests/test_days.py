@@ -77,7 +77,7 @@ async def test_today_in_reports_follows_budget_tz(harness_factory, zone: str, fi
     await harness.command("UADMIN", "/claude-admin", "policy set power daily_token_budget 100000")
     await harness.command("UADMIN", "/claude-admin", "budget set U1 daily 5")
     await harness.mention("U1", "ten minutes before midnight")
-    (record,) = await harness.settled_records(1, timeout=30)  # the first answer waits for the SDK to load
+    (record,) = await harness.settled_records(1, timeout=30)
     tokens = record.input_tokens + record.output_tokens
     assert tokens > 0 and record.cost_micros > 0
 

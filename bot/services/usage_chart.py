@@ -18,15 +18,13 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
 from bot.domain.commands import DEFAULT_CHART_DAYS, ParsedCommand
 from bot.domain.days import local_day, midnight
 from bot.domain.pricing import format_usd
 from bot.domain.replies import Reply
-from bot.services.workspace import Workspace
-from bot.store.clock import Clock
+from bot.services.base import Service
 from bot.store.models import RequestRecord
 
 if TYPE_CHECKING:
@@ -114,16 +112,9 @@ def period_text(chart: DailyCost) -> str:
     return f"{first:%-d %b %Y} to {last:%-d %b %Y} ({chart.zone})"
 
 
-class UsageChart:
+class UsageChart(Service):
     """The `usage chart` row of `/claude-admin`: a handler of the one admin dispatcher (AdminService), which checks
     the caller's rights (those of `usage`) first."""
-
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
-                 workspace: Workspace) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self.clock = clock
-        self.workspace = workspace
 
     def handlers(self) -> dict[str, Handler]:
         return {"usage chart": self.chart}
