@@ -35,6 +35,7 @@ from bench.harness import (
     app_env,
     burst,
     database_kind,
+    fakes,
     features_env,
     median,
     prepare_database,
@@ -45,7 +46,6 @@ from bench.harness import (
     start_baseline,
     stop,
 )
-from tests.fakes import FakeAnthropic, FakeSlack
 
 STARTUP_TARGET_S = 2.0
 
@@ -59,7 +59,7 @@ def sdk_import_seconds() -> float:
 
 async def main_async(sizes: list[int], baseline_sizes: list[int], rounds: int) -> list[Row]:
     rows: list[Row] = []
-    with FakeSlack() as slack, FakeAnthropic() as anthropic:
+    with fakes() as (slack, anthropic):
         anthropic.first_token_delay = MODEL_SECONDS
         anthropic.reply = "a short answer"
         for i in range(max(sizes)):

@@ -3,22 +3,35 @@ minus the same path with the gate disabled in-process (role lookup, policy, rpm,
 paths claim the Slack event once (retries are answered once either way).
 
 Trials alternate between the two variants so drift and noise hit both alike; p50 and p99 are reported for
-SQLite and, with BENCH_DATABASE_URL, PostgreSQL.
+SQLite and, with BENCH_DATABASE_URL, PostgreSQL. The gate runs with this round's features on (bench/harness.py):
+every admission reserves against a USD budget, the channel has a prompt and a default model, SECRET_POLICY=block
+(BENCH_FEATURES=0: all off).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
 
 import aiohttp
-from aiohttp import web
 
-from bench.harness import API_KEY, BOT_TOKEN, SIGNING_SECRET, Row, median, percentile, post_event, print_table
-from bot.app import Runtime, build_app
-from bot.config import Settings
+from bench.harness import (
+    CHANNEL,
+    FEATURES_NAME,
+    Row,
+    app_in_process,
+    bench_settings,
+    fakes,
+    features_env,
+    median,
+    percentile,
+    post_event,
+    prepare_database,
+    print_table,
+    sqlite_file,
+)
+from bot.app import Runtime
 from bot.domain.decisions import Admission, AlreadyTaken
 from bot.domain.policy import DEFAULT_POLICIES
 from bot.domain.requests import ChatRequest
@@ -26,11 +39,10 @@ from bot.domain.roles import Role
 from bot.services.access import AccessSnapshot, EffectiveRole
 from bot.services.event_claims import claim_event
 from bot.services.gate import Screened
-from bot.store.migrate import upgrade_database
-from tests.fakes import FakeAnthropic, FakeSlack
 
 TRIALS = int(os.environ.get("BENCH_TRIALS", "400"))
 USERS = 50
+TARGETS = {"SQLite": (3, 10), "PostgreSQL": (5, 15)}  # p50, p99 in ms
 
 
 class GateDisabled:
@@ -54,52 +66,43 @@ class GateDisabled:
 
 
 async def measure(database_url: str) -> dict[str, list[float]]:
-    os.environ["ANTHROPIC_API_KEY"] = API_KEY
-    upgrade_database(database_url)
+    prepare_database(database_url, "admin")
     samples: dict[str, list[float]] = {"gate": [], "no gate": []}
-    with FakeSlack() as slack, FakeAnthropic() as anthropic:
+    with fakes() as (slack, anthropic):
         anthropic.reply = "ok"
-        settings = Settings(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
-                            slack_api_url=slack.api_url, anthropic_api_key=API_KEY,
-                            anthropic_base_url=anthropic.base_url, database_url=database_url, default_role="admin")
-        app = build_app(settings)
-        await app.start()
-        real_gate, no_gate = app.chat.gate, GateDisabled(settings.model_haiku, app)
-        runner = web.AppRunner(app.web_app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        for i in range(USERS):
-            slack.add_user(f"UG{i:04d}")
-        try:
-            async with aiohttp.ClientSession() as http:
-                for trial in range(TRIALS + 20):  # the first 20 warm caches and pools, and are not counted
-                    for variant, gate in (("gate", real_gate), ("no gate", no_gate)):
-                        app.chat.gate = gate  # type: ignore[assignment]
-                        before = len(anthropic.requests)
-                        user = f"UG{trial % USERS:04d}"
-                        ts = slack.next_ts()
-                        event = {"type": "app_mention", "user": user, "text": "<@UBOT> hi", "ts": ts,
-                                 "channel": "CBENCH"}
-                        sent = time.monotonic()
-                        await post_event(http, url, event)
-                        while len(anthropic.requests) == before:
-                            await asyncio.sleep(0.0005)
-                        arrived = anthropic.requests[before]["at"]
-                        while len(slack.calls_to("chat.stopStream")) + len(slack.calls_to("chat.postMessage")) \
-                                < 2 * (trial + 1) - (variant == "gate"):
-                            await asyncio.sleep(0.001)  # let the answer finish: trials never overlap
-                        if trial >= 20:
-                            samples[variant].append((arrived - sent) * 1000)
-        finally:
-            app.chat.gate = real_gate
-            await runner.cleanup()
-            await app.close()
+        settings = bench_settings(slack, anthropic, database_url, default_role="admin",
+                                  secret_policy=features_env()["SECRET_POLICY"])
+        async with app_in_process(settings) as (app, url):
+            real_gate, no_gate = app.chat.gate, GateDisabled(settings.model_haiku, app)
+            for i in range(USERS):
+                slack.add_user(f"UG{i:04d}")
+            try:
+                async with aiohttp.ClientSession() as http:
+                    for trial in range(TRIALS + 20):  # the first 20 warm caches and pools, and are not counted
+                        for variant, gate in (("gate", real_gate), ("no gate", no_gate)):
+                            app.chat.gate = gate  # type: ignore[assignment]
+                            before = len(anthropic.requests)
+                            user = f"UG{trial % USERS:04d}"
+                            ts = slack.next_ts()
+                            event = {"type": "app_mention", "user": user, "text": "<@UBOT> hi", "ts": ts,
+                                     "channel": CHANNEL}
+                            sent = time.monotonic()
+                            await post_event(http, url, event)
+                            while len(anthropic.requests) == before:
+                                await asyncio.sleep(0.0005)
+                            arrived = anthropic.requests[before]["at"]
+                            while len(slack.calls_to("chat.stopStream")) + len(slack.calls_to("chat.postMessage")) \
+                                    < 2 * (trial + 1) - (variant == "gate"):
+                                await asyncio.sleep(0.001)  # let the answer finish: trials never overlap
+                            if trial >= 20:
+                                samples[variant].append((arrived - sent) * 1000)
+            finally:
+                app.chat.gate = real_gate
     return samples
 
 
 def main() -> None:
-    targets = [("SQLite", f"sqlite:///{tempfile.mkdtemp()}/bench.db")]
+    targets = [("SQLite", sqlite_file())]
     if pg := os.environ.get("BENCH_DATABASE_URL"):
         targets.append(("PostgreSQL", pg))
     rows = []
@@ -108,9 +111,10 @@ def main() -> None:
         gate, bare = samples["gate"], samples["no gate"]
         p50 = median(gate) - median(bare)
         p99 = percentile(gate, 0.99) - percentile(bare, 0.99)
-        target = "p50 ≤ 3 / p99 ≤ 10 ms" if name == "SQLite" else "—"
-        rows.append(Row(f"gate overhead, {name}: p50 / p99 (event → Anthropic, minus gate disabled)",
-                        f"{p50:.2f} / {p99:.2f} ms", target, (p50 <= 3 and p99 <= 10) if name == "SQLite" else None))
+        p50_target, p99_target = TARGETS[name]
+        rows.append(Row(f"gate overhead, {name}, {FEATURES_NAME}: p50 / p99 (event → Anthropic, minus gate disabled)",
+                        f"{p50:.2f} / {p99:.2f} ms", f"p50 ≤ {p50_target} / p99 ≤ {p99_target} ms",
+                        p50 <= p50_target and p99 <= p99_target))
         rows.append(Row(f"  path with the gate disabled, {name}: p50 / p99", f"{median(bare):.2f} / "
                         f"{percentile(bare, 0.99):.2f} ms", "—", None))
     print_table(f"Gate overhead ({TRIALS} trials per variant, alternating)", rows)

@@ -21,8 +21,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,6 +107,15 @@ def app_env(database_url: str, slack_api_url: str, anthropic_url: str, **extra: 
         "SLACK_API_URL": slack_api_url, "ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": anthropic_url,
         "LOG_LEVEL": "WARNING",
     } | extra
+
+
+@contextmanager
+def fakes() -> Iterator[tuple[FakeSlack, FakeAnthropic]]:
+    """The fake Slack and Anthropic. Message timestamps start now: the app claims each channel message once (by
+    channel and ts) and a reused database (BENCH_DATABASE_URL) remembers the claims of earlier runs."""
+    with FakeSlack() as slack, FakeAnthropic() as anthropic:
+        slack.ts_base = time.time_ns() // 1000
+        yield slack, anthropic
 
 
 def cli(database_url: str, *words: str) -> None:
