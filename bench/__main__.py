@@ -1,10 +1,23 @@
 """`make bench`: every benchmark, one table each (gate overhead, first visible text, concurrency and the rest)."""
 
-from bench import concurrency, first_text, gate_overhead, ignored_messages, metrics_overhead, secret_scan
+from bench import (
+    caching,
+    concurrency,
+    first_text,
+    gate_overhead,
+    ignored_messages,
+    metrics_overhead,
+    scale_out,
+    secret_scan,
+    sqlite_driver,
+)
 
 gate_overhead.main()
 first_text.main()
 concurrency.main()
+sqlite_driver.main()
+scale_out.main()
+caching.main()
 metrics_overhead.main()
 secret_scan.main()
 ignored_messages.main()
