@@ -156,14 +156,14 @@ def bench_settings(slack: FakeSlack, anthropic: FakeAnthropic, database_url: str
 
 
 @asynccontextmanager
-async def app_in_process(settings: Settings, **build: Any) -> AsyncIterator[tuple[Runtime, str]]:
+async def app_in_process(settings: Settings) -> AsyncIterator[tuple[Runtime, str]]:
     """The real app in this process, served on a free 127.0.0.1 port: (the runtime, its base URL)."""
     from aiohttp import web
 
     from bot.app import build_app
 
     os.environ["ANTHROPIC_API_KEY"] = API_KEY  # the key of workspace `default` is read from the environment
-    app = build_app(settings, **build)
+    app = build_app(settings)
     await app.start()
     runner = web.AppRunner(app.web_app(), access_log=None)
     try:
