@@ -38,6 +38,7 @@ from bot.services.gate import Gate
 from bot.services.key_alerts import KeyAlerts
 from bot.services.keys import ensure_default_key
 from bot.services.personal import PersonalService
+from bot.services.records import RecordWriter
 from bot.services.roles import bootstrap_owners
 from bot.services.secret_alerts import SecretAlerts
 from bot.slack.access_requests import SlackRequestBoard
@@ -71,6 +72,7 @@ class Runtime:
     workspace: SlackWorkspace  # the Workspace port services reach Slack through
     claude: ClaudeGateway
     gate: Gate
+    records: RecordWriter  # the one writer of finishes and held refusals (the gate inserts admissions itself)
     chat: ChatService
     admin: AdminService
     personal: PersonalService
@@ -118,7 +120,7 @@ class Runtime:
 
     async def close(self, *, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Stop after the intake has stopped: running listeners get ``grace`` seconds to finish, then the jobs,
-        background work, clients, record writers and the database close, in that order."""
+        background work, clients, the record writer and the database close, in that order."""
         await self.listeners.drain(grace)
         if self.jobs is not None:
             await self.jobs.shutdown()
@@ -126,8 +128,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
         await self.claude.close()
-        await self.chat.records.close()
-        await self.gate.outbox.close()
+        await self.records.close()
         await self.engine.dispose()
         if self.client.session is not None:
             await self.client.session.close()
@@ -260,8 +261,9 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     )
     directory = UserDirectory(client, ttl_seconds=settings.user_cache_seconds)
     claude = ClaudeGateway(base_url=settings.anthropic_base_url)
-    gate = Gate(sessions, settings, clock)
-    metrics.watch_outbox(lambda: len(gate.outbox.pending))
+    records = RecordWriter(engine, settings.prices, settings.budget_zone)
+    gate = Gate(sessions, settings, clock, records)
+    metrics.watch_record_backlog(lambda: records.backlog)
     metrics.budget_source = partial(pooled_budget_uses, sessions, settings, clock)
     workspace = SlackWorkspace(client, directory)
     alerts = KeyAlerts(sessions=sessions, settings=settings, clock=clock, workspace=workspace)
@@ -277,7 +279,7 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
                                      board=SlackRequestBoard(client))
     admin.handlers.update(AccessRequestCommands(access_requests).handlers())
     runtime = Runtime(settings=settings, clock=clock, engine=engine, sessions=sessions, client=client, bolt=bolt,
-                         directory=directory, workspace=workspace, claude=claude, gate=gate, chat=chat, admin=admin,
-                         personal=personal, metrics=metrics, access_requests=access_requests)
+                      directory=directory, workspace=workspace, claude=claude, gate=gate, records=records, chat=chat,
+                      admin=admin, personal=personal, metrics=metrics, access_requests=access_requests)
     register_listeners(runtime)
     return runtime

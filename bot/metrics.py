@@ -1,7 +1,7 @@
 """Prometheus metrics of one process, served at GET /metrics (bot/app.py) in Prometheus' text format.
 
 The request path only increments counters and observes histograms (a dictionary lookup and a lock each); gauges
-that need reading something (the outbox, the budgets) are computed when Prometheus scrapes. Labels are bounded
+that need reading something (the record backlog, the budgets) are computed when Prometheus scrapes. Labels are bounded
 sets — surface, outcome, refusal reason, error kind, model, role, budget scope — never a Slack user, a channel, a
 key's label or any text a person wrote.
 """
@@ -73,7 +73,9 @@ class Metrics:
                             ["model", "role"], registry=r)
         self.in_flight = Gauge(f"{PREFIX}_answers_in_flight", "Answers being generated in this process",
                                registry=r)
-        self.outbox = Gauge(f"{PREFIX}_outbox_records", "Request records waiting for the database", registry=r)
+        self.record_backlog = Gauge(f"{PREFIX}_record_backlog", "Request records waiting for the database (held "
+                                    "refusals and finished answers; past its bound new requests fail closed)",
+                                    registry=r)
         self.budget_spent = Gauge(f"{PREFIX}_budget_spent_usd", "Spend in the current period of each pooled or org "
                                   "budget", ["scope", "name", "period"], registry=r)
         self.budget_limit = Gauge(f"{PREFIX}_budget_limit_usd", "Limit of each pooled, org and role budget "
@@ -116,8 +118,8 @@ class Metrics:
 
     # -- the scrape --------------------------------------------------------------------------------------------
 
-    def watch_outbox(self, length: Callable[[], int]) -> None:
-        self.outbox.set_function(lambda: float(length()))
+    def watch_record_backlog(self, length: Callable[[], int]) -> None:
+        self.record_backlog.set_function(lambda: float(length()))
 
     async def render(self) -> bytes:
         """The text exposition, after reading what is read at scrape time (the budgets)."""

@@ -34,11 +34,11 @@ from bot.cron import cron_trigger, fires_between
 from bot.services.access_requests import AccessRequests
 from bot.services.event_claims import prune_events
 from bot.services.keys import KeyCommandError
+from bot.services.records import Swept, sweep_in_flight
 from bot.services.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR, ReminderRun, run_reminders
 from bot.services.retention import PurgeResult, purge_expired
 from bot.services.role_changes import end_expired_grants_and_tell
 from bot.services.roles import EndedGrant
-from bot.services.sweep import Swept, sweep_in_flight
 from bot.services.workspace import Workspace
 from bot.store.clock import Clock
 from bot.store.leases import claim_lease, last_run, mark_run, release_lease

@@ -39,6 +39,11 @@ class ServeProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def sdk_loaded(self) -> bool:
+        """The Anthropic SDK is imported (in a thread, after listening: seconds on a loaded machine); an answer
+        asked before waits for it within its ANSWER_TIMEOUT_SECONDS."""
+        return "Anthropic SDK loaded" in self.log()
+
 
 @dataclass
 class Cluster:

@@ -72,7 +72,7 @@ async def test_metrics_count_what_went_through_the_app(harness: Harness) -> None
     assert {dict(labels)["kind"] for labels in tokens} >= {"input", "output"}
     assert {dict(labels)["model"] for labels in tokens} == {model}
     assert sum(v for (name, _), v in parsed.items() if name == "claude_gate_estimated_cost_usd_total") > 0
-    assert value(parsed, "claude_gate_outbox_records") == 0
+    assert value(parsed, "claude_gate_record_backlog") == 0
     assert value(parsed, "process_resident_memory_bytes") > 0
     assert "# TYPE claude_gate_gate_seconds histogram" in text
 

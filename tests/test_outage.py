@@ -52,7 +52,7 @@ async def test_a_database_outage_loses_and_duplicates_no_record(harness: Harness
     await harness.grant("U1", Role.POWER)
     for i in range(3):
         await harness.mention("U1", f"before {i}")
-    await harness.settled_records(3)
+    await harness.settled_records(3, timeout=30)  # the first answer of a test process waits for `import anthropic`
 
     outage.begin()
     for i in range(5):
@@ -64,7 +64,7 @@ async def test_a_database_outage_loses_and_duplicates_no_record(harness: Harness
     await asyncio.sleep(1)
     outage.end()
 
-    rows = await harness.settled_records(8, timeout=60)  # the outbox writes the held records by itself
+    rows = await harness.settled_records(8, timeout=60)  # the record writer writes the held records by itself
     assert [r.outcome for r in rows].count("ok") == 3
     assert [r.refusal_reason for r in rows].count("database_unavailable") == 5
     await harness.mention("U1", "after")

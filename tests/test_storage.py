@@ -18,6 +18,7 @@ from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
 from bot.services.gate import Gate
 from bot.services.keys import ensure_default_key
+from bot.services.records import RecordWriter
 from bot.services.roles import grant_role
 from bot.store.clock import system_clock
 from bot.store.db import create_engine, session_factory
@@ -84,7 +85,7 @@ def _settings(database_url: str) -> Settings:
 async def _attempts(database_url: str, count: int, connections: int) -> int:
     """``count`` concurrent admissions for one user through ``connections`` separate engines."""
     engines = [create_engine(database_url, pool_size=3) for _ in range(connections)]
-    gates = [Gate(session_factory(e), _settings(database_url), system_clock) for e in engines]
+    gates = [Gate(session_factory(e), _settings(database_url), system_clock, RecordWriter(e)) for e in engines]
     request = ChatRequest(requester=Requester(user_id="U1", name="u"), text="x")
     results = await asyncio.gather(*(gates[i % connections].admit_request(request) for i in range(count)))
     for engine in engines:

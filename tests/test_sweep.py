@@ -10,11 +10,12 @@ import aiohttp
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
+from tenacity import wait_none
 
 from bot.domain.decisions import Admission, Outcome
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
-from bot.services.sweep import INTERRUPTED_LINE, sweep_in_flight
+from bot.services.records import INTERRUPTED_LINE, sweep_in_flight
 from bot.slack.directory import UserDirectory
 from bot.slack.workspace import SlackWorkspace
 from bot.store.models import SpendCounter
@@ -64,7 +65,7 @@ async def test_sweep_charges_the_reservation_and_late_usage_overwrites_it(harnes
                               if c.get("text") == INTERRUPTED_LINE and c.get("thread_ts") == "1.000100"])
     assert await sweep(harness) == []  # a conditional update: never twice
 
-    await harness.runtime.chat.records.finish(record_id=decision.record_id, model=decision.model, outcome=Outcome.OK,
+    await harness.runtime.records.finish(record_id=decision.record_id, model=decision.model, outcome=Outcome.OK,
                                            input_tokens=40, output_tokens=60, latency_ms=5, admission=decision)
     (record,) = await harness.records()
     assert (record.outcome, record.usage_source, record.input_tokens, record.output_tokens) == ("ok", "anthropic",
@@ -72,11 +73,9 @@ async def test_sweep_charges_the_reservation_and_late_usage_overwrites_it(harnes
     assert (await counters(harness))[("user:U1", "day")] == (record.cost_micros, 100)
 
 
-async def test_a_finish_waits_through_a_long_database_outage(harness: Harness, monkeypatch) -> None:
-    """The finisher never gives up while the process lives (it used to after ~61 s): here 20 failed writes."""
-    import bot.services.usage as usage
-
-    monkeypatch.setattr(usage, "RETRY_DELAYS", (0.0, 0.01))
+async def test_a_finish_waits_through_a_long_database_outage(harness: Harness) -> None:
+    """The record writer never gives up while the process lives (the finisher did after ~61 s): 20 failed writes."""
+    harness.runtime.records.wait = wait_none()
     decision = await admit(harness)
     failures = [OperationalError("UPDATE request_records", {}, Exception("server closed the connection"))] * 20
 
@@ -86,7 +85,7 @@ async def test_a_finish_waits_through_a_long_database_outage(harness: Harness, m
 
     event.listen(harness.runtime.engine.sync_engine, "before_cursor_execute", fail)
     try:
-        await harness.runtime.chat.records.finish(record_id=decision.record_id, model=decision.model,
+        await harness.runtime.records.finish(record_id=decision.record_id, model=decision.model,
                                                outcome=Outcome.OK, input_tokens=7, output_tokens=9, latency_ms=1,
                                                admission=decision)
     finally:
@@ -107,6 +106,7 @@ async def test_kill_9_mid_answer_is_closed_as_interrupted(cluster: Cluster, data
     (worker,) = await asyncio.to_thread(cluster.start, 1)
     claude.reply = "word " * 2_000
     claude.chunk_delay = 0.2  # a long answer, caught under way
+    await eventually(worker.sdk_loaded, timeout=60)  # not cut by the 2 s ANSWER_TIMEOUT_SECONDS before it starts
     async with aiohttp.ClientSession() as http:
         event = mention(slack, "U1", "a long answer please")
         assert await post_signed(http, worker.url, event_body(event)) == 200

@@ -27,7 +27,6 @@ from bot.metrics import Metrics
 from bot.services.claude import ClaudeFailure, ClaudeGateway, StreamUsage, classify
 from bot.services.gate import Gate, Screened
 from bot.services.key_choice import KeyGuard
-from bot.services.usage import MAX_BACKLOG, RecordFinisher
 from bot.store.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -112,7 +111,7 @@ class ChatService:
         self.on_no_active_key = on_no_active_key
         self.on_secret_blocked = on_secret_blocked
         self.on_spend = on_spend
-        self.records = RecordFinisher(sessions.kw["bind"], settings.prices, settings.budget_zone)
+        self.records = gate.records  # the one record writer: finishes here, held refusals in the gate
         self.keys = KeyGuard(sessions.kw["bind"])
         self.retry_delays: tuple[float, ...] = RETRY_DELAYS
 
@@ -128,7 +127,7 @@ class ChatService:
         admitted request.
         """
         arrived = time.perf_counter()
-        if self.records.backlog >= MAX_BACKLOG:  # the database is away and memory is bounded: fail closed
+        if self.records.full:  # the database is away and memory is bounded: fail closed
             return ChatResult(self.gate.refuse_unreachable(request))
         decision: Admission | Refusal | AlreadyTaken | Screened = await self.gate.screen(request)
         gate_seconds = time.perf_counter() - arrived

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -36,7 +36,7 @@ from bot.services.access import AccessSnapshot, access_snapshot
 from bot.services.conversation_places import INSERT_ANSWERED
 from bot.services.event_claims import claim_in
 from bot.services.key_choice import active_key, secret_of
-from bot.services.outbox import RecordOutbox
+from bot.services.records import INSERT_RECORD, RecordWriter
 from bot.services.roles import admins_to_ask
 from bot.services.spend import (
     ADVISORY_LOCK,
@@ -98,9 +98,6 @@ class Reservation:
     usd_budgets: bool  # a USD budget applied (its alerts are checked when the answer ends)
 
 
-INSERT_RECORD = insert(RequestRecord).returning(RequestRecord.id)
-
-
 def requestable(access: AccessSnapshot, passes: Callable[[RolePolicy], bool]) -> Role | None:
     """The lowest role that may be requested (user or power) above the asker's that would have let the message
     through: its policy chats and ``passes``, and the channel asked in admits it. None in a channel switched off:
@@ -123,11 +120,11 @@ class Screened:
 
 class Gate:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
-                 outbox: RecordOutbox | None = None) -> None:
+                 records: RecordWriter) -> None:
         self.sessions = sessions
         self.settings = settings
         self.clock = clock
-        self.outbox = outbox or RecordOutbox(sessions)
+        self.records = records  # holds the records of requests refused while the database is away
         self.engine: AsyncEngine = sessions.kw["bind"]
 
     async def admit_request(self, request: ChatRequest, *, input_estimate: int | None = None
@@ -143,7 +140,7 @@ class Gate:
         statement, with no lock, before anything beyond the asker is looked up or fetched. A refusal is recorded.
 
         A message already claimed (a retry, its second event) is AlreadyTaken. If the database is unreachable the
-        gate fails closed: a refusal, whose record waits in the outbox.
+        gate fails closed: a refusal, whose record the record writer holds until the database is back.
         """
         try:
             # A Core connection, not an ORM session: the gate runs on every request and needs no identity map.
@@ -179,11 +176,12 @@ class Gate:
         return self.refuse_unreachable(request)
 
     def refuse_unreachable(self, request: ChatRequest) -> Refusal:
-        """Fail closed: the database is unreachable (or too far behind); the refusal's record waits in the outbox."""
+        """Fail closed: the database is unreachable (or the record writer too far behind); the refusal's record is
+        held by the record writer until the database is back (past its bound, counted in one aggregate record)."""
         refusal = Refusal(RefusalReason.DATABASE_UNAVAILABLE,
                           "I cannot check your access right now: my database is unreachable.",
                           "Nothing was sent to Claude. Try again in a minute.")
-        self.outbox.add(self._record_values(request, None, None, refusal=refusal))
+        self.records.hold(self._record_values(request, None, None, refusal=refusal))
         return refusal
 
     async def _admit(self, request: ChatRequest, screened: Screened, input_estimate: int) -> Admission | Refusal:
@@ -405,7 +403,7 @@ class Gate:
             "outcome": (Outcome.REFUSED if refusal else Outcome.ADMITTED).value,
             "refusal_reason": refusal.reason.value if refusal else None, "surface": request.surface,
             "channel_id": request.channel_id, "thread_ts": request.thread_ts,
-            "prompt": self._stored_prompt(request) if self.settings.log_prompts else None,
+            "prompt": self._stored_prompt(request) if self.settings.log_prompts else None, "requests": 1,
         }
 
     async def _record(self, session: Db, request: ChatRequest, role: Role, model: str | None, *,

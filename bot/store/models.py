@@ -211,6 +211,9 @@ class RequestRecord(Base):
     thread_ts: Mapped[str | None] = mapped_column(String(32))
     prompt: Mapped[str | None] = mapped_column(Text)  # only when LOG_PROMPTS=true
     feedback: Mapped[str | None] = mapped_column(String(8))
+    # how many requests the row stands for: 1, or the refusals counted in one aggregate record while the database
+    # was away and the record writer's memory was full (bot/services/records.py)
+    requests: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     __table_args__ = (
         Index("ix_request_records_user_admitted_time", "slack_user_id", "admitted", "created_at"),
