@@ -106,7 +106,7 @@ async def test_a_lock_held_too_long_is_a_database_fault_and_the_gate_fails_close
     (ephemeral,) = await harness.told("U1")
     assert "database is unreachable" in ephemeral["text"]
     await asyncio.to_thread(holder.join)
-    (record,) = await harness.settled_records(1, timeout=10)  # written from the outbox once the lock is free
+    (record,) = await harness.settled_records(1, timeout=10)  # written by the record writer once the lock is free
     assert record.refusal_reason == "database_unavailable"
 
 
