@@ -14,6 +14,7 @@ import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -89,32 +90,42 @@ class Metrics:
                                         ["kind"], registry=r)
         ProcessCollector(registry=r)  # CPU seconds, resident memory, open files of this process
         self.budget_source: BudgetSource | None = None
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+    def _of(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per label set (``labels`` validates and locks at every call;
+        the label sets are bounded, see above)."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     # -- the request path: increments only ----------------------------------------------------------------------
 
     def gate_decided(self, surface: str, outcome: str, reason: str, seconds: float) -> None:
-        self.requests.labels(surface, outcome, reason).inc()
-        self.gate_seconds.labels(surface).observe(seconds)
+        self._of(self.requests, surface, outcome, reason).inc()
+        self._of(self.gate_seconds, surface).observe(seconds)
 
     def first_text(self, surface: str, seconds: float) -> None:
-        self.first_text_seconds.labels(surface).observe(seconds)
+        self._of(self.first_text_seconds, surface).observe(seconds)
 
     def answer_finished(self, *, surface: str, model: str, role: str, error_kind: str | None, input_tokens: int,
                         output_tokens: int, cost_usd: float, cache_read_tokens: int = 0,
                         cache_write_tokens: int = 0) -> None:
-        self.answers.labels(surface, "error" if error_kind else "ok", error_kind or "").inc()
+        self._of(self.answers, surface, "error" if error_kind else "ok", error_kind or "").inc()
         for kind, count in (("input", input_tokens), ("output", output_tokens), ("cache_read", cache_read_tokens),
                             ("cache_write", cache_write_tokens)):
             if count:
-                self.tokens.labels(model, role, kind).inc(count)
+                self._of(self.tokens, model, role, kind).inc(count)
         if cost_usd:
-            self.cost.labels(model, role).inc(cost_usd)
+            self._of(self.cost, model, role).inc(cost_usd)
 
     def slack_error(self, method: str, kind: str) -> None:
-        self.slack_errors.labels(method, kind).inc()
+        self._of(self.slack_errors, method, kind).inc()
 
     def anthropic_error(self, kind: str) -> None:
-        self.anthropic_errors.labels(kind).inc()
+        self._of(self.anthropic_errors, kind).inc()
 
     # -- the scrape --------------------------------------------------------------------------------------------
 

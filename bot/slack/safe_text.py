@@ -58,6 +58,9 @@ _PARTIAL_BROADCAST = re.compile(r"(?<!\w)@(?:h(?:e(?:r(?:e)?)?)?|c(?:h(?:a(?:n(?
                                 r"|e(?:v(?:e(?:r(?:y(?:o(?:n(?:e)?)?)?)?)?)?)?)?$", re.I)
 _AFTER_LABEL = re.compile(r"(?:\([^()]*|:[ \t]*\n?[ \t]*\S{0,12})?")  # what may follow `]` and still become a link
 MAX_ROUNDS = 8
+# Every rule above starts at one of these characters (an opener or its entity, a bracket, an @, a token's private-use
+# marks): text without any of them is already safe, and is passed on without running the rules
+_MAY_NEED_WORK = re.compile("[<>&\\[\\]@\ue000\ue001]")
 
 
 def _spoken(label: str) -> str:
@@ -122,6 +125,8 @@ def neutralise(text: str, *, more_follows: bool = False) -> str:
     ``more_follows``: more text will be appended to the same message, so an opener left open at the end is
     broken too.
     """
+    if _MAY_NEED_WORK.search(text) is None:
+        return text
     for _ in range(MAX_ROUNDS):  # a rewrite can join pieces into a new token: repeat until nothing changes
         done = _one_round(text, more_follows=more_follows)
         if done == text:
@@ -136,6 +141,8 @@ HOLD_LIMIT = 2000  # characters held back at most while a token may still be com
 def hold_from(data: str) -> int:
     """Where the end of ``data`` that the next chunk could turn into a token begins (``len(data)``: nowhere)."""
     cut = len(data)
+    if _MAY_NEED_WORK.search(data) is None:
+        return cut
     window = max(0, len(data) - HOLD_LIMIT)
     for pattern, start in ((_OPENER_AT_END, window), (_PARTIAL_ENTITY, len(data) - 12),
                            (_PARTIAL_BROADCAST, len(data) - 12)):
