@@ -32,6 +32,8 @@ log = logging.getLogger("bot")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "serving", False):  # (`serve` enables it once it listens: bot/__main__.py)
+        gc.enable()
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
@@ -350,6 +352,7 @@ async def _chat(settings: Settings, user: str, text: str, model: str | None) -> 
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    gc.disable()  # until serve listens: see bot/__main__.py (`claude-gate serve` comes here without it)
     from bot.store.migrate import upgrade_database
 
     upgrade_database(settings.database_url)  # first, so even a first `make run` without credentials migrates
@@ -411,6 +414,7 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        gc.enable()  # disabled through start-up's imports (bot/__main__.py)
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
