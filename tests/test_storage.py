@@ -22,7 +22,7 @@ from bot.services.records import RecordWriter
 from bot.services.roles import grant_role
 from bot.store.clock import system_clock
 from bot.store.db import create_engine, session_factory
-from bot.store.migrate import SCHEMA_HEAD, alembic_config, current_revisions, upgrade_database
+from bot.store.migrate import alembic_config, current_revisions, schema_head, upgrade_database
 from bot.store.models import RequestRecord, RoleGrant, RolePolicyRow
 from tests.conftest import API_KEY, ON_POSTGRES
 
@@ -35,18 +35,18 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 
 
 def test_schema_head_is_alembics_head(database_url: str) -> None:
-    """upgrade_database leaves a database at SCHEMA_HEAD to itself: it must be the newest revision."""
+    """upgrade_database leaves a database at schema_head() to itself: it must be the newest revision."""
     from alembic.script import ScriptDirectory
 
-    assert ScriptDirectory.from_config(alembic_config(database_url)).get_heads() == [SCHEMA_HEAD]
-    assert current_revisions(database_url) == [SCHEMA_HEAD]
+    assert ScriptDirectory.from_config(alembic_config(database_url)).get_heads() == [schema_head()]
+    assert current_revisions(database_url) == [schema_head()]
 
 
 def test_a_database_behind_the_head_is_upgraded(database_url: str) -> None:
     command.downgrade(alembic_config(database_url), "0009")
     assert current_revisions(database_url) == ["0009"]
     upgrade_database(database_url)
-    assert current_revisions(database_url) == [SCHEMA_HEAD]
+    assert current_revisions(database_url) == [schema_head()]
 
 
 def test_downgrade_and_upgrade_again(database_url: str) -> None:

@@ -14,9 +14,14 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# The newest revision of migrations/versions (tests/test_storage.py checks that it is Alembic's head). A database
-# already there is not handed to Alembic: loading it and its scripts was a sixth of `serve`'s start-up.
-SCHEMA_HEAD = "0010"
+VERSIONS = PROJECT_ROOT / "migrations" / "versions"
+
+
+def schema_head() -> str:
+    """The newest revision, read from the file names (each revision is named after its ID: ``0011_….py``);
+    tests/test_storage.py checks that it is Alembic's head. A database already there is not handed to Alembic:
+    loading it and its scripts was a sixth of `serve`'s start-up."""
+    return max(path.name.split("_", 1)[0] for path in VERSIONS.glob("[0-9]*_*.py"))
 
 
 def alembic_config(database_url: str) -> Config:
@@ -42,7 +47,7 @@ def current_revisions(database_url: str) -> list[str]:
 
 
 def upgrade_database(database_url: str, revision: str = "head") -> None:
-    if revision == "head" and current_revisions(database_url) == [SCHEMA_HEAD]:
+    if revision == "head" and current_revisions(database_url) == [schema_head()]:
         return
     from alembic import command
 
