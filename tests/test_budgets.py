@@ -360,6 +360,8 @@ async def test_app_home_shows_budget_bars_to_admins_and_billing(org: Harness) ->
         view = json.dumps(org.slack.home_views[user], ensure_ascii=False)
         assert "`▓▓▓▓▓░░░░░` org (pooled)" in view and "(50%)" in view
         assert "role *power*: $9.00 monthly per person" in view
+        assert f"1 requests · 0 refused · {format_usd(record.cost_micros)} estimated" in view  # today's cost
+    assert "Keys due for rotation" not in json.dumps(org.slack.home_views["UBILL"])  # not the admin overview
     assert "Budgets" not in json.dumps(org.slack.home_views["U1"], ensure_ascii=False).replace("USD", "")
 
 
