@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from bot.config import Settings
 from bot.listeners.in_flight import InFlightListeners
@@ -95,16 +96,13 @@ class Runtime:
         Several processes may start at once against one database: whoever loses the race to create the default
         key or the first owners finds them made by the winner on its second pass.
         """
-        for attempt in (1, 2):
-            try:
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(IntegrityError), stop=stop_after_attempt(2),
+                                           reraise=True, before_sleep=lambda retry_state: log.info(
+                                               "another process is setting up the database; checking again")):
+            with attempt:
                 async with self.sessions.begin() as session:
                     await ensure_default_key(session, self.clock, rotate_days=self.settings.rotation_days)
                     made = await bootstrap_owners(session, self.clock, self.settings.bootstrap_owners)
-                break
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-                log.info("another process is setting up the database; checking again")
         if made:
             log.info("bootstrap owners: %s", ", ".join(made))
 

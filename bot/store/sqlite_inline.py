@@ -117,7 +117,11 @@ class InlineConnection:
         return InlineCursor(self._conn.cursor())
 
     async def begin_immediate(self) -> None:
-        """BEGIN IMMEDIATE, waiting for another process's write lock without blocking the event loop."""
+        """BEGIN IMMEDIATE, waiting for another process's write lock without blocking the event loop.
+
+        Written out, not tenacity (the retry helper elsewhere): every SQLite transaction begins here, and a tenacity
+        loop cost about 0.25 ms of CPU per call on the development machine even when nothing failed, against
+        3-20 µs for the gate's statements."""
         deadline = time.monotonic() + self.busy_timeout
         delay = BUSY_RETRY_FIRST
         while True:
