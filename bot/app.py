@@ -48,7 +48,7 @@ from bot.slack.directory import UserDirectory
 from bot.slack.safe_text import SafeWebClient
 from bot.slack.workspace import SlackWorkspace
 from bot.store.clock import Clock, system_clock
-from bot.store.db import create_engine, session_factory
+from bot.store.db import create_engine, read_only, session_factory
 
 if TYPE_CHECKING:
     from bot.scheduler import JobScheduler
@@ -79,9 +79,13 @@ class Runtime:
     personal: PersonalService
     metrics: Metrics
     access_requests: AccessRequests
+    reads: async_sessionmaker[AsyncSession] = field(init=False)  # for work that only reads (bot.store.db.read_only)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     listeners: InFlightListeners = field(default_factory=InFlightListeners)  # Bolt's listener tasks under way
     jobs: JobScheduler | None = None  # started by start_jobs() (`serve`), never by build_app
+
+    def __post_init__(self) -> None:
+        self.reads = read_only(self.sessions)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Run work in the background, keeping a strong reference until it ends (PITFALLS: asyncio)."""

@@ -33,6 +33,7 @@ def export(settings: Settings, rows_of: Callable[[Any, datetime], AsyncIterator[
            columns: list[str], *, since: str | None, fmt: str | None, out: str | None) -> int:
     """Write every row since ``since`` (default: everything) as JSON Lines or CSV."""
     from bot.cli import with_sessions
+    from bot.store.db import read_only
 
     fmt = fmt or "jsonl"
     if fmt not in FORMATS:
@@ -46,7 +47,7 @@ def export(settings: Settings, rows_of: Callable[[Any, datetime], AsyncIterator[
             if writer is not None:
                 writer.writeheader()
             count = 0
-            async for row in rows_of(sessions, moment):
+            async for row in rows_of(read_only(sessions), moment):  # serve keeps writing meanwhile (SQLite)
                 if writer is not None:
                     values = {name: plain_value(value) for name, value in row.items()}
                     writer.writerow({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in values.items()})

@@ -136,12 +136,13 @@ def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
     if not args.csv:
         return _run(settings, f"usage {args.subject} days={days}")
     from bot.cli import with_sessions
+    from bot.store.db import read_only
 
     if days < 1:
         raise CliError("--days must be at least 1")
 
     async def work(sessions: Any) -> list[tuple[Any, ...]]:
-        async with sessions() as session:
+        async with read_only(sessions)() as session:  # serve keeps writing meanwhile (SQLite)
             return await usage_by_user(session, since=system_clock() - timedelta(days=days))
 
     writer = csv.writer(sys.stdout)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot.store import db
-from bot.store.db import create_engine
+from bot.store.db import create_engine, read_only, session_factory
 from bot.store.migrate import upgrade_database
 from bot.store.models import ProcessedEvent
 from bot.store.sqlite_inline import InlineConnection
@@ -123,4 +123,33 @@ async def test_a_connection_returned_inside_a_transaction_is_rolled_back(sqlite_
     async with engine.connect() as reader:
         ids = list(await reader.scalars(select(ProcessedEvent.event_id)))
     assert ids == ["Ev-committed"]
+    await engine.dispose()
+
+
+def other_process_writes(path: Path, event_id: str) -> None:
+    """Another process (the CLI, a second writer) takes the write lock without waiting, and commits."""
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO processed_events (event_id, received_at) VALUES (?, '2026-11-30 12:00:00')",
+                      (event_id,))
+        other.execute("COMMIT")
+    finally:
+        other.close()
+
+
+async def test_read_only_work_takes_no_write_lock(sqlite_path: Path) -> None:
+    """Reports, exports and the App Home read through `read_only` sessions: while one of their transactions is
+    open, another process still writes at once; an ordinary transaction holds the lock (BEGIN IMMEDIATE)."""
+    engine = create_engine(f"sqlite:///{sqlite_path}")
+    async with read_only(session_factory(engine))() as session:
+        assert await session.scalar(select(func.count()).select_from(ProcessedEvent)) == 0  # its transaction is open
+        other_process_writes(sqlite_path, "Ev-during-a-report")
+        assert await session.scalar(select(func.count()).select_from(ProcessedEvent)) == 0  # its snapshot holds
+    assert await count_events(engine) == 1
+    async with session_factory(engine)() as session:
+        await session.scalar(select(func.count()).select_from(ProcessedEvent))
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other_process_writes(sqlite_path, "Ev-during-a-write")
+    assert await count_events(engine) == 1
     await engine.dispose()

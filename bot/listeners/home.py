@@ -93,7 +93,7 @@ class AppHome:
         tz = settings.budget_zone  # "today" is a day on the budget calendar
         if self.runtime.admin.trusted(caller, Right.MANAGE_ROLES):  # admins and owners: roles, groups, keys
             keys = await list_keys(self.runtime.sessions, self.runtime.clock, settings)
-            async with self.runtime.sessions() as session:
+            async with self.runtime.reads() as session:  # no write lock (SQLite)
                 overview = await admin_overview(session, now=now, tz=tz, keys=keys)
                 budgets = await budget_overview(session, settings, now=now)
             _, more = reply_blocks(overview)
@@ -101,7 +101,7 @@ class AppHome:
             if budgets is not None:
                 blocks += [{"type": "divider"}, *reply_blocks(budgets)[1]]
         elif self.runtime.admin.trusted(caller, Right.VIEW_USAGE):  # billing: usage, cost and budgets only
-            async with self.runtime.sessions() as session:
+            async with self.runtime.reads() as session:  # no write lock (SQLite)
                 _, more = reply_blocks(await usage_today(session, now=now, tz=tz))
                 budgets = await budget_overview(session, settings, now=now)
             blocks += [{"type": "divider"}, *more]

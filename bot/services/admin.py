@@ -131,7 +131,7 @@ class AdminService(Service):
         }
 
     async def caller(self, requester: Requester) -> Caller:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             role = await effective_role(session, requester.user_id, self.settings.default_role, self.clock())
         return Caller(requester, role)
 
@@ -203,7 +203,7 @@ class AdminService(Service):
         target = command["user"]
         profile = await self.workspace.profile(target)
         now = self.clock()
-        async with self.sessions() as session:
+        async with self.reads() as session:
             snapshot = await access_snapshot(session, target, self.settings.default_role, now)
             role, policy = snapshot.role, snapshot.policy
             requests = await session.scalar(select(func.count()).where(
@@ -226,7 +226,7 @@ class AdminService(Service):
 
     async def users(self, caller: Caller, command: ParsedCommand) -> Reply:
         role: Role | None = command["role"]
-        async with self.sessions() as session:
+        async with self.reads() as session:
             grants = await list_grants(session, role)
             timed = await list_timed_grants(session, self.clock(), role)
         lines = [f"{mention(g.slack_user_id)} · *{g.role}* until {until_text(g.expires_at)} · by "
@@ -241,7 +241,7 @@ class AdminService(Service):
 
     # -- groups -----------------------------------------------------------------------------------------
     async def groups(self, caller: Caller, _command: ParsedCommand) -> Reply:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             mappings = await list_mappings(session)
         lines = [f"{group_mention(m.usergroup_id)} (@{m.handle or m.usergroup_id}) → *{m.role}* · {count} member(s)"
                  for m, count in mappings]
@@ -284,7 +284,7 @@ class AdminService(Service):
     # -- policy -----------------------------------------------------------------------------------------
     async def policy(self, caller: Caller, command: ParsedCommand) -> Reply:
         role: Role | None = command["role"]
-        async with self.sessions() as session:
+        async with self.reads() as session:
             policies = await all_policies(session)
         shown = [role] if role else list(Role)
         fields = [(f"*{r}*", describe_policy(policies[r], self.settings.models.aliases)) for r in shown]
@@ -316,7 +316,7 @@ class AdminService(Service):
         subject = command["subject"] or "all"
         days = command["days"] or DEFAULT_USAGE_DAYS
         since = self.clock() - timedelta(days=days)
-        async with self.sessions() as session:
+        async with self.reads() as session:
             if isinstance(subject, Role):
                 summary = await usage_summary(session, since=since, role=subject.value, prices=self.settings.prices)
                 who = f"role *{subject}*"
@@ -340,7 +340,7 @@ class AdminService(Service):
 
     async def audit(self, caller: Caller, command: ParsedCommand) -> Reply:
         count = min(command["n"] or DEFAULT_AUDIT_ROWS, MAX_AUDIT_ROWS)
-        async with self.sessions() as session:
+        async with self.reads() as session:
             entries = await recent_audit(session, count)
         lines = []
         for entry in entries:
@@ -357,7 +357,7 @@ class AdminService(Service):
         days = min(command["days"] or DEFAULT_EXPORT_DAYS, MAX_EXPORT_DAYS)
         now = self.clock()
         since = now - timedelta(days=days)
-        content, rows = await audit_jsonl(self.sessions, since)
+        content, rows = await audit_jsonl(self.reads, since)
         async with self.sessions.begin() as session:  # recorded first: an export that then fails was still tried
             add_audit(session, at=now, actor=caller.user_id, action="audit.export", target=None, days=days,
                       rows=rows)

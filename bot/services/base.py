@@ -5,11 +5,14 @@ bot/app.py (or by the command line with a `Workspace` of its own)."""
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.services.workspace import Workspace
 from bot.store.clock import Clock
+from bot.store.db import read_only
 
 
 class Service:
@@ -19,3 +22,8 @@ class Service:
         self.settings = settings
         self.clock = clock
         self.workspace = workspace
+
+    @cached_property
+    def reads(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions for work that only reads (reports): on SQLite they take no write lock (bot.store.db.read_only)."""
+        return read_only(self.sessions)

@@ -37,7 +37,7 @@ class BudgetService(Service):
         return {"budget": self.show, "budget set": self.set}
 
     async def show(self, caller: Caller, command: ParsedCommand) -> Reply:
-        async with self.sessions() as session:
+        async with self.reads() as session:
             lines = await budget_lines(session, self.settings, self.clock())
         if not lines:
             return Reply("USD budgets", lines=["None set: `/claude-admin budget set org monthly 500`."],

@@ -52,6 +52,9 @@ def is_sqlite(url: str | URL) -> bool:
     return _normalised(url).get_backend_name() == "sqlite"
 
 
+READ_ONLY = "claude_gate_read_only"  # an execution option: begin without the write lock (SQLite)
+
+
 def create_engine(url: str | URL, *, pool_size: int = 5) -> AsyncEngine:
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
@@ -77,6 +80,9 @@ def _sqlite_engine(target: URL) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        if connection.get_execution_options().get(READ_ONLY):  # reports, exports, the App Home: no write lock
+            connection.connection.dbapi_connection.run_async(lambda driver: driver.begin_deferred())
+            return
         try:
             connection.connection.dbapi_connection.run_async(lambda driver: driver.begin_immediate())
         except sqlite3.Error as error:  # an event's errors are not wrapped by SQLAlchemy: wrap them like a statement's
@@ -92,3 +98,12 @@ def _sqlite_engine(target: URL) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def read_only(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions for work that only reads (reports, exports, the App Home). On SQLite their transactions begin
+    deferred, so they never take the write lock: a long `claude-gate usage` or export beside `serve` does not stop
+    its writes (WAL lets one writer and many readers work at once). A write through them still works (SQLite
+    takes the lock at the first write) but may meet a busy database at once: write through the ordinary
+    sessions. On PostgreSQL the option changes nothing."""
+    return async_sessionmaker(sessions.kw["bind"].execution_options(**{READ_ONLY: True}), expire_on_commit=False)

@@ -116,6 +116,11 @@ class InlineConnection:
     def cursor(self) -> InlineCursor:
         return InlineCursor(self._conn.cursor())
 
+    async def begin_deferred(self) -> None:
+        """A plain (deferred) BEGIN: a read-only transaction takes no write lock, so WAL lets other processes write
+        while it reads (a report, an export)."""
+        self._conn.execute("BEGIN").close()
+
     async def begin_immediate(self) -> None:
         """BEGIN IMMEDIATE, waiting for another process's write lock without blocking the event loop.
 
