@@ -57,6 +57,8 @@ _PARTIAL_ENTITY = re.compile(r"&[#a-zA-Z0-9]{0,8}$")
 _PARTIAL_BROADCAST = re.compile(r"(?<!\w)@(?:h(?:e(?:r(?:e)?)?)?|c(?:h(?:a(?:n(?:n(?:e(?:l)?)?)?)?)?)?"
                                 r"|e(?:v(?:e(?:r(?:y(?:o(?:n(?:e)?)?)?)?)?)?)?)?$", re.I)
 _AFTER_LABEL = re.compile(r"(?:\([^()]*|:[ \t]*\n?[ \t]*\S{0,12})?")  # what may follow `]` and still become a link
+_RAW_ANGLE = re.compile(r"<(?P<body>[^<>]*)>")  # the raw reading: Slack's own brackets, whatever is inside
+_ENTITY_BRACKET = re.compile(rf"(?!<|>)(?:{_OPEN}|{_CLOSE})", re.I)
 MAX_ROUNDS = 8
 # Every rule above starts at one of these characters (an opener or its entity, a bracket, an @, a token's private-use
 # marks): text without any of them is already safe, and is passed on without running the rules
@@ -72,7 +74,19 @@ def _spoken(label: str) -> str:
 def _rewrite_angle(match: re.Match[str]) -> str:
     if match.group("dangling") is not None:
         return BROKEN_OPENER
-    body = match.group("body")
+    return _rewrite_token(match.group("open"), match.group("body"), match.group("close"))
+
+
+def _rewrite_raw(match: re.Match[str]) -> str:
+    """A raw ``<…>`` whose body holds an entity opener or closer (``<&|&lt;>``): Slack reads the raw brackets as a
+    token whatever the entities inside, so it is rewritten like any token (``_ANGLE`` leaves it, as the entity
+    would start another token in the decoded reading)."""
+    if _ENTITY_BRACKET.search(match.group("body")) is None:
+        return match.group(0)
+    return _rewrite_token("<", match.group("body"), ">")
+
+
+def _rewrite_token(opener: str, body: str, closer: str) -> str:
     head, bar, label = body.partition("|")
     label = label.strip()
     if body.startswith("!"):
@@ -86,14 +100,14 @@ def _rewrite_angle(match: re.Match[str]) -> str:
         if kind == "date":
             return "date"
         # `<!DOCTYPE html>`, `<!-- … -->`: left as they read, with the joiner after the opener
-        return f"{match.group('open')}{JOINER}{body}{match.group('close')}"
+        return f"{opener}{JOINER}{body}{closer}"
     if body.startswith("@"):
         return f"@{JOINER}{label.lstrip('@') or head[1:]}"
     if body.startswith("#"):
         return f"#{label.lstrip('#') or head[1:]}"
     if bar and head and not any(c.isspace() for c in head):  # <address|label>: a link whose label could lie
         return f"{label} ({head})" if label and label != head else head
-    return match.group(0)  # `<String>`, `<https://a>`: nothing hidden
+    return f"{opener}{body}{closer}"  # `<String>`, `<https://a>`: nothing hidden
 
 
 def _rewrite_link(match: re.Match[str]) -> str:
@@ -108,6 +122,7 @@ def _rewrite_link(match: re.Match[str]) -> str:
 def _one_round(text: str, *, more_follows: bool) -> str:
     text = TOKEN_LIKE.sub(lambda m: m.group(2) or "", text)  # a forged or cut mention token is its ID, never live
     text = _ANGLE.sub(_rewrite_angle, text)
+    text = _RAW_ANGLE.sub(_rewrite_raw, text)
     if more_follows:  # text appended later could close an opener left open at the end
         found = _OPENER_AT_END.search(text)
         if found:
