@@ -17,6 +17,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.domain.commands import ADMIN, SELF, parse_command
 from bot.domain.replies import Answer
+from bot.listeners.replays import first_run
 from bot.slack.answers import answer_blocks
 from bot.slack.directory import LazyRequester
 
@@ -41,11 +42,15 @@ class SlashCommands:
         self.runtime = runtime
 
     async def on_admin(self, command: dict[str, Any], requester: LazyRequester, respond: AsyncRespond) -> None:
+        if not await first_run(self.runtime, command):  # a replay (the same trigger_id) is acked and does nothing
+            return
         parsed = parse_command(ADMIN, command.get("text") or "")
         caller = await self.runtime.admin.caller(await requester.resolve())
         await self.answer(respond, await self.runtime.admin.run(caller, parsed))
 
     async def on_self(self, command: dict[str, Any], requester: LazyRequester, respond: AsyncRespond) -> None:
+        if not await first_run(self.runtime, command):
+            return
         parsed = parse_command(SELF, command.get("text") or "")
         await self.answer(respond, await self.runtime.personal.run(await requester.resolve(), parsed))
 
