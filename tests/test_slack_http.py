@@ -159,11 +159,13 @@ async def test_health_reports_an_unreachable_database(settings_factory, aiohttp_
 
 
 async def test_many_conversations_run_at_once(harness: Harness) -> None:
-    harness.anthropic.first_token_delay = 0.5
+    # Each model call waits 1.5 s for its first token and the mentions arrive together: if one conversation waited
+    # for another's model call, at most a handful would overlap. (Sent one by one with 0.5 s, a loaded CI machine
+    # acked slowly enough that only 8 overlapped.)
+    harness.anthropic.first_token_delay = 1.5
     for i in range(20):
         harness.slack.add_user(f"U{i:03d}")
         await harness.grant(f"U{i:03d}", Role.USER)
-    for i in range(20):
-        await harness.mention(f"U{i:03d}", f"question {i}")
-    await harness.settled_records(20, timeout=10)
+    await asyncio.gather(*(harness.mention(f"U{i:03d}", f"question {i}") for i in range(20)))
+    await harness.settled_records(20, timeout=30)
     assert harness.anthropic.max_in_flight >= 10  # answers overlap: nobody waits for another's model call
