@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from bot.domain.budgets import AmountError, parse_usd
+from bot.domain.budgets import AmountError, parse_usd, reservation_micros
 from bot.domain.estimate import input_tokens_bound
 from bot.domain.pricing import (
     DEFAULT_PRICES,
@@ -48,9 +48,12 @@ async def settled(harness: Harness, count: int) -> list:
 
 
 def reservation(harness: Harness, record) -> int:  # type: ignore[no-untyped-def]
+    """What the gate reserved for ``record``'s request: its input bound priced as cache writes, its max_tokens."""
     price = price_of(record.model, harness.runtime.settings.prices)
     assert price is not None
-    return cost_micros(price, input_tokens=record.input_estimate, output_tokens=record.max_tokens)
+    reserved = reservation_micros(price, record.input_estimate, record.max_tokens)
+    assert reserved == record.reserved_micros and reserved > record.cost_micros
+    return reserved
 
 
 # -- prices ---------------------------------------------------------------------------------------------
@@ -278,6 +281,36 @@ async def test_own_budget_alerts_dm_the_person_once_per_level(org: Harness) -> N
     assert posts_to(org, "CALERTS") == []  # a role's per-person budget is the person's business
 
 
+async def test_alerts_are_checked_only_for_answers_admitted_at_an_alert_level(org: Harness) -> None:
+    """Far below the alert level an answer's end skips the alerts' transaction (its real cost is never above its
+    reservation, so it cannot cross a level); the answer whose admission reaches the level is checked and alerts."""
+    checked: list[str] = []
+    check = org.runtime.chat.on_spend
+    assert check is not None
+
+    async def counting(user_id: str, exhausted: tuple[str, str] | None = None) -> None:
+        checked.append(user_id)
+        await check(user_id, exhausted)
+
+    org.runtime.chat.on_spend = counting
+    await org.mention("U1", "probe")
+    (probe,) = await settled(org, 1)
+    org.clock.advance(86_400)
+    await org.command("UADMIN", ADMIN, f"policy set power daily_usd {20 * reservation(org, probe) / 1e6:.6f}")
+    for i in range(3):  # 3 reservations of 20: 15 % at most
+        await org.mention("U1", f"q{i}")
+    await settled(org, 4)
+    assert checked == [] and posts_to(org, "U1") == []
+    spent = sum(record.cost_micros for record in (await org.records())[1:])
+    # the next reservation fits whole and, with what is spent, reaches 83 % (≥ 80 %) of the budget
+    budget = spent + 6 * reservation(org, probe) // 5
+    await org.command("UADMIN", ADMIN, f"policy set power daily_usd {budget / 1e6:.6f}")
+    await org.mention("U1", "now at the level")
+    await settled(org, 5)
+    await eventually(lambda: checked == ["U1"])
+    assert "80% used" in (await eventually_list(lambda: posts_to(org, "U1"), 1))[0]
+
+
 async def test_pooled_alerts_go_to_the_admin_channel_once_across_processes(harness_factory) -> None:
     a: Harness = await harness_factory(admin_alert_channel="CALERTS")
     b: Harness = await harness_factory(admin_alert_channel="CALERTS")
@@ -310,8 +343,6 @@ async def test_without_an_alert_channel_owners_get_pooled_alerts(org: Harness) -
 
 
 async def eventually_list(get, count: int) -> list[str]:  # type: ignore[no-untyped-def]
-    from tests.conftest import eventually
-
     await eventually(lambda: len(get()) >= count, timeout=10)
     await asyncio.sleep(0.2)  # a duplicate would have arrived by now
     return get()

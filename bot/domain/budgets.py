@@ -13,7 +13,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from bot.domain.days import local_day, midnight
-from bot.domain.pricing import Price, cost_micros, format_usd
+from bot.domain.pricing import CACHE_WRITE_PERCENT, Price, cost_micros, format_usd
 
 MIN_GRANT_TOKENS = 256  # below this a request is refused rather than answered with a stub
 ORG = "org"
@@ -87,14 +87,19 @@ def fit_tokens(limit: Limit, spent: int, input_estimate: int, price: Price | Non
     if limit.tokens:
         return room - input_estimate
     assert price is not None
+    # the input is priced as if all of it were written to the prompt cache (1.25 × input): the dearest it can be
+    input_hundredths = input_estimate * price.input_micros * CACHE_WRITE_PERCENT
     if price.output_micros == 0:
-        return None if room * 1_000_000 >= input_estimate * price.input_micros else -1
-    # cost_micros(E, M) = ceil((E·in + M·out) / 10⁶) ≤ room  ⇔  E·in + M·out ≤ room · 10⁶
-    return (room * 1_000_000 - input_estimate * price.input_micros) // price.output_micros
+        return None if room * 100_000_000 >= input_hundredths else -1
+    # reservation_micros(E, M) = ceil((1.25·E·in + M·out) / 10⁶) ≤ room  ⇔  125·E·in + 100·M·out ≤ room · 10⁸
+    return (room * 100_000_000 - input_hundredths) // (100 * price.output_micros)
 
 
 def reservation_micros(price: Price, input_estimate: int, max_tokens: int) -> int:
-    return cost_micros(price, input_tokens=input_estimate, output_tokens=max_tokens)
+    """The worst case of a request: every input token written to the prompt cache (the system prompt and the
+    history carry ``cache_control``; a write costs 1.25 × input), every output token used. Its real cost is never
+    above this, so a budget's counter never rises when an answer ends."""
+    return cost_micros(price, input_tokens=0, cache_write_tokens=input_estimate, output_tokens=max_tokens)
 
 
 MAX_BUDGET_USD = 10_000_000

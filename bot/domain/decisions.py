@@ -61,7 +61,9 @@ class Admission:
     input_estimate: int = 0  # upper bound of the input tokens, reserved
     reserved_micros: int = 0  # the worst case reserved against every budget in ``charged_to``
     charged_to: tuple[str, ...] = ()  # budget scopes the request was charged to (person, pools)
-    usd_budgets: bool = False  # a USD budget applied: its alerts are checked when the answer ends
+    # a USD budget was at or past its alert level once this request's worst case was counted: its alerts are checked
+    # when the answer ends (below it, the real cost, never above the reservation, cannot reach a level)
+    budget_alert_due: bool = False
 
     @property
     def reserved_tokens(self) -> int:

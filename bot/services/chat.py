@@ -245,7 +245,7 @@ class ChatService:
                 cache_write_tokens=usage.cache_write_tokens, cache_read_tokens=usage.cache_read_tokens,
                 usage_source=source, admission=decision,
             )
-        if decision.usd_budgets and self.on_spend is not None:
+        if decision.budget_alert_due and self.on_spend is not None:
             await asyncio.shield(self.on_spend(decision.user_id, None))
         if decision.key_failing and usage.accepted and self.on_key_recovered is not None:
             await asyncio.shield(self.on_key_recovered(decision.key_label, asked_at))

@@ -95,7 +95,7 @@ class Reservation:
     micros: int
     charged_to: tuple[str, ...]
     limited_by: str  # what set max_tokens: the role's limit, or the budget with the least room
-    usd_budgets: bool  # a USD budget applied (its alerts are checked when the answer ends)
+    alert_due: bool  # a USD budget is at its alert level with this reservation counted (checked at the end)
 
 
 def requestable(access: AccessSnapshot, passes: Callable[[RolePolicy], bool]) -> Role | None:
@@ -225,7 +225,7 @@ class Gate:
                              workspace=policy.workspace, key_failing=key.failing, admitted_at=now,
                              input_estimate=input_estimate, reserved_micros=reservation.micros,
                              charged_to=reservation.charged_to, max_tokens_limited_by=reservation.limited_by,
-                             usd_budgets=reservation.usd_budgets, attachments=policy.attachments,
+                             budget_alert_due=reservation.alert_due, attachments=policy.attachments,
                              channel_prompt=access.channel.prompt if access.channel else None)
 
     async def _reserve(self, session: Db, request: ChatRequest, policy: RolePolicy, model: str,
@@ -252,10 +252,13 @@ class Gate:
         role_grant = granted_max_tokens(policy, None)
         granted, limited_by = role_grant.tokens, role_grant.limited_by
         floor = min(MIN_GRANT_TOKENS, granted)
+        usd_spent: list[tuple[Limit, int]] = []
         for limit in limits:
             starts = period_start(now, limit.period, tz)
             micros, tokens = counters[(limit.scope, limit.period.value, starts)]
             spent = tokens if limit.tokens else micros
+            if not limit.tokens:
+                usd_spent.append((limit, spent))
             fit = fit_tokens(limit, spent, input_estimate, price)
             if fit is not None and fit < floor:
                 return self._budget_refusal(limit, spent, now, starts)
@@ -263,7 +266,12 @@ class Gate:
                 granted, limited_by = fit, f"the {fit:,} tokens that {limit.label} leaves room for"
         micros = reservation_micros(price, input_estimate, granted)
         await add_to_counters(session, keys, micros, input_estimate + granted)
-        return Reservation(granted, micros, charged, limited_by, any(not limit.tokens for limit in limits))
+        # Counters rise only here, at admissions; a finish replaces a reservation by a cost never above it. So an
+        # answer whose admission left every USD budget below the first alert level cannot cross one when it ends
+        # (an admission that does is checked at its own end): most answers skip the alerts' transaction.
+        level = min(self.settings.budget_alert_percent, 100)
+        alert_due = any((spent + micros) * 100 >= level * limit.limit for limit, spent in usd_spent)
+        return Reservation(granted, micros, charged, limited_by, alert_due)
 
     async def who_may_chat(self, requester: Requester) -> tuple[AccessSnapshot, Refusal | None]:
         """The first checks of the gate (account, role) without recording anything: for greetings and status."""
