@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from bot.domain.keys import USABLE, KeyStatus, is_api_key
 from bot.services.audit import add_audit
 from bot.store.clock import Clock
+from bot.store.db import READ_ONLY
 from bot.store.models import ApiKey
 
 USABLE_STATUSES = tuple(status.value for status in USABLE)
@@ -141,6 +142,7 @@ class KeyGuard:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._reader = engine.execution_options(**{READ_ONLY: True})  # SQLite: a deferred BEGIN, no write lock
 
     @classmethod
     def _lock(cls, label: str) -> _ReadWriteLock:
@@ -157,7 +159,7 @@ class KeyGuard:
                 yield secret_of(env_var) if status in USABLE_STATUSES else None
             return
         async with self._lock(label).reading():
-            async with self.engine.connect() as connection:
+            async with self._reader.connect() as connection:
                 status = await connection.scalar(KEY_STATUS, params)
                 await connection.rollback()
             yield secret_of(env_var) if status in USABLE_STATUSES else None
