@@ -5,6 +5,7 @@ minute through a proxy in front of two `serve` processes)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import aiohttp
@@ -81,7 +82,7 @@ async def test_a_database_outage_loses_and_duplicates_no_record(harness: Harness
     assert len(rows) == 9 and rows[-1].outcome == "ok"
 
 
-OUTAGE_SECONDS = 70  # real time, longer than the ~61 s the old finisher retried for: this test costs about 100 s
+OUTAGE_SECONDS = 120  # real time, from the cut: the 2 minutes issue 15 asks for (the old finisher gave up at ~61 s)
 
 
 async def spend_tokens(database_url: str) -> dict[str, int]:
@@ -125,12 +126,13 @@ async def test_answers_ending_in_a_long_outage_keep_their_real_numbers(cluster: 
             # every answer has begun in Slack (its key check and admission are behind it): cut the database
             await eventually(lambda: len(slack.calls_to("chat.startStream")) == len(users), timeout=60)
             await proxy.cut()
+            cut_at = time.monotonic()
             await eventually(lambda: claude.in_flight == 0, timeout=60)  # the answers end during the outage
             assert await post_signed(http, servers[0].url, event_body(mention(slack, "ULATE", "while away"))) == 200
             await eventually(lambda: [e for e in slack.calls_to("chat.postEphemeral")
                                       if e.get("user") == "ULATE" and "database is unreachable" in e.get("text", "")],
                              timeout=30)
-            await asyncio.sleep(OUTAGE_SECONDS)
+            await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - cut_at)))
             during = await records(database_url)  # read beside the proxy: nothing could be written
             assert [r.outcome for r in during] == ["admitted"] * len(users)
             await proxy.restore()
