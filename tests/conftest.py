@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import MetaData, Table, create_engine, select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool
@@ -30,7 +30,7 @@ from bot.services.roles import grant_role
 from bot.store.clock import ManualClock
 from bot.store.db import sync_url
 from bot.store.migrate import upgrade_database
-from bot.store.models import AuditEntry, RequestRecord
+from bot.store.models import AuditEntry, Base, RequestRecord
 from tests.fakes import FakeAnthropic, FakeSlack
 from tests.fakes.signing import command_body, event_body, json_body, new_event_id, sign
 
@@ -75,7 +75,9 @@ class FreshPostgres:
             self.tables = sorted({row[0] for row in self.shape} - {"alembic_version"})
             rows = {table: connection.execute(text(f'SELECT * FROM "{table}"')).mappings().all()
                     for table in self.tables}
-            self.seed = {table: [dict(row) for row in found] for table, found in rows.items() if found}
+            # the seed is put back through the app's own table definitions (no reflection per test)
+            self.seed = [(Base.metadata.tables[table].insert(), [dict(row) for row in found])
+                         for table, found in rows.items() if found]
 
     def _migrate(self) -> None:
         reset_postgres(self.url)
@@ -95,15 +97,16 @@ class FreshPostgres:
             if same:
                 listed = ", ".join(f'"{table}"' for table in self.tables)
                 connection.execute(text(f"TRUNCATE {listed} RESTART IDENTITY CASCADE"))
-                for table, rows in self.seed.items():
-                    connection.execute(Table(table, MetaData(), autoload_with=connection).insert(), rows)
+                for insert, rows in self.seed:
+                    connection.execute(insert, rows)
                 return
         self._migrate()
 
 
 @pytest.fixture(scope="session")
-def fresh_postgres() -> FreshPostgres | None:
-    return FreshPostgres(TEST_DATABASE_URL) if ON_POSTGRES and TEST_DATABASE_URL else None
+def fresh_postgres() -> FreshPostgres:
+    assert TEST_DATABASE_URL is not None
+    return FreshPostgres(TEST_DATABASE_URL)
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +122,6 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A freshly migrated database for each test (the state `claude-gate db upgrade` leaves a new database in)."""
     if ON_POSTGRES:
-        assert TEST_DATABASE_URL is not None
         request.getfixturevalue("fresh_postgres").reset()
         return TEST_DATABASE_URL
     path = tmp_path / "gate.db"

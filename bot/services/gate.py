@@ -269,7 +269,7 @@ class Gate:
         # Counters rise only here, at admissions; a finish replaces a reservation by a cost never above it. So an
         # answer whose admission left every USD budget below the first alert level cannot cross one when it ends
         # (an admission that does is checked at its own end): most answers skip the alerts' transaction.
-        level = min(self.settings.budget_alert_percent, 100)
+        level = self.settings.budget_alert_percent  # the lower of the two levels (it is below 100)
         alert_due = any((spent + micros) * 100 >= level * limit.limit for limit, spent in usd_spent)
         return Reservation(granted, micros, charged, limited_by, alert_due)
 
