@@ -228,9 +228,12 @@ class Harness:
             return response.status, await response.text()
 
     async def send_event(self, event: dict[str, Any], *, event_id: str | None = None,
-                         headers: dict[str, str] | None = None) -> str:
+                         headers: dict[str, str] | None = None, authorizations: list[dict[str, Any]] | None = None
+                         ) -> str:
         event_id = event_id or new_event_id()
         body = event_body(event, event_id=event_id, team_id=self.slack.team_id, enterprise_id=self.slack.enterprise_id)
+        if authorizations is not None:
+            body["authorizations"] = authorizations
         status, _ = await self.post_signed(json_body(body), headers=headers)
         assert status == 200
         return event_id
@@ -271,12 +274,19 @@ class Harness:
     async def view_channel(self, user: str, channel: str | None) -> None:
         """The person looks at ``channel`` (None: at nothing) with the DM open: ``app_context_changed``."""
         entities = [{"type": "slack#/types/channel_id", "value": channel, "team_id": self.slack.team_id}]
-        await self.send_event({"type": "app_context_changed", "user": user, "event_ts": self.slack.next_ts(),
-                               "context": {"entities": entities} if channel else {}})
+        # as Slack's reference prints it: no `user` in the event; the person is the one human authorization
+        await self.send_event({"type": "app_context_changed", "event_ts": self.slack.next_ts(),
+                               "context": {"entities": entities} if channel else {}},
+                              authorizations=[self.person_authorization(user)])
         if channel:  # the event is handled after its ack: wait until it is remembered, as a person would not notice
             from bot.services.conversation_places import viewed_channel
 
             await eventually(lambda: _is(viewed_channel(self.sessions, user), channel))
+
+    def person_authorization(self, user: str) -> dict[str, Any]:
+        """An ``authorizations`` entry of a person (``is_bot`` false), as events on the person's behalf carry."""
+        return {"enterprise_id": self.slack.enterprise_id, "team_id": self.slack.team_id, "user_id": user,
+                "is_bot": False, "is_enterprise_install": False}
 
     async def command(self, user: str, command: str, text: str, *, channel: str = "C0001",
                       timeout: float = 5.0) -> dict[str, Any]:

@@ -4,7 +4,12 @@ person asks about it and both they and the bot are members of it."""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from bot.domain.roles import Role
+from bot.services.conversation_places import viewed_channel
 from tests.conftest import Harness, eventually
 
 
@@ -114,3 +119,35 @@ async def test_a_viewer_asking_about_the_channel_is_refused_before_any_channel_i
     assert record.refusal_reason == "role_cannot_chat"
     assert not {"conversations.info", "conversations.members", "conversations.history"} & set(
         harness.slack.call_names())
+
+
+async def test_app_context_changed_names_its_user_or_its_one_human_authorization(harness: Harness) -> None:
+    """Slack's reference prints the event without `user` (the person is in `authorizations`); older payloads and
+    Socket Mode clients may carry `event.user`: both are remembered."""
+    context = {"entities": [{"type": "slack#/types/channel_id", "value": "C0042", "team_id": "T0001"}]}
+    await harness.send_event({"type": "app_context_changed", "context": context},
+                             authorizations=[harness.person_authorization("U1")])
+    await eventually(lambda: _is_viewing(harness, "U1", "C0042"))
+    await harness.send_event({"type": "app_context_changed", "user": "U2", "context": context})
+    await eventually(lambda: _is_viewing(harness, "U2", "C0042"))
+
+
+@pytest.mark.parametrize("authorizations", [
+    [],  # nobody
+    [{"team_id": "T0001", "user_id": "UBOT", "is_bot": True}],  # only the bot
+    [{"team_id": "T0001", "user_id": "U1", "is_bot": False}, {"team_id": "T0001", "user_id": "U2", "is_bot": False}],
+])
+async def test_app_context_changed_that_names_nobody_is_dropped_with_a_debug_line(harness: Harness, caplog,
+                                                                                 authorizations: list) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot")
+    before = await harness.table_snapshot()
+    context = {"entities": [{"type": "slack#/types/channel_id", "value": "C0042", "team_id": "T0001"}]}
+    await harness.send_event({"type": "app_context_changed", "context": context}, authorizations=authorizations)
+    line = await eventually(lambda: [r for r in caplog.records if "app_context_changed names nobody" in r.getMessage()])
+    assert line[0].levelno == logging.DEBUG
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("bot")]
+    assert await harness.table_snapshot() == before
+
+
+async def _is_viewing(harness: Harness, user: str, channel: str) -> bool:
+    return await viewed_channel(harness.sessions, user) == channel

@@ -15,6 +15,7 @@ from bot.services.conversation_places import remember_viewing
 from bot.services.keys import list_keys
 from bot.services.overview import admin_overview, budget_overview, usage_today
 from bot.slack.directory import LazyRequester
+from bot.slack.payloads import asker_id
 from bot.slack.render import reply_blocks
 from bot.slack.render_answers import agent_prompts
 
@@ -77,10 +78,12 @@ class AppHome:
             await client.assistant_threads_setSuggestedPrompts(channel_id=channel, prompts=prompts,
                                                                title=PROMPTS_TITLE)
 
-    async def on_app_context_changed(self, event: dict[str, Any]) -> None:
-        """Remember which channel the person is looking at; nothing is read from it until they ask."""
-        user_id = event.get("user")
-        if not isinstance(user_id, str):
+    async def on_app_context_changed(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        """Remember which channel the person is looking at; nothing is read from it until they ask. The person is
+        ``event.user`` or, as Slack's reference prints the event, the one human entry of ``authorizations``."""
+        user_id = asker_id(body)
+        if user_id is None:
+            log.debug("app_context_changed names nobody (no user, no single person in authorizations): ignored")
             return
         channel, team = channel_in_view(event.get("context"))
         await remember_viewing(self.runtime.sessions, self.runtime.clock, user_id=user_id, channel_id=channel,

@@ -19,7 +19,8 @@ EVENT_FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
                 "thread_ts": (TS, False), "channel_type": (STR, False), "subtype": (STR, False),
                 "bot_id": (ID, False), "parent_user_id": (ID, False), "files": (LIST, False)},
     "app_home_opened": {"user": (ID, True), "tab": (STR, False), "channel": (ID, False)},
-    "app_context_changed": {"user": (ID, True), "context": (DICT, False)},
+    # Slack's reference prints it without `user`: the person is then the one human entry of `authorizations`
+    "app_context_changed": {"user": (ID, False), "context": (DICT, False)},
     "assistant_thread_started": {"assistant_thread": (DICT, True)},
     "assistant_thread_context_changed": {"assistant_thread": (DICT, True)},
     "subteam_members_changed": {"subteam_id": (ID, True), "added_users": (LIST_OF_IDS, False),
@@ -93,4 +94,16 @@ def asker_id(body: Any) -> str | None:
     thread = event.get("assistant_thread")
     if isinstance(thread, dict) and isinstance(thread.get("user_id"), str):
         return thread["user_id"]
+    if event.get("type") == "app_context_changed":
+        return authorizing_person(body)
+    return None
+
+
+def authorizing_person(body: dict[str, Any]) -> str | None:
+    """The one person (``is_bot`` false) among an event's ``authorizations``; None when there is none or several."""
+    entries = body.get("authorizations")
+    people = [entry.get("user_id") for entry in entries if isinstance(entry, dict) and entry.get("is_bot") is False
+              ] if isinstance(entries, list) else []
+    if len(people) == 1 and _fits(people[0], ID):
+        return people[0]
     return None
