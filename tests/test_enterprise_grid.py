@@ -61,6 +61,48 @@ async def test_a_user_of_another_grid_organisation_is_external(harness: Harness)
     assert record.refusal_reason == "external_user"
 
 
+def users_info_user(user_id: str, team_id: str, **fields: object) -> dict:
+    """A ``user`` of users.info as Slack's docs print it (profile trimmed), plus ``fields``."""
+    return {"id": user_id, "team_id": team_id, "name": "sam", "deleted": False, "real_name": "Sam Doe",
+            "tz": "Europe/London", "tz_label": "British Summer Time", "tz_offset": 3600,
+            "profile": {"real_name": "Sam Doe", "display_name": "sam", "email": "sam@example.com", "team": team_id},
+            "is_admin": False, "is_owner": False, "is_primary_owner": False, "is_restricted": False,
+            "is_ultra_restricted": False, "is_bot": False, "is_app_user": False, "updated": 1502138686, **fields}
+
+
+def enterprise_user(user_id: str, enterprise_id: str, teams: list[str]) -> dict:
+    return {"enterprise_user": {"id": user_id, "enterprise_id": enterprise_id, "enterprise_name": "Acme",
+                                "is_admin": False, "is_owner": False, "is_primary_owner": False, "teams": teams}}
+
+
+@pytest.mark.parametrize(("user", "external"), [
+    # Grid profiles of the installing organisation, with and without the enterprise_user block
+    (users_info_user("W1", "T0001", **enterprise_user("W1", "E0001", ["T0001", "T0002"])), False),
+    (users_info_user("W2", "T0001"), False),  # no enterprise_user block: the installing workspace decides
+    (users_info_user("W3", "T0002", enterprise_id="E0001"), False),  # only the top-level enterprise_id
+    (users_info_user("W4", "E0001"), False),  # an org-level user: team_id is the enterprise
+    (users_info_user("W5", "T0002"), True),  # a sister workspace nobody can tell from another organisation
+    # Slack Connect: another organisation's people, with or without Grid
+    (users_info_user("W6", "T0999", **enterprise_user("W6", "E0999", ["T0999"])), True),
+    (users_info_user("U7", "T0999", is_stranger=True), True),
+    (users_info_user("W8", "T0001", is_stranger=True), True),
+])
+def test_grid_membership_of_the_shapes_slack_prints(user: dict, external: bool) -> None:
+    assert requester_from_profile(user, GRID).is_external is external
+
+
+async def test_a_grid_member_whose_profile_has_no_enterprise_block_is_answered(harness: Harness) -> None:
+    """The real app on a Grid install: users.info answers without ``enterprise_user`` (as Slack does for some
+    workspace-level profiles); the person is of the installing workspace, so a member."""
+    harness.slack.enterprise_id = "E0001"
+    person = harness.slack.add_user("W0GRID", enterprise_id="E0001")
+    del person["enterprise_user"]
+    await harness.grant("W0GRID", Role.USER)
+    await harness.mention("W0GRID", "hello from the installing workspace")
+    (record,) = await harness.settled_records(1)
+    assert (record.outcome, record.refusal_reason) == ("ok", None)
+
+
 def test_requester_keeps_the_w_id() -> None:
     assert requester_from_profile(profile("W2", "T0002", "E0001"), GRID) == Requester(
         user_id="W2", team_id="T0002", name="", known=True, is_external=False, is_guest=False, is_bot=False,

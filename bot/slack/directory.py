@@ -27,23 +27,31 @@ class Installation:
     bot_id: str | None
 
 
-def organisation(enterprise_id: str | None, team_id: str | None) -> str | None:
-    """An Enterprise Grid organisation (all its workspaces), else the single workspace."""
-    if enterprise_id:
-        return f"enterprise {enterprise_id}"
-    return f"team {team_id}" if team_id else None
+def is_member(user: dict[str, Any], home: Installation) -> bool:
+    """Whether a users.info profile belongs to the installing organisation.
+
+    A person is a member when their workspace (``team_id``) is the installation's, or when their enterprise is the
+    installation's: ``enterprise_user.enterprise_id``, else the top-level ``enterprise_id``, else a ``team_id`` that
+    is the enterprise itself (an org-level user). Slack leaves ``enterprise_user`` out of some Grid profiles, so its
+    absence says nothing; an enterprise that is named and differs says another organisation, whatever the team.
+    Slack Connect users (``is_stranger``) and profiles that name no organisation are not members.
+    """
+    if user.get("is_stranger"):
+        return False
+    team = user.get("team_id") if isinstance(user.get("team_id"), str) else None
+    enterprise_user = user.get("enterprise_user") if isinstance(user.get("enterprise_user"), dict) else {}
+    enterprise = enterprise_user.get("enterprise_id") or user.get("enterprise_id")
+    if home.enterprise_id and enterprise:
+        return enterprise == home.enterprise_id
+    if home.enterprise_id and team == home.enterprise_id:
+        return True
+    return bool(home.team_id) and team == home.team_id
 
 
 def requester_from_profile(user: dict[str, Any], home: Installation) -> Requester:
-    """Slack Connect users (another organisation) are external, even with both guest flags false.
-
-    On Enterprise Grid the organisation is the enterprise: people of every workspace of the installing
-    organisation are members. Elsewhere it is the workspace (team). An organisation nobody can tell is external.
-    """
+    """Slack Connect users (another organisation) are external, even with both guest flags false (see is_member:
+    on Enterprise Grid, people of every workspace of the installing organisation are members)."""
     user_team = user.get("team_id")
-    user_enterprise = (user.get("enterprise_user") or {}).get("enterprise_id") or user.get("enterprise_id")
-    theirs = organisation(user_enterprise, user_team)
-    ours = organisation(home.enterprise_id, home.team_id)
     profile = user.get("profile") or {}
     name = profile.get("display_name") or user.get("real_name") or profile.get("real_name") or user.get("name") or ""
     return Requester(
@@ -51,7 +59,7 @@ def requester_from_profile(user: dict[str, Any], home: Installation) -> Requeste
         team_id=user_team,
         name=name,
         known=not user.get("deleted", False),
-        is_external=theirs is None or theirs != ours or bool(user.get("is_stranger")),
+        is_external=not is_member(user, home),
         is_guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
         # bots, workflow bots and Slackbot: never a person, so never chat and never admin rights
         is_bot=bool(user.get("is_bot") or user.get("is_workflow_bot") or user.get("id") == "USLACKBOT"),
