@@ -9,6 +9,7 @@ import struct
 import zlib
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy import update
 
 from bot.domain.estimate import IMAGE_MAX_TOKENS, PDF_PAGE_TOKENS, input_tokens_bound, text_tokens_bound
@@ -191,3 +192,96 @@ async def test_downloads_of_the_whole_process_share_one_memory_cap() -> None:
     await memory.release(60)
     await waiting  # room freed: the waiting download goes ahead
     assert memory.in_use == 60
+
+
+class OtherHost:
+    """A web server on another port of 127.0.0.1 (an external file's host, or the metrics page of something on
+    this machine): it records every request and whether it carried an Authorization header."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    async def start(self) -> OtherHost:
+        async def serve(request: web.Request) -> web.Response:
+            self.requests.append({"path": request.path, "authorization": request.headers.get("Authorization")})
+            if request.path == "/metrics":
+                return web.Response(text="claude_gate_answers_total 12\nINTERNAL METRICS PAGE\n")
+            return web.Response(text="EXTERNAL FILE CONTENT\n")
+
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", serve)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.base_url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        return self
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def test_the_token_goes_only_to_slacks_file_host_and_other_files_are_named(harness: Harness) -> None:
+    await ready(harness)
+    other = await OtherHost().start()
+    try:
+        remote = harness.slack.add_file("F1", "design.pdf", "application/vnd.slack-remote", b"", filetype="pdf")
+        remote.update(mode="external", is_external=True, size=0, url_private=f"{other.base_url}/design.pdf")
+        elsewhere = harness.slack.add_file("F2", "notes.txt", "text/plain", b"x")  # looks hosted, points away
+        elsewhere["url_private"] = f"{other.base_url}/notes.txt"
+        metrics = harness.slack.add_file("F3", "metrics.txt", "text/plain", b"x" * 64)  # loopback: SSRF
+        metrics["url_private"] = f"{other.base_url}/metrics"
+        flagged = harness.slack.add_file("F4", "sheet.csv", "text/csv", b"a,b\n")  # on Slack's host, but remote
+        flagged["is_external"] = True
+        fine = harness.slack.add_file("F5", "fine.txt", "text/plain", b"hosted by Slack")
+        await mention_with_files(harness, "U1", "read these", [remote, elsewhere, metrics, flagged, fine])
+        (record,) = await harness.settled_records(1)
+        assert other.requests == []  # not fetched at all: no token, no request, no redirect
+        (notice,) = await harness.told("U1")
+        lines = notice["text"].split("\n")
+        outside = "it is stored outside Slack (127.0.0.1), and I read only files uploaded to Slack."
+        assert lines[1:] == [f"• `design.pdf`: {outside}", f"• `notes.txt`: {outside}",
+                             f"• `metrics.txt`: {outside}", f"• `sheet.csv`: {outside}"]
+        sent = str(harness.anthropic.last_body())
+        assert "hosted by Slack" in sent and "INTERNAL METRICS" not in sent and "EXTERNAL FILE" not in sent
+        assert [d["file"] for d in harness.slack.file_downloads] == ["F5"] and record.outcome == "ok"
+    finally:
+        await other.close()
+
+
+async def test_no_redirect_off_slacks_file_host_is_followed(harness: Harness) -> None:
+    await ready(harness)
+    other = await OtherHost().start()
+    try:
+        target = harness.slack.add_file("F9", "moved.txt", "text/plain", b"moved within Slack")
+        away = harness.slack.add_file("F1", "away.txt", "text/plain", b"x", redirect_to=f"{other.base_url}/metrics")
+        within = harness.slack.add_file("F2", "within.txt", "text/plain", b"x", redirect_to=target["url_private"])
+        await mention_with_files(harness, "U1", "read these", [away, within])
+        await harness.settled_records(1)
+        assert other.requests == []
+        (notice,) = await harness.told("U1")
+        assert notice["text"].split("\n")[1:] == [
+            "• `away.txt`: Slack redirected me to 127.0.0.1 for it, and I send my Slack token only to Slack's file "
+            "host."]
+        sent = str(harness.anthropic.last_body())
+        assert "moved within Slack" in sent and "INTERNAL METRICS" not in sent  # a hop on Slack's host is followed
+        assert [d["file"] for d in harness.slack.file_downloads] == ["F1", "F2", "F9"]
+    finally:
+        await other.close()
+
+
+def test_the_file_hosts_are_slacks_and_the_api_urls_origin() -> None:
+    from bot.slack.files import file_hosts, origin_of
+
+    public = file_hosts("https://slack.com/api/")
+    assert origin_of("https://files.slack.com/files-pri/T1-F1/a.png") in public
+    for url in ("http://files.slack.com/x", "https://files.slack.com:8443/x", "https://files.slack.com.evil.io/x",
+                "https://user@files.slack.com/x", "http://127.0.0.1:9100/metrics", "http://169.254.169.254/latest",
+                "file:///etc/passwd", "files.slack.com/x", "http://[::1"):
+        assert origin_of(url) not in public, url
+    gov = file_hosts("https://slack-gov.com/api/")
+    assert origin_of("https://files.slack-gov.com/files-pri/x") in gov and origin_of("https://slack-gov.com/x") in gov
+    test = file_hosts("http://127.0.0.1:4321/api/")
+    assert origin_of("http://127.0.0.1:4321/files-pri/x") in test and origin_of("http://127.0.0.1:4322/x") not in test

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 MAX_FILES = 5  # files sent with one question, newest first
 IMAGE_MAX_BASE64 = 5 * 1024 * 1024  # Anthropic: 5 MB per image, measured on its base64 source
@@ -24,6 +25,7 @@ TEXT_MAX_BYTES = 1024 * 1024  # code, CSV, Markdown…
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 PDF_TYPE = "application/pdf"
+REMOTE_TYPE = "application/vnd.slack-remote"  # a remote file (files.remote.*): its url_private is its external_url
 TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-yaml", "application/yaml",
                         "application/javascript", "application/x-sh", "application/sql", "application/toml"})
 TEXT_FILETYPES = frozenset({"text", "csv", "tsv", "markdown", "python", "javascript", "typescript", "json", "yaml",
@@ -43,6 +45,7 @@ class SlackFile:
     filetype: str
     size: int
     url: str  # url_private
+    external: bool = False  # stored outside Slack (a remote file): its url_private may point anywhere
 
     @property
     def kind(self) -> str | None:
@@ -57,15 +60,21 @@ class SlackFile:
 
 
 def slack_file(obj: Any) -> SlackFile | None:
-    """A file object of a Slack message as a SlackFile; None when it is not a hosted file we can fetch."""
+    """A file object of a Slack message as a SlackFile; None when it has no ``url_private`` at all.
+
+    A remote file (``mode: external``, ``is_external``, or Slack's remote mimetype) is marked ``external``: Slack's
+    docs for ``files.remote.*`` say its ``url_private`` is the ``external_url`` it was added with, on any host, and
+    must never be sent a token."""
     if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not isinstance(obj.get("url_private"), str):
         return None
     size = obj.get("size")
     name = str(obj.get("name") or obj.get("title") or obj["id"])[:200]
     name = name.translate(str.maketrans({"`": "'", "<": "‹", ">": "›", "&": "+", "\n": " "}))  # safe in `code`
-    return SlackFile(id=obj["id"], name=name,
-                     mimetype=str(obj.get("mimetype") or "").lower(), filetype=str(obj.get("filetype") or "").lower(),
-                     size=size if isinstance(size, int) and size >= 0 else 0, url=obj["url_private"])
+    mimetype = str(obj.get("mimetype") or "").lower()
+    external = obj.get("mode") == "external" or obj.get("is_external") is True or mimetype == REMOTE_TYPE
+    return SlackFile(id=obj["id"], name=name, mimetype=mimetype, filetype=str(obj.get("filetype") or "").lower(),
+                     size=size if isinstance(size, int) and size >= 0 else 0, url=obj["url_private"],
+                     external=external)
 
 
 def base64_size(raw_bytes: int) -> int:
@@ -120,11 +129,24 @@ class FileSelection:
         return "Not sent to Claude:\n" + "\n".join(lines)
 
 
+def stored_outside_slack(file: SlackFile) -> str:
+    """The line for a file kept elsewhere (a remote file, or a ``url_private`` off Slack's file host)."""
+    try:
+        host = urlsplit(file.url).hostname
+    except ValueError:
+        host = None
+    return f"it is stored outside Slack ({host or 'no host'}), and I read only files uploaded to Slack."
+
+
 def refusal_before_download(file: SlackFile, budget: FileBudget) -> str | None:
     """Why ``file`` is not fetched at all, judged from what Slack says of it, or None to fetch it."""
+    if file.external:
+        return stored_outside_slack(file)
     kind = file.kind
     if kind is None:
         return f"Claude reads images (PNG, JPEG, GIF, WebP), PDFs and text files, not `{file.mimetype or '?'}`."
+    if file.size <= 0:  # remote files say 0; a hosted file with bytes never does
+        return "Slack lists it as empty (0 bytes)."
     if budget.files <= 0:
         return f"only {MAX_FILES} files go with one question (the newest)."
     if kind == "image" and file.size > IMAGE_MAX_BYTES:

@@ -24,7 +24,7 @@ from bot.domain.requests import (
 from bot.services.conversation_places import asked_in_thread, viewed_channel
 from bot.services.event_claims import claim_event
 from bot.slack.directory import LazyRequester
-from bot.slack.files import FileFetcher
+from bot.slack.files import FileFetcher, file_hosts
 from bot.slack.render import refusal_blocks
 from bot.slack.render_answers import feedback_blocks, question_hint, thread_title
 from bot.slack.stream import SlackAnswer, SlackRelay
@@ -95,7 +95,8 @@ class Conversations:
         self.relay = SlackRelay(runtime.client)
         self.follow_ups = runtime.settings.thread_follow_ups
         token = runtime.settings.slack_bot_token
-        self.files = FileFetcher(runtime.client, token.get_secret_value() if token else "")
+        self.files = FileFetcher(runtime.client, token.get_secret_value() if token else "",
+                                 hosts=file_hosts(runtime.settings.slack_api_url))
 
     async def on_app_mention(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
                              context: dict[str, Any]) -> None:

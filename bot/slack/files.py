@@ -1,5 +1,7 @@
 """Fetching the files of a question from Slack (``url_private`` with the bot token), into memory only.
 
+The token goes only to Slack's file host: a ``url_private`` elsewhere (a remote file's ``external_url``, a
+loopback or private address) is never fetched, and no redirect off Slack's file host is followed.
 Without a valid token Slack answers ``200`` with an HTML login page, not an error: the content type and the size
 are checked before any byte goes to Claude. Downloads of every conversation of the process share one memory cap.
 """
@@ -7,11 +9,13 @@ are checked before any byte goes to Claude. Downloads of every conversation of t
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from bot.domain.files import (
     IMAGE_MAX_BYTES,
@@ -22,6 +26,7 @@ from bot.domain.files import (
     content_block,
     refusal_before_download,
     slack_file,
+    stored_outside_slack,
 )
 
 log = logging.getLogger(__name__)
@@ -31,6 +36,35 @@ DOWNLOAD_WAIT_SECONDS = 20.0  # how long a file waits for room under the cap bef
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
 CHUNK = 256 * 1024
 FILE_KIND_LIMITS = {"image": IMAGE_MAX_BYTES, "text": TEXT_MAX_BYTES, "pdf": 32 * 1024 * 1024}
+SLACK_FILE_HOST = URL("https://files.slack.com")
+MAX_REDIRECTS = 3  # hops followed within Slack's file host; one off it ends the download
+
+Origin = tuple[str, str, int]  # scheme, host, port
+
+
+def origin_of(url: str | URL) -> Origin | None:
+    """(scheme, host, port) of an absolute http(s) URL without user info; None for anything else."""
+    try:
+        url = URL(url)
+        if not url.absolute or url.scheme not in ("https", "http") or not url.host or url.port is None or url.user:
+            return None
+    except ValueError:
+        return None
+    return url.scheme, url.host.lower(), url.port
+
+
+def file_hosts(api_url: str) -> frozenset[Origin]:
+    """Where the bot token may be sent for a file: https://files.slack.com, the Web API's own origin
+    (``SLACK_API_URL``: GovSlack, a test server), and ``files.`` + the API's host name (GovSlack's file host)."""
+    hosts = {origin_of(SLACK_FILE_HOST)}
+    api = URL(api_url)
+    hosts.add(origin_of(api))
+    if api.host:
+        try:
+            ipaddress.ip_address(api.host)
+        except ValueError:  # a name, not an address
+            hosts.add(origin_of(api.with_host(f"files.{api.host}")))
+    return frozenset(host for host in hosts if host is not None)
 
 
 class FileRefused(Exception):
@@ -61,9 +95,11 @@ class DownloadMemory:
 
 
 class FileFetcher:
-    def __init__(self, session_of: Any, token: str, memory: DownloadMemory | None = None) -> None:
+    def __init__(self, session_of: Any, token: str, *, hosts: frozenset[Origin],
+                 memory: DownloadMemory | None = None) -> None:
         self._session_of = session_of  # the Slack client: its aiohttp session is reused when it has one
         self.token = token
+        self.hosts = hosts  # file_hosts(SLACK_API_URL): the only places the token goes
         self.memory = memory or DownloadMemory()
 
     async def select(self, file_objects: Iterable[Any], *, allowed: bool, role: str) -> FileSelection:
@@ -79,6 +115,8 @@ class FileFetcher:
                 selection.skip(file, f"your role *{role}* may not send files to Claude.")
                 continue
             reason = refusal_before_download(file, budget)
+            if reason is None and origin_of(file.url) not in self.hosts:
+                reason = stored_outside_slack(file)
             if reason is not None:
                 selection.skip(file, reason)
                 continue
@@ -110,24 +148,43 @@ class FileFetcher:
         if own:
             session = aiohttp.ClientSession()
         try:
-            async with session.get(file.url, headers={"Authorization": f"Bearer {self.token}"},
-                                   timeout=aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT_SECONDS)) as response:
-                if response.status != 200:
-                    raise FileRefused(f"Slack would not let me read it (HTTP {response.status}); is it shared in a "
-                                      "channel I am in?")
-                if response.content_type == "text/html" and file.mimetype != "text/html":
-                    raise FileRefused("Slack answered with a login page instead of the file: I may not read it.")
-                if (response.content_length or 0) > limit:
-                    raise FileRefused("it is larger than I can send.")
-                data = bytearray()
-                async for chunk in response.content.iter_chunked(CHUNK):
-                    data += chunk
-                    if len(data) > limit:
-                        raise FileRefused("it is larger than I can send.")
-                return bytes(data)
+            async with asyncio.timeout(DOWNLOAD_TIMEOUT_SECONDS):
+                return await self._get_from_slack(session, file, limit)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("could not download file %s: %s", file.id, type(exc).__name__)
             raise FileRefused("I could not download it from Slack; try again.") from None
         finally:
             if own:
                 await session.close()
+
+    async def _get_from_slack(self, session: aiohttp.ClientSession, file: SlackFile, limit: int) -> bytes:
+        """GET ``file.url`` with the token, following redirects only while they stay on Slack's file host."""
+        url = URL(file.url)
+        for _hop in range(MAX_REDIRECTS + 1):
+            if origin_of(url) not in self.hosts:
+                log.warning("file %s: a redirect off Slack's file host (to %s), not followed", file.id, url.host)
+                raise FileRefused(f"Slack redirected me to {url.host or 'another host'} for it, and I send my Slack "
+                                  "token only to Slack's file host.")
+            async with session.get(url, headers={"Authorization": f"Bearer {self.token}"},
+                                   allow_redirects=False) as response:
+                if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                    url = response.url.join(URL(response.headers["Location"]))
+                    continue
+                return await self._body(response, file, limit)
+        raise FileRefused("Slack redirected me too many times for it.")
+
+    async def _body(self, response: aiohttp.ClientResponse, file: SlackFile, limit: int) -> bytes:
+        """The file's bytes from Slack's answer, refused when it is not the file or too large."""
+        if response.status != 200:
+            raise FileRefused(f"Slack would not let me read it (HTTP {response.status}); is it shared in a "
+                              "channel I am in?")
+        if response.content_type == "text/html" and file.mimetype != "text/html":
+            raise FileRefused("Slack answered with a login page instead of the file: I may not read it.")
+        if (response.content_length or 0) > limit:
+            raise FileRefused("it is larger than I can send.")
+        data = bytearray()
+        async for chunk in response.content.iter_chunked(CHUNK):
+            data += chunk
+            if len(data) > limit:
+                raise FileRefused("it is larger than I can send.")
+        return bytes(data)

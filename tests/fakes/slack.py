@@ -329,11 +329,13 @@ class FakeSlack(ThreadedServer):
         return msg
 
     def add_file(self, file_id: str, name: str, mimetype: str, content: bytes, *, filetype: str | None = None,
-                 readable: bool = True, size: int | None = None, user: str = "U0") -> dict[str, Any]:
+                 readable: bool = True, size: int | None = None, user: str = "U0",
+                 redirect_to: str | None = None) -> dict[str, Any]:
         """A hosted file whose object (as in a message's ``files``) is returned. Its ``url_private`` serves the
         bytes to a request bearing a valid bot token, like Slack: without one Slack answers 200 with an HTML
         login page; a file the bot may not read (``readable=False``: shared where it is not, or by another
-        organisation) gets that page even with a token. ``size`` overrides what the object claims."""
+        organisation) gets that page even with a token. ``size`` overrides what the object claims;
+        ``redirect_to`` makes its ``url_private`` answer ``302`` to that address instead."""
         url = f"{self.base_url}/files-pri/{self.team_id}-{file_id}/{name}"
         obj = {
             "id": file_id, "created": int(time.time()), "timestamp": int(time.time()), "name": name, "title": name,
@@ -344,7 +346,7 @@ class FakeSlack(ThreadedServer):
             "url_private_download": url + "?download=1", "permalink": f"https://{self.team_domain}.slack.com/files/"
             f"{user}/{file_id}/{name}", "is_starred": False, "has_rich_preview": False, "file_access": "visible",
         }
-        self.files[file_id] = {"object": obj, "content": content, "readable": readable}
+        self.files[file_id] = {"object": obj, "content": content, "readable": readable, "redirect_to": redirect_to}
         return dict(obj)
 
     def add_usergroup(
@@ -613,6 +615,9 @@ class FakeSlack(ThreadedServer):
         if stored is None:
             record["status"] = 404
             return web.Response(status=404, text="file not found")
+        if stored["redirect_to"]:
+            record["status"] = 302
+            raise web.HTTPFound(stored["redirect_to"])
         if not authorised or not stored["readable"]:
             record["login_page"] = True  # what Slack does: 200 and a sign-in page, not an error
             return web.Response(text="<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in to "
