@@ -151,3 +151,46 @@ async def test_a_text_file_holding_a_secret_reaches_claude_redacted(harness_fact
     sent = json.dumps(harness.anthropic.last_body()["messages"])
     assert "[redacted: AWS access key]" in sent and "REGION=eu-west-1" in sent
     await assert_no_trace(harness, debug_log, AWS)
+
+
+ANTHROPIC_KEY = "sk-ant-" + "api03-" + "Qw3rTy7UiOp9AsDfGh1JkLzXcVbNm2Lk4Jh6Gf8Ds0Ap5Oi3Uy1TrEwQaZxSwEdCvFr"
+DISGUISED = [
+    ("a newline after the prefix", ANTHROPIC_KEY[:13] + "\n" + ANTHROPIC_KEY[13:], "Anthropic API key"),
+    ("a zero-width space inside", ANTHROPIC_KEY[:25] + "\u200b" + ANTHROPIC_KEY[25:], "Anthropic API key"),
+    ("a zero-width joiner in the prefix", "sk-\u200dant-" + ANTHROPIC_KEY[7:], "Anthropic API key"),
+    ("Slack italics", f"_{ANTHROPIC_KEY}_", "Anthropic API key"),
+    ("AWS_SECRET without a key id", "AWS_SECRET=" + "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY", "AWS secret key"),
+]
+
+
+def pieces(secret: str) -> list[str]:
+    """Parts of a credential's last 36 characters (past any provider prefix, which the keys' hints show), none of
+    which may be found anywhere: its disguise may have split it."""
+    plain = "".join(ch for ch in secret if ch.isprintable() and not ch.isspace() and ch not in "_\u200b\u200d")
+    return [plain[-36:-24], plain[-24:-12], plain[-12:]]
+
+
+@pytest.mark.parametrize(("how", "secret", "kind"), DISGUISED, ids=[how for how, _, _ in DISGUISED])
+async def test_block_refuses_a_disguised_credential(harness_factory, debug_log: pytest.LogCaptureFixture,
+                                                   how: str, secret: str, kind: str) -> None:
+    harness = await people(await harness_factory(log_prompts=True))
+    await harness.mention("UUSER", f"is this valid?\n{secret}\nthanks", channel="C0100")
+    (record,) = await harness.settled_records(1)
+    assert (record.outcome, record.refusal_reason) == ("refused", "secret")
+    (line,) = await harness.told("UUSER")
+    assert f"contains {'an' if kind[0] in 'AEIOU' else 'a'} {kind}" in line["text"] and "Rotate it now" in line["text"]
+    assert harness.anthropic.requests == []
+    assert record.prompt is not None and f"[redacted: {kind}]" in record.prompt
+    await assert_no_trace(harness, debug_log, secret, *pieces(secret))
+
+
+async def test_redact_sends_a_key_split_by_a_newline_wholly_redacted(harness_factory,
+                                                                     debug_log: pytest.LogCaptureFixture) -> None:
+    harness = await people(await harness_factory(secret_policy="redact", log_prompts=True))
+    split = ANTHROPIC_KEY[:13] + "\n" + ANTHROPIC_KEY[13:30] + "\u200b" + ANTHROPIC_KEY[30:]
+    await harness.mention("UUSER", f"why 401 with {split} here?", channel="C0100")
+    (record,) = await harness.settled_records(1)
+    assert record.outcome == "ok"
+    sent = harness.anthropic.last_body()["messages"][-1]["content"]
+    assert sent == "why 401 with [redacted: Anthropic API key] here?"
+    await assert_no_trace(harness, debug_log, split, *pieces(split))

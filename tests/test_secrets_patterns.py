@@ -125,3 +125,86 @@ def test_empty_and_long_plain_text() -> None:
     assert find_secrets("") == []
     long_text = ("All work and no play makes Jack a dull boy. " * 100)[:4000]
     assert screen(long_text).text == long_text and screen(long_text).kinds == ()
+
+
+ANTHROPIC = token("sk-ant-" + "api03-", 93)
+GITHUB = token("gh" + "p_", 36)
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY"
+
+# What people paste that still is the credential: each is found, and its redaction leaves no part of it.
+DISGUISED = [
+    ("Anthropic API key", "a newline after the prefix", "sk-ant-" + "api03-\n" + ANTHROPIC[13:]),
+    ("Anthropic API key", "spaces and a CRLF after the prefix", "sk-ant-" + "api03-  \r\n  " + ANTHROPIC[13:]),
+    ("Anthropic API key", "the prefix itself broken", "sk-ant-" + "\napi03-\n" + ANTHROPIC[13:]),
+    ("GitHub token", "a newline after ghp_", "gh" + "p_\n" + GITHUB[4:]),
+    ("Anthropic API key", "a zero-width space inside", ANTHROPIC[:30] + "\u200b" + ANTHROPIC[30:]),
+    ("Anthropic API key", "a zero-width joiner in the prefix", "sk-\u200dant-" + ANTHROPIC[7:]),
+    ("GitHub token", "a word joiner and a BOM", GITHUB[:3] + "\u2060" + GITHUB[3:20] + "\ufeff" + GITHUB[20:]),
+    ("AWS access key", "a soft hyphen inside", "AK" + "IA\u00adQ3EGUFZK7XMPL4RT"),
+    ("Anthropic API key", "Slack italics", "_" + ANTHROPIC + "_"),
+    ("GitHub token", "Slack italics", "_" + GITHUB + "_"),
+    ("GitHub token", "bold italics", "*_" + GITHUB + "_*"),
+    ("GitHub token", "strike-through", "~" + GITHUB + "~"),
+    ("GitHub token", "inline code", "`" + GITHUB + "`"),
+    ("npm token", "Slack italics", "_" + token("np" + "m_", 36) + "_"),
+    ("Google API key", "Slack italics", "_" + token("AI" + "za", 35, "SyB-cd_EF12gh") + "_"),
+    ("AWS secret key", "AWS_SECRET without a key id", "AWS_SECRET=" + AWS_SECRET),
+    ("AWS secret key", "aws_secret_key in YAML", "aws_secret_key: " + AWS_SECRET),
+    ("AWS secret key", "quoted AWS_SECRET_ACCESS_KEY", 'AWS_SECRET_ACCESS_KEY="' + AWS_SECRET + '"'),
+    ("AWS secret key", "AWSSecretKey in JSON", '"AWSSecretKey": "' + AWS_SECRET + '"'),
+]
+
+
+@pytest.mark.parametrize(("kind", "how", "text"), DISGUISED, ids=[f"{k}-{h}" for k, h, _ in DISGUISED])
+def test_a_disguised_credential_is_found_and_wholly_redacted(kind: str, how: str, text: str) -> None:
+    message = f"Hi, why does this fail? {text} thanks"
+    assert secret_kinds(message) == [kind]
+    redacted = redact(message)
+    assert redacted.startswith("Hi, why does this fail? ") and redacted.endswith(" thanks")
+    assert f"[redacted: {kind}]" in redacted
+    secret = {"Anthropic API key": ANTHROPIC, "GitHub token": GITHUB, "AWS secret key": AWS_SECRET}.get(kind)
+    visible = "".join(ch for ch in redacted if ch.isalnum())
+    for part in ([secret[:12], secret[12:24], secret[-12:]] if secret else []):
+        assert part not in redacted and part not in visible, part
+
+
+def test_a_whole_key_ending_in_a_dash_is_not_joined_to_the_next_line() -> None:
+    google = token("AI" + "za", 34, "SyB-cd_EF12gh") + "-"
+    text = f"GOOGLE_KEY={google}\nREGION=eu-west-1"
+    (finding,) = find_secrets(text)
+    assert text[finding.start:finding.end] == google
+    assert redact(text) == "GOOGLE_KEY=[redacted: Google API key]\nREGION=eu-west-1"
+
+
+def test_a_token_inside_a_longer_word_is_still_not_one() -> None:
+    assert find_secrets("name_" + GITHUB) == []
+    assert find_secrets("XAK" + "IAQ3EGUFZK7XMPL4RT") == []
+
+
+# Prose that the normalising must not turn into credentials: hyphens and underscores at line ends, Slack
+# formatting, zero-width characters in ordinary words, emoji sequences.
+NORMALISED_CORPUS = [
+    "The rollout is a two-\nstep process: first staging, then production.",
+    "Rename my_long_variable_\nname_for_the_config to something shorter.",
+    "_Please_ review the *draft* and ~old~ `new` wording before Friday.",
+    "ghp_ and\nsk-ant- are prefixes; keys follow them after no space.",
+    "AWS_SECRET_ARN=arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf",
+    "AWS_SECRET_NAME=prod/payments/database-credentials-for-the-ledger-service",
+    "Family emoji 👨\u200d👩\u200d👧 and a soft\u00adhyphen in a long word.",
+    "export AWS_SECRET_ACCESS_KEY=$(aws configure get aws_secret_access_key)",
+]
+
+
+@pytest.mark.parametrize("text", NORMALISED_CORPUS)
+def test_normalising_keeps_prose_clean(text: str) -> None:
+    assert find_secrets(text) == []
+
+
+def test_every_format_character_of_this_unicode_is_left_out() -> None:
+    import sys
+    import unicodedata
+
+    from bot.domain.secrets import scanned_text
+
+    invisible = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"]
+    assert scanned_text("a" + "".join(invisible) + "b")[0] == "ab"
