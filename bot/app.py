@@ -39,6 +39,7 @@ from bot.services.gate import Gate
 from bot.services.key_alerts import KeyAlerts
 from bot.services.keys import ensure_default_key
 from bot.services.personal import PersonalService
+from bot.services.process_leases import ProcessLease
 from bot.services.records import RecordWriter
 from bot.services.roles import bootstrap_owners
 from bot.services.secret_alerts import SecretAlerts
@@ -83,6 +84,7 @@ class Runtime:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     listeners: InFlightListeners = field(default_factory=InFlightListeners)  # Bolt's listener tasks under way
     jobs: JobScheduler | None = None  # started by start_jobs() (`serve`), never by build_app
+    lease: ProcessLease | None = None  # this process's own lease: hold_lease() (`serve`, `chat`), never by build_app
 
     def __post_init__(self) -> None:
         self.reads = read_only(self.sessions)
@@ -110,19 +112,28 @@ class Runtime:
         if made:
             log.info("bootstrap owners: %s", ", ".join(made))
 
+    async def hold_lease(self) -> ProcessLease:
+        """Hold this process's lease (its admitted records carry it) and close, now and every few seconds, the answers
+        of processes whose lease lapsed. `serve` and `chat` call this before they take requests."""
+        self.lease = ProcessLease(sessions=self.sessions, clock=self.clock, workspace=self.workspace, gate=self.gate,
+                                  lease_seconds=self.settings.process_lease_seconds)
+        await self.lease.start()
+        return self.lease
+
     async def start_jobs(self) -> JobScheduler:
         """Rotation reminders and housekeeping on this loop (APScheduler). Only `serve` calls this: tests build many
         apps and start a scheduler only when they ask for one."""
         from bot.scheduler import JobScheduler
 
         self.jobs = JobScheduler(sessions=self.sessions, clock=self.clock, settings=self.settings, client=self.client,
-                                 workspace=self.workspace, access_requests=self.access_requests)
+                                 workspace=self.workspace, access_requests=self.access_requests,
+                                 holder=self.lease.holder if self.lease is not None else None)
         await self.jobs.start()
         return self.jobs
 
     async def close(self, *, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Stop after the intake has stopped: running listeners get ``grace`` seconds to finish, then the jobs,
-        background work, clients, the record writer and the database close, in that order."""
+        background work, clients, the record writer, this process's lease and the database close, in that order."""
         await self.listeners.drain(grace)
         if self.jobs is not None:
             await self.jobs.shutdown()
@@ -131,6 +142,8 @@ class Runtime:
         await asyncio.gather(*self.background, return_exceptions=True)
         await self.claude.close()
         await self.records.close()
+        if self.lease is not None:  # after the records are written: then nothing of this process is in flight
+            await self.lease.stop()
         await self.engine.dispose()
         if self.client.session is not None:
             await self.client.session.close()

@@ -332,6 +332,7 @@ async def _chat(settings: Settings, user: str, text: str, model: str | None) -> 
     runtime = build_app(settings)
     try:
         await runtime.start()
+        await runtime.hold_lease()  # its record carries this process: if it dies mid-answer, others close it
         if settings.slack_bot_token is not None:
             requester = await runtime.directory.requester(user)
         else:
@@ -377,6 +378,7 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
     socket_handler = None
     try:
         await runtime.start()
+        await runtime.hold_lease()  # before any request: every admitted record carries this process's lease
         # In Socket Mode there is no event endpoint to sign-check: serve the health check (and /metrics) alone.
         # The port is taken before anything else starts, so a port in use stops start-up with one line.
         runner = web.AppRunner(runtime.web_app(events=not settings.socket_mode), access_log=None)

@@ -171,6 +171,8 @@ class Settings(BaseSettings):
     # SWEEP_INTERVAL_SECONDS (scheduler leader only) and at start-up.
     sweep_margin_seconds: float = Field(120.0, ge=0)
     sweep_interval_seconds: float = Field(180.0, gt=0)
+    # each process's own lease: renewed every sixth of it; once lapsed, any live process closes its answers
+    process_lease_seconds: float = Field(30.0, gt=0)
     context_token_budget: int = Field(24_000, ge=1_000)
     answer_timeout_seconds: float = Field(300.0, gt=0)
     user_cache_seconds: float = Field(300.0, ge=0)

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -34,6 +31,7 @@ from bot.cron import cron_trigger, fires_between
 from bot.services.access_requests import AccessRequests
 from bot.services.event_claims import prune_events
 from bot.services.keys import KeyCommandError
+from bot.services.process_leases import process_name
 from bot.services.records import Swept, sweep_in_flight
 from bot.services.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR, ReminderRun, run_reminders
 from bot.services.retention import PurgeResult, purge_expired
@@ -54,11 +52,6 @@ EVENT_RETENTION_HOURS = 24
 RETENTION_JOB = "retention"
 RETENTION_PERIOD = timedelta(days=1)
 RETENTION_CHECK_MINUTES = 60
-
-
-def process_name() -> str:
-    """Who holds the lease, as shown by `reminders`: host, pid and a random tag (pids repeat across hosts)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class JobScheduler:

@@ -126,6 +126,8 @@ class Gate:
         self.clock = clock
         self.records = records  # holds the records of requests refused while the database is away
         self.engine: AsyncEngine = sessions.kw["bind"]
+        # the holder of this process's lease, once held (bot/services/process_leases.py): admitted records carry it
+        self.process_id: str | None = None
 
     async def admit_request(self, request: ChatRequest, *, input_estimate: int | None = None
                             ) -> Admission | Refusal | AlreadyTaken:
@@ -412,6 +414,7 @@ class Gate:
             "refusal_reason": refusal.reason.value if refusal else None, "surface": request.surface,
             "channel_id": request.channel_id, "thread_ts": request.thread_ts,
             "prompt": self._stored_prompt(request) if self.settings.log_prompts else None, "requests": 1,
+            "process_id": self.process_id if refusal is None else None,
         }
 
     async def _record(self, session: Db, request: ChatRequest, role: Role, model: str | None, *,

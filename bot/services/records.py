@@ -13,8 +13,9 @@
 - **Bound**: past ``MAX_BACKLOG`` records in memory, ChatService fails new requests closed (the database line) and
   each such refusal is no longer held one by one but counted in one aggregate record (``requests`` = how many,
   user ``AGGREGATE_USER``), written with the next batch.
-- **Sweep** (``sweep_in_flight``): records left in flight by a process that died are closed as ``interrupted`` by a
-  conditional UPDATE (PRODUCT §6).
+- **Sweep** (``close_orphaned``, ``sweep_in_flight``): records left in flight by a process that died are closed as
+  ``interrupted`` by a conditional UPDATE (PRODUCT §6): those of a process whose lease lapsed, within seconds, by
+  any live process; those older than an answer may take, by the scheduler leader (the backstop).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 from tenacity.wait import wait_base
@@ -36,7 +37,7 @@ from bot.domain.pricing import Price, estimated_cost_micros
 from bot.services.spend import ADD_TO_COUNTER, settle_rows
 from bot.services.workspace import Workspace
 from bot.store.db import DATABASE_FAULTS
-from bot.store.models import RequestRecord
+from bot.store.models import ProcessLease, RequestRecord
 
 log = logging.getLogger(__name__)
 
@@ -209,23 +210,44 @@ class RecordWriter:
 
 
 # -- the sweep: nothing stays in flight (PRODUCT §6) ----------------------------------------------------------------
-# The process answering a record died (a crash, ``kill -9``). The sweep — at start-up and every
-# SWEEP_INTERVAL_SECONDS, by the scheduler leader — closes each record admitted longer ago than an answer may take
-# as ``interrupted``, charged its reservation (its input bound and its whole ``max_tokens``: the counters already
-# hold exactly that), usage source ``estimated``, and says so in the answer's thread. A conditional update (only
-# rows still in flight), so two sweeps or a sweep and a late finish never double anything; real usage arriving
-# later overwrites the estimate (the finish writes unconditionally and settles the counters from the reservation).
+# The process answering a record died (a crash, ``kill -9``). Two rules close its records as ``interrupted``, charged
+# their reservation (the input bound and the whole ``max_tokens``: the counters already hold exactly that), usage
+# source ``estimated``, with a line in the answer's thread:
+# - the lease rule (``close_orphaned``): any live process, every few seconds, closes the records of a process whose
+#   own lease (bot/store/leases.py: process leases) lapsed — seconds after a crash, not minutes;
+# - the age rule (``sweep_in_flight``), the backstop for records without a process (admitted by an older version,
+#   or where no lease is held): at start-up and every SWEEP_INTERVAL_SECONDS, by the scheduler leader, records
+#   admitted longer ago than an answer may take.
+# Each is one conditional update (only rows still in flight), so two sweeps or a sweep and a late finish never double
+# anything; real usage arriving later (the process was only cut off from the database) overwrites the estimate: the
+# finish writes unconditionally and settles the counters from the reservation, and posts no second line.
 
-CLOSE_STALE = (
-    update(_records)
-    .where(_records.c.outcome == Outcome.ADMITTED.value, _records.c.admitted.is_(True),
-           _records.c.created_at < bindparam("older_than", type_=_records.c.created_at.type))
-    .values(outcome=Outcome.INTERRUPTED.value, error_type="interrupted", usage_source="estimated",
-            input_tokens=func.coalesce(_records.c.input_estimate, _records.c.input_tokens),
-            output_tokens=func.coalesce(_records.c.max_tokens, _records.c.output_tokens),
-            cost_micros=func.coalesce(_records.c.reserved_micros, _records.c.cost_micros))
-    .returning(_records.c.id, _records.c.slack_user_id, _records.c.channel_id, _records.c.thread_ts)
-)
+
+def _close_in_flight(*conditions: Any) -> Any:
+    return (
+        update(_records)
+        .where(_records.c.outcome == Outcome.ADMITTED.value, _records.c.admitted.is_(True), *conditions)
+        .values(outcome=Outcome.INTERRUPTED.value, error_type="interrupted", usage_source="estimated",
+                input_tokens=func.coalesce(_records.c.input_estimate, _records.c.input_tokens),
+                output_tokens=func.coalesce(_records.c.max_tokens, _records.c.output_tokens),
+                cost_micros=func.coalesce(_records.c.reserved_micros, _records.c.cost_micros))
+        .returning(_records.c.id, _records.c.slack_user_id, _records.c.channel_id, _records.c.thread_ts,
+                   _records.c.process_id)
+    )
+
+
+_leases = ProcessLease.__table__
+CLOSE_STALE = _close_in_flight(_records.c.created_at < bindparam("older_than", type_=_records.c.created_at.type))
+# the records of every process but this one whose lease lapsed (or is gone): one statement, whoever runs it
+CLOSE_ORPHANED = _close_in_flight(
+    _records.c.process_id.is_not(None), _records.c.process_id != bindparam("holder"),
+    ~exists().where(_leases.c.holder == _records.c.process_id,
+                    _leases.c.expires_at > bindparam("now", type_=_leases.c.expires_at.type)))
+# the records of the processes named (SQLite's start-up rule: processes of this host that no longer run)
+CLOSE_OF_PROCESSES = _close_in_flight(_records.c.process_id.in_(bindparam("holders", expanding=True)))
+IN_FLIGHT_PROCESSES = (select(_records.c.process_id).distinct()
+                       .where(_records.c.outcome == Outcome.ADMITTED.value, _records.c.admitted.is_(True),
+                              _records.c.process_id.is_not(None)))
 
 
 @dataclass(frozen=True)
@@ -234,23 +256,48 @@ class Swept:
     user_id: str
     channel_id: str | None
     thread_ts: str | None
+    process_id: str | None = None
 
 
-async def close_stale_records(session: AsyncSession, *, older_than: datetime) -> list[Swept]:
-    """Close every record still in flight that was admitted before ``older_than``; return what was closed."""
-    result = await session.execute(CLOSE_STALE, {"older_than": older_than})
-    return [Swept(*row) for row in result.all()]
+async def _closed_and_told(sessions: async_sessionmaker[AsyncSession], workspace: Workspace, statement: Any,
+                           params: dict[str, Any], why: str) -> list[Swept]:
+    """Run one of the closing statements above in its own transaction, then post one line in each answer's thread."""
+    async with sessions.begin() as session:
+        swept = [Swept(*row) for row in (await session.execute(statement, params)).all()]
+    for record in swept:
+        log.warning("request record %s %s: closed as interrupted, charged its reservation", record.record_id,
+                    why.format(process=record.process_id))
+        if record.channel_id and record.thread_ts:
+            await workspace.post(record.channel_id, INTERRUPTED_LINE, thread_ts=record.thread_ts)
+    return swept
 
 
 async def sweep_in_flight(sessions: async_sessionmaker[AsyncSession], workspace: Workspace, *, now: datetime,
                           answer_timeout_seconds: float, margin_seconds: float) -> list[Swept]:
-    """One sweep: close the stale records, then post one line in each answer's thread."""
-    cutoff = now - timedelta(seconds=answer_timeout_seconds + margin_seconds)
-    async with sessions.begin() as session:
-        swept = await close_stale_records(session, older_than=cutoff)
-    for record in swept:
-        log.warning("request record %s was still in flight after %.0f s: closed as interrupted, charged its "
-                    "reservation", record.record_id, answer_timeout_seconds + margin_seconds)
-        if record.channel_id and record.thread_ts:
-            await workspace.post(record.channel_id, INTERRUPTED_LINE, thread_ts=record.thread_ts)
-    return swept
+    """The age rule: close the records in flight longer than an answer may take, and say so in their threads."""
+    bound = answer_timeout_seconds + margin_seconds
+    cutoff = now - timedelta(seconds=bound)
+    return await _closed_and_told(sessions, workspace, CLOSE_STALE, {"older_than": cutoff},
+                                  f"was still in flight after {bound:.0f} s")
+
+
+async def close_orphaned(sessions: async_sessionmaker[AsyncSession], workspace: Workspace, *, holder: str,
+                         now: datetime) -> list[Swept]:
+    """The lease rule: close the records of every other process whose lease lapsed, and say so in their threads."""
+    return await _closed_and_told(sessions, workspace, CLOSE_ORPHANED, {"holder": holder, "now": now},
+                                  "was left in flight by {process}, whose lease lapsed")
+
+
+async def in_flight_processes(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+    """The processes that have records in flight."""
+    async with sessions() as session:
+        return list((await session.scalars(IN_FLIGHT_PROCESSES)).all())
+
+
+async def close_records_of(sessions: async_sessionmaker[AsyncSession], workspace: Workspace,
+                           holders: list[str]) -> list[Swept]:
+    """Close the records in flight of ``holders`` (processes known to be gone), and say so in their threads."""
+    if not holders:
+        return []
+    return await _closed_and_told(sessions, workspace, CLOSE_OF_PROCESSES, {"holders": holders},
+                                  "was left in flight by {process}, which no longer runs")

@@ -1,8 +1,14 @@
-"""Named leases and last-run marks in `scheduler_state`, shared by every process on the database.
+"""Named leases and last-run marks in `scheduler_state`, shared by every process on the database; and each
+process's own lease in `process_leases`.
 
 A lease is held by one holder until it expires; claiming is one conditional UPDATE (or the INSERT of a new
 row), so two processes never both win: PostgreSQL re-checks the WHERE clause on the row it waited for,
 SQLite serialises writers with BEGIN IMMEDIATE.
+
+A process lease has no contender (only its holder writes its row, others only read it or delete it once lapsed):
+renewing is an UPDATE, or the INSERT of the row if it is not there (first start, or deleted while the process was
+cut off from the database). Its own table, not `scheduler_state`: a holder (host:pid:tag) can be longer than a
+lease name may be, and the request records point at it by that holder.
 """
 
 from __future__ import annotations
@@ -11,11 +17,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.store.models import SchedulerState
+from bot.store.models import ProcessLease, SchedulerState
 
 
 @dataclass(frozen=True)
@@ -84,3 +90,23 @@ async def mark_run(session: AsyncSession, name: str, at: datetime) -> None:
             assert row is not None
     if row.last_run_at is None or row.last_run_at < at:
         row.last_run_at = at
+
+
+async def renew_process_lease(session: AsyncSession, holder: str, now: datetime, seconds: float) -> None:
+    """Take or renew this process's own lease until ``now + seconds``. Call inside a transaction."""
+    until = now + timedelta(seconds=seconds)
+    result = await session.execute(update(ProcessLease).where(ProcessLease.holder == holder)
+                                   .values(expires_at=until).execution_options(synchronize_session=False))
+    if not result.rowcount:
+        session.add(ProcessLease(holder=holder, started_at=now, expires_at=until))
+
+
+async def drop_process_lease(session: AsyncSession, holder: str) -> None:
+    """A clean stop: this process answers nothing more, so the lease goes at once."""
+    await session.execute(delete(ProcessLease).where(ProcessLease.holder == holder))
+
+
+async def drop_lapsed_process_leases(session: AsyncSession, now: datetime) -> None:
+    """Forget the processes whose lease lapsed (once their records are closed); one that comes back renews anew."""
+    await session.execute(delete(ProcessLease).where(ProcessLease.expires_at <= now))
+

@@ -214,6 +214,9 @@ class RequestRecord(Base):
     # how many requests the row stands for: 1, or the refusals counted in one aggregate record while the database
     # was away and the record writer's memory was full (bot/services/records.py)
     requests: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # the process that admitted it (its ProcessLease holder): once that lease lapses, any live process closes the
+    # record as interrupted. None for records admitted without a lease (refusals, in-process tests): the age rule.
+    process_id: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
         Index("ix_request_records_user_admitted_time", "slack_user_id", "admitted", "created_at"),
@@ -258,6 +261,16 @@ class SchedulerState(Base):
     holder: Mapped[str | None] = mapped_column(String(128))
     expires_at: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
+
+
+class ProcessLease(Base):
+    """One row per live `serve` or `chat` process, renewed every few seconds (bot/services/process_leases.py)."""
+
+    __tablename__ = "process_leases"
+
+    holder: Mapped[str] = mapped_column(String(128), primary_key=True)  # host:pid:tag (bot/services/process_leases)
+    started_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class GroupRoleMapping(Base):
