@@ -16,13 +16,16 @@ async def open_panel(harness: Harness, user: str, *, event_id: str | None = None
                      greeted: bool = True) -> str:
     """The user opens the assistant panel: Slack creates the thread and sends assistant_thread_started.
 
+    As Slack does, the thread's root is the person's own message (subtype ``assistant_app_thread``, no bot_id), so
+    every reply in it has ``parent_user_id`` = the person, exactly as in an agent DM thread.
     With ``greeted`` it returns once the greeting is posted, as a person would wait to see it.
     """
     channel = "D" + user
     posted = len(harness.slack.posted_texts(channel))
     if root is None:
         root = harness.slack.next_ts()
-        harness.slack.add_message(channel, root, "", subtype="assistant_app_thread")
+        harness.slack.add_message(channel, root, "New chat", user=user, subtype="assistant_app_thread",
+                                  assistant_app_thread={"title": "", "title_blocks": [], "artifacts": []})
     await harness.send_event({
         "type": "assistant_thread_started",
         "assistant_thread": {"user_id": user, "channel_id": channel, "thread_ts": root,
@@ -40,8 +43,11 @@ async def say_in_panel(harness: Harness, user: str, text: str, root: str, *, eve
     if ts is None:
         ts = harness.slack.next_ts()
         harness.slack.add_message(channel, ts, text, user=user, thread_ts=root)
+    # the shape of Slack's message.im in a panel thread (bolt-python's assistant scenario tests hold real ones)
     await harness.send_event({"type": "message", "channel_type": "im", "channel": channel, "user": user,
-                              "text": text, "ts": ts, "thread_ts": root, "event_ts": ts}, event_id=event_id)
+                              "text": text, "ts": ts, "thread_ts": root, "parent_user_id": user,
+                              "team": harness.slack.team_id, "user_team": harness.slack.team_id,
+                              "source_team": harness.slack.team_id, "event_ts": ts}, event_id=event_id)
     return ts
 
 
@@ -166,6 +172,33 @@ async def test_top_level_dm_still_goes_through_the_dm_path(harness: Harness) -> 
     assert harness.slack.calls_to("assistant.threads.setTitle") == []  # not a panel thread
 
 
+async def test_a_dm_thread_not_opened_as_a_panel_thread_is_answered_as_a_dm(harness: Harness) -> None:
+    """The same message shape (a reply under the person's own root) in a thread no assistant_thread_started
+    opened: the DM path, not the panel's (no title, no panel status)."""
+    harness.slack.add_user("U1")
+    await harness.grant("U1", Role.USER)
+    root = await harness.dm("U1", "a plain DM")
+    await harness.settled_records(1)
+    await say_in_panel(harness, "U1", "and a reply to it", root)
+    records = await harness.settled_records(2)
+    assert [r.surface for r in records] == ["dm", "dm"]
+    assert harness.slack.calls_to("assistant.threads.setTitle") == []
+    assert "a direct message" in harness.anthropic.last_body()["system"]
+
+
+async def test_a_panel_thread_is_known_to_every_process(harness_factory) -> None:
+    """Opened through one process, answered through another: the panel thread is recorded in the database."""
+    first, second = await harness_factory(), await harness_factory()
+    first.slack.view = "assistant"
+    first.slack.add_user("U1")
+    await first.grant("U1", Role.USER)
+    root = await open_panel(first, "U1")
+    await say_in_panel(second, "U1", "asked through the other process", root)
+    (record,) = await second.settled_records(1)
+    assert record.surface == "assistant"
+    assert await eventually(lambda: second.slack.thread_titles.get(("DU1", root))) == "asked through the other process"
+
+
 async def test_the_bots_own_messages_in_a_panel_thread_are_ignored(harness: Harness) -> None:
     harness.slack.add_user("U1")
     await harness.grant("U1", Role.USER)
@@ -233,3 +266,24 @@ async def test_context_change_keeps_the_greeting_and_asks_nothing(harness: Harne
     assert update["metadata"]["event_payload"]["channel_id"] == "C0002"  # Bolt's store keeps the viewed channel
     assert harness.slack.posted_texts("DU1") == [greeting]
     assert await harness.records() == []
+
+
+async def test_each_panel_answer_renews_the_thread_for_retention(harness: Harness) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from bot.store.models import AnsweredThread
+
+    harness.slack.add_user("U1")
+    await harness.grant("U1", Role.USER)
+    root = await open_panel(harness, "U1")
+    opened = harness.clock()
+    harness.clock.advance(timedelta(days=30).total_seconds())
+    await say_in_panel(harness, "U1", "a month later", root)
+    (record,) = await harness.settled_records(1)
+    assert record.surface == "assistant"
+    async with harness.sessions() as session:
+        (row,) = (await session.scalars(select(AnsweredThread))).all()
+    assert (row.channel_id, row.thread_ts, row.slack_user_id, row.panel) == ("DU1", root, "U1", True)
+    assert row.answered_at == opened + timedelta(days=30)

@@ -24,6 +24,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners.events import Conversations, PanelThread, is_human_message
+from bot.services.conversation_places import is_panel_thread, remember_panel_thread
 from bot.slack.directory import LazyRequester
 from bot.slack.render_answers import greeting, suggested_prompts
 
@@ -71,6 +72,10 @@ class AssistantPanel:
 
     async def on_thread_started(self, body: dict[str, Any], say: AsyncSay, requester: LazyRequester,
                                 set_suggested_prompts: AsyncSetSuggestedPrompts) -> None:
+        thread = body["event"]["assistant_thread"]  # its shape is checked in bot/slack/payloads.py
+        # first, and on every delivery: the thread's messages are answered as the panel's from now on
+        await remember_panel_thread(self.runtime.sessions, self.runtime.clock, channel_id=thread["channel_id"],
+                                    thread_ts=thread["thread_ts"], user_id=thread["user_id"])
         if not await self.conversations.first_delivery(body):
             return
         asker = await requester.resolve()
@@ -86,10 +91,10 @@ class AssistantPanel:
         if not is_human_message(event):
             return
         asker = context["requester"]
-        home = await self.runtime.directory.installation()
-        parent = event.get("parent_user_id")
-        if parent and parent != home.bot_user_id:
-            # the agent messaging experience: the thread root is the person's own DM message, not a panel thread
+        # In the panel and in an agent DM alike the thread's root is the person's own message (``parent_user_id``
+        # is the asker): a panel thread is one whose assistant_thread_started was recorded.
+        if not await is_panel_thread(self.runtime.sessions, channel_id=event["channel"], thread_ts=event["thread_ts"],
+                                     user_id=event["user"]):
             await self.conversations.converse(event, body, client, asker, surface="dm")
             return
         await self.conversations.converse(event, body, client, asker, surface="assistant",

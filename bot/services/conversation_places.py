@@ -1,5 +1,6 @@
 """Where conversations happen, remembered in the shared database so every process knows: the channel a person
-is viewing with the bot's DM open (agent messaging experience), and the channel threads the bot answered."""
+is viewing with the bot's DM open (agent messaging experience), the channel threads the bot answered, and the
+threads of Slack's assistant panel."""
 
 from __future__ import annotations
 
@@ -29,9 +30,22 @@ def _insert_answered(dialect: object) -> object:
                             set_={"answered_at": bindparam("now", type_=AnsweredThread.answered_at.type)})
 
 
+def _insert_panel(dialect: object) -> object:
+    now = bindparam("now", type_=AnsweredThread.answered_at.type)
+    return dialect.insert(AnsweredThread).values(  # type: ignore[attr-defined]
+        channel_id=bindparam("channel_id"), thread_ts=bindparam("thread_ts"), slack_user_id=bindparam("user_id"),
+        answered_at=now, panel=True,
+    ).on_conflict_do_update(index_elements=["channel_id", "thread_ts", "slack_user_id"],
+                            set_={"panel": True, "answered_at": now})
+
+
 UPSERT_VIEWING = {name: _upsert_viewing(d) for name, d in (("sqlite", sqlite), ("postgresql", postgresql))}
 INSERT_ANSWERED = {name: _insert_answered(d) for name, d in (("sqlite", sqlite), ("postgresql", postgresql))}
+INSERT_PANEL = {name: _insert_panel(d) for name, d in (("sqlite", sqlite), ("postgresql", postgresql))}
 VIEWED_CHANNEL = select(ViewingContext.channel_id).where(ViewingContext.slack_user_id == bindparam("user_id"))
+PANEL_THREAD = select(AnsweredThread.panel).where(
+    AnsweredThread.channel_id == bindparam("channel_id"), AnsweredThread.thread_ts == bindparam("thread_ts"),
+    AnsweredThread.slack_user_id == bindparam("user_id"))
 ASKED_HERE = select(AnsweredThread.slack_user_id).where(
     AnsweredThread.channel_id == bindparam("channel_id"), AnsweredThread.thread_ts == bindparam("thread_ts"),
     AnsweredThread.slack_user_id == bindparam("user_id"))
@@ -56,3 +70,22 @@ async def asked_in_thread(sessions: async_sessionmaker[AsyncSession], *, channel
         row = (await connection.execute(ASKED_HERE, {"channel_id": channel_id, "thread_ts": thread_ts,
                                                      "user_id": user_id})).first()
     return row is not None
+
+
+async def remember_panel_thread(sessions: async_sessionmaker[AsyncSession], clock: Clock, *, channel_id: str,
+                                thread_ts: str, user_id: str) -> None:
+    """Slack opened an assistant panel thread for ``user_id`` (``assistant_thread_started``); a replay changes
+    nothing."""
+    async with sessions.kw["bind"].begin() as connection:
+        await connection.execute(INSERT_PANEL[connection.dialect.name],
+                                 {"channel_id": channel_id, "thread_ts": thread_ts, "user_id": user_id, "now": clock()})
+
+
+async def is_panel_thread(sessions: async_sessionmaker[AsyncSession], *, channel_id: str, thread_ts: str,
+                          user_id: str) -> bool:
+    """Whether this thread was opened as ``user_id``'s assistant panel thread: one primary-key lookup. (The thread's
+    root is the person's own message in the panel and in an agent DM alike, so nothing in the message tells.)"""
+    async with sessions.kw["bind"].connect() as connection:
+        panel = (await connection.execute(PANEL_THREAD, {"channel_id": channel_id, "thread_ts": thread_ts,
+                                                         "user_id": user_id})).scalar_one_or_none()
+    return bool(panel)

@@ -217,8 +217,10 @@ class Gate:
             record_id = await self._record(session, request, role, model, key_label=key.label,
                                            max_tokens=reservation.max_tokens, reservation=reservation,
                                            input_estimate=input_estimate, now=now)
-            if request.surface in CHANNEL_SURFACES and request.channel_id and request.thread_ts:
-                # the asker may follow up in this thread without a mention (THREAD_FOLLOW_UPS)
+            if (request.surface in CHANNEL_SURFACES or request.surface == "assistant") and request.channel_id \
+                    and request.thread_ts:
+                # the asker may follow up in this thread without a mention (THREAD_FOLLOW_UPS); a panel thread
+                # (recorded when it opened) is renewed, so retention counts from its last answer
                 await session.execute(INSERT_ANSWERED[session.dialect.name],
                                       {"channel_id": request.channel_id, "thread_ts": request.thread_ts,
                                        "user_id": request.requester.user_id, "now": now})

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
     true,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -326,15 +327,17 @@ class ViewingContext(Base):
 
 
 class AnsweredThread(Base):
-    """A channel thread where the bot answered someone: they may follow up there without mentioning it
-    (THREAD_FOLLOW_UPS). Looked up by its primary key, once per thread reply."""
+    """A thread where the bot talks with someone, looked up by its primary key: a channel thread it answered them
+    in (they may follow up without mentioning it, THREAD_FOLLOW_UPS), or a thread of Slack's assistant panel
+    (``panel``: recorded by ``assistant_thread_started``; its root is the person's, like an agent DM thread's)."""
 
     __tablename__ = "answered_threads"
 
     channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     thread_ts: Mapped[str] = mapped_column(String(32), primary_key=True)
     slack_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    answered_at: Mapped[datetime] = mapped_column(index=True)  # retention purges old rows
+    answered_at: Mapped[datetime] = mapped_column(index=True)  # retention purges old rows; each answer renews it
+    panel: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 class Budget(Base):
     """A USD budget of one person (an override of their role's), one user group (pooled) or the org (pooled)."""
 
