@@ -5,17 +5,18 @@ per-request limits; one line for each file that is not sent; the role policy's `
 from __future__ import annotations
 
 import base64
+import re
 import struct
 import zlib
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.domain.estimate import IMAGE_MAX_TOKENS, PDF_PAGE_TOKENS, input_tokens_bound, text_tokens_bound
 from bot.domain.files import IMAGE_MAX_BYTES
 from bot.domain.roles import Role
-from bot.store.models import RolePolicyRow
+from bot.store.models import RolePolicyRow, SpendCounter
 from tests.conftest import BOT_TOKEN, Harness, eventually
 
 
@@ -29,10 +30,50 @@ def png(width: int = 2, height: int = 2, padding: int = 0) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+def pdf_objects(pages: int) -> list[bytes]:
+    """The catalog (object 1), the page tree (2) and ``pages`` blank pages (3…) of a PDF."""
+    kids = " ".join(f"{n + 3} 0 R" for n in range(pages))
+    return [b"<< /Type /Catalog /Pages 2 0 R >>", f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
+            *[b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>"] * pages]
+
+
 def pdf(pages: int) -> bytes:
-    objects = "".join(f"{n + 3} 0 obj << /Type /Page /Parent 2 0 R >> endobj\n" for n in range(pages))
-    return (f"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Count {pages} >>"
-            f" endobj\n{objects}%%EOF\n").encode()
+    """A PDF 1.4 as older writers make it: each object in the clear, a classic cross-reference table."""
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, obj in enumerate(pdf_objects(pages), start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + obj + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(offsets) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(offsets) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def pdf_in_object_streams(pages: int) -> bytes:
+    """A PDF 1.5 as today's writers make it: the catalog, the page tree and every page inside one compressed object
+    stream (/ObjStm), indexed by a cross-reference stream (/XRef). No page object is in the raw bytes."""
+    objects = pdf_objects(pages)
+    offsets, body = [], b""
+    for obj in objects:
+        offsets.append(len(body))
+        body += obj + b"\n"
+    index = " ".join(f"{number} {offset}" for number, offset in enumerate(offsets, start=1)).encode() + b"\n"
+    stream_number, xref_number = len(objects) + 1, len(objects) + 2
+    packed = zlib.compress(index + body)
+    out = bytearray(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
+    stream_offset = len(out)
+    out += (f"{stream_number} 0 obj\n<< /Type /ObjStm /N {len(objects)} /First {len(index)} /Filter /FlateDecode "
+            f"/Length {len(packed)} >>\nstream\n").encode() + packed + b"\nendstream\nendobj\n"
+    xref_offset = len(out)
+    rows = struct.pack(">BIH", 0, 0, 65535)  # object 0: free; 1…: in the object stream; then the two streams
+    rows += b"".join(struct.pack(">BIH", 2, stream_number, position) for position in range(len(objects)))
+    rows += struct.pack(">BIH", 1, stream_offset, 0) + struct.pack(">BIH", 1, xref_offset, 0)
+    xref = zlib.compress(rows)
+    out += (f"{xref_number} 0 obj\n<< /Type /XRef /Size {xref_number + 1} /W [1 4 2] /Root 1 0 R "
+            f"/Filter /FlateDecode /Length {len(xref)} >>\nstream\n").encode() + xref + b"\nendstream\nendobj\n"
+    out += f"startxref\n{xref_offset}\n%%EOF\n".encode()
+    return bytes(out)
 
 
 async def mention_with_files(harness: Harness, user: str, text: str, files: list[dict[str, Any]], *,
@@ -285,3 +326,67 @@ def test_the_file_hosts_are_slacks_and_the_api_urls_origin() -> None:
     assert origin_of("https://files.slack-gov.com/files-pri/x") in gov and origin_of("https://slack-gov.com/x") in gov
     test = file_hosts("http://127.0.0.1:4321/api/")
     assert origin_of("http://127.0.0.1:4321/files-pri/x") in test and origin_of("http://127.0.0.1:4322/x") not in test
+
+
+RAW_PAGE_OBJECTS = re.compile(rb"/Type\s*/Page(?![A-Za-z])")  # what the bot used to count
+
+
+async def test_pdf_pages_are_counted_as_a_reader_counts_them() -> None:
+    from bot.slack.files import pdf_pages
+
+    modern = pdf_in_object_streams(100)
+    assert len(RAW_PAGE_OBJECTS.findall(modern)) == 0  # the pages are inside the compressed object stream
+    assert await pdf_pages(modern) == 100 and await pdf_pages(pdf(7)) == 7
+    assert await pdf_pages(b"%PDF-1.7\n" + b"\x00" * 64) is None  # cannot be parsed: the caller assumes the limit
+    assert await pdf_pages(pdf_in_object_streams(2_000), timeout=0) is None  # not counted in time: the same
+
+
+def test_a_pdf_whose_pages_are_unknown_counts_as_the_limit() -> None:
+    from bot.domain.files import FileBudget, SlackFile, content_block
+
+    budget = FileBudget()
+    document = SlackFile("F1", "scan.pdf", "application/pdf", "pdf", 100, "https://files.slack.com/x")
+    block, _ = content_block(document, b"%PDF-1.7 damaged", budget, pages=None)
+    assert block is not None and budget.pdf_pages == 0  # sent, and it took every page of the question
+    block, reason = content_block(document, b"%PDF-1.7 damaged", FileBudget(pdf_pages=99), pages=None)
+    assert block is None and reason.startswith("I could not count its pages, so it counts as 100")
+    assert input_tokens_bound("", [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": ""}}]}]
+    ) >= 100 * PDF_PAGE_TOKENS  # a document block whose pages nobody counted: the limit
+
+
+async def test_a_150_page_pdf_in_object_streams_is_not_sent(harness: Harness) -> None:
+    await ready(harness)
+    files = [harness.slack.add_file("F1", "manual.pdf", "application/pdf", pdf_in_object_streams(150)),
+             harness.slack.add_file("F2", "notes.txt", "text/plain", b"short notes")]
+    await mention_with_files(harness, "U1", "summarise", files)
+    (record,) = await harness.settled_records(1)
+    (notice,) = await harness.told("U1")
+    assert "`manual.pdf`: PDFs may have 100 pages in all per question; this one has 150." in notice["text"]
+    assert [b["type"] for b in last_content(harness)] == ["text", "text"] and record.outcome == "ok"
+
+
+async def test_a_100_page_pdf_in_object_streams_is_reserved_as_100_pages(harness: Harness) -> None:
+    for user, role in (("UADMIN", Role.ADMIN), ("U1", Role.USER)):
+        harness.slack.add_user(user, name=user.lower())
+        await harness.grant(user, role)
+    assert ":white_check_mark:" in (await harness.command("UADMIN", "/claude-admin",
+                                                          "budget set <@U1> daily 0.10"))["text"]
+    document = pdf_in_object_streams(100)
+    files = [harness.slack.add_file("F1", "report.pdf", "application/pdf", document)]
+    await mention_with_files(harness, "U1", "summarise", files)
+    (record,) = await harness.settled_records(1)
+    # its reservation bounds the 100 pages Anthropic counts (150,000 tokens here, $0.15 to $0.19): it does not fit
+    assert record.refusal_reason == "budget_exhausted" and record.cost_micros == 0
+    assert harness.anthropic.message_requests() == []
+    async with harness.sessions() as session:
+        spent = (await session.scalars(select(SpendCounter.micros).where(SpendCounter.scope == "user:U1",
+                                                                         SpendCounter.period == "day"))).all()
+    assert sum(spent) <= 100_000  # the $0.10 budget is not passed
+    harness.clock.advance(86_400)
+    await harness.command("UADMIN", "/claude-admin", "budget set <@U1> daily 1")  # room for it: it is sent
+    await mention_with_files(harness, "U1", "summarise", files)
+    second = (await harness.settled_records(2))[-1]
+    assert second.outcome == "ok" and second.input_estimate >= 100 * PDF_PAGE_TOKENS
+    assert second.input_tokens + second.cache_write_tokens + second.cache_read_tokens >= 150_000
+    assert second.cost_micros <= second.reserved_micros <= 1_000_000

@@ -18,6 +18,7 @@ class Turn:
     text: str
     speaker: str = ""
     blocks: tuple[dict[str, Any], ...] = field(default=())  # files (image, document, text blocks) of a user turn
+    pdf_pages: int = 0  # pages of the PDF documents among ``blocks``, counted when they were read
 
 
 def estimate_tokens(text: str) -> int:

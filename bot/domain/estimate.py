@@ -10,19 +10,16 @@ a PDF at most ``PDF_PAGE_TOKENS`` per page (the page's text plus its image).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from bot.domain.files import PDF_MAX_PAGES  # a request's PDFs together; a PDF of unknown pages counts as this
 
 REQUEST_OVERHEAD_TOKENS = 32  # the request's framing (system prompt markers, the turn that starts the answer)
 MESSAGE_OVERHEAD_TOKENS = 8  # each message's role markers
 IMAGE_MAX_TOKENS = 1_600  # an image is scaled to ≤ 1.15 MP before it is counted: 1,150,000 / 750 ≈ 1,534
 PDF_PAGE_TOKENS = 4_800  # one page: up to ~3,000 tokens of text plus the page as an image (≤ 1,600)
-PDF_MAX_PAGES = 100
-_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
 
 def text_tokens_bound(text: str) -> int:
@@ -38,12 +35,7 @@ def image_tokens(width: int, height: int) -> int:
     return min(IMAGE_MAX_TOKENS, math.ceil(pixels / 750))
 
 
-def pdf_pages(data: bytes) -> int:
-    """The page count of a PDF, counted from its page objects (at least 1, at most Anthropic's 100)."""
-    return max(1, min(PDF_MAX_PAGES, len(_PDF_PAGE.findall(data))))
-
-
-def _block_bound(block: Any) -> int:
+def _block_bound(block: Any, pdfs_counted: bool) -> int:
     if isinstance(block, str):
         return text_tokens_bound(block)
     if not isinstance(block, Mapping):
@@ -57,30 +49,31 @@ def _block_bound(block: Any) -> int:
         source = block.get("source") or {}
         if source.get("type") == "text":
             return text_tokens_bound(str(source.get("data", "")))
-        if source.get("type") == "base64":
-            try:
-                data = base64.b64decode(str(source.get("data", "")), validate=False)
-            except (binascii.Error, ValueError):
-                return PDF_MAX_PAGES * PDF_PAGE_TOKENS
-            return pdf_pages(data) * PDF_PAGE_TOKENS
+        if source.get("type") == "base64" and pdfs_counted:
+            return 0  # in the request's counted pages
         return PDF_MAX_PAGES * PDF_PAGE_TOKENS
     if kind == "tool_result":
-        return content_bound(block.get("content"))
+        return content_bound(block.get("content"), pdfs_counted=pdfs_counted)
     return text_tokens_bound(str(block))
 
 
-def content_bound(content: Any) -> int:
+def content_bound(content: Any, *, pdfs_counted: bool = False) -> int:
     """Upper bound of the tokens of a message's ``content`` (a string or a list of blocks)."""
     if isinstance(content, str):
         return text_tokens_bound(content)
     if isinstance(content, Iterable):
-        return sum(_block_bound(block) for block in content)
+        return sum(_block_bound(block, pdfs_counted) for block in content)
     return 0
 
 
-def input_tokens_bound(system: Any, messages: Iterable[Mapping[str, Any]]) -> int:
-    """Upper bound of the input tokens of a Messages API request with this system prompt and these messages."""
-    total = REQUEST_OVERHEAD_TOKENS + content_bound(system or "")
+def input_tokens_bound(system: Any, messages: Iterable[Mapping[str, Any]], *, pdf_pages: int | None = None) -> int:
+    """Upper bound of the input tokens of a Messages API request with this system prompt and these messages.
+
+    ``pdf_pages``: the pages of the request's PDFs in all, counted by a PDF reader when they were read (a PDF 1.5+
+    keeps its pages in compressed object streams: its raw bytes cannot be counted). Without it, each PDF counts
+    as the PDF_MAX_PAGES a request may carry."""
+    counted = pdf_pages is not None
+    total = REQUEST_OVERHEAD_TOKENS + content_bound(system or "", pdfs_counted=counted)
     for message in messages:
-        total += MESSAGE_OVERHEAD_TOKENS + content_bound(message.get("content"))
-    return total
+        total += MESSAGE_OVERHEAD_TOKENS + content_bound(message.get("content"), pdfs_counted=counted)
+    return total + (pdf_pages or 0) * PDF_PAGE_TOKENS

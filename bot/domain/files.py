@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,8 +30,6 @@ TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-ya
 TEXT_FILETYPES = frozenset({"text", "csv", "tsv", "markdown", "python", "javascript", "typescript", "json", "yaml",
                             "xml", "html", "css", "sql", "shell", "go", "rust", "java", "kotlin", "c", "cpp",
                             "csharp", "ruby", "php", "swift", "scala", "toml", "diff", "post", "log"})
-
-_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -96,11 +93,6 @@ def sniff_media_type(data: bytes) -> str | None:
     return None
 
 
-def pdf_pages(data: bytes) -> int:
-    """Pages of a PDF, counted from its page objects (at least 1)."""
-    return max(1, len(_PDF_PAGE.findall(data)))
-
-
 @dataclass
 class FileBudget:
     """What is left of one request's room for files."""
@@ -117,6 +109,7 @@ class FileSelection:
     blocks: list[dict[str, Any]] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    pdf_pages: int = 0  # pages of the PDFs among ``blocks``, as counted when they were read (the input estimate)
 
     def skip(self, file: SlackFile, reason: str) -> None:
         self.skipped.append(f"`{file.name}`: {reason}")
@@ -158,8 +151,12 @@ def refusal_before_download(file: SlackFile, budget: FileBudget) -> str | None:
     return None
 
 
-def content_block(file: SlackFile, data: bytes, budget: FileBudget) -> tuple[dict[str, Any] | None, str]:
-    """The content block for ``file``'s bytes, spending from ``budget``; (None, why not) when they do not fit."""
+def content_block(file: SlackFile, data: bytes, budget: FileBudget, *, pages: int | None = None
+                  ) -> tuple[dict[str, Any] | None, str]:
+    """The content block for ``file``'s bytes, spending from ``budget``; (None, why not) when they do not fit.
+
+    ``pages``: a PDF's pages, counted by a PDF reader (bot/slack/files.py); None when they could not be counted,
+    and then the PDF counts as the PDF_MAX_PAGES a question may carry (never as one page)."""
     kind = file.kind
     if kind == "text":
         if len(data) > TEXT_MAX_BYTES:
@@ -189,10 +186,13 @@ def content_block(file: SlackFile, data: bytes, budget: FileBudget) -> tuple[dic
         budget.files -= 1
         budget.base64_bytes -= encoded
         return {"type": "image", "source": source}, ""
-    pages = pdf_pages(data)
-    if pages > budget.pdf_pages:
+    if pages is None and PDF_MAX_PAGES > budget.pdf_pages:
+        return None, (f"I could not count its pages, so it counts as {PDF_MAX_PAGES}: more than what is left of the "
+                      f"{PDF_MAX_PAGES} PDF pages a question may have.")
+    counted = PDF_MAX_PAGES if pages is None else pages
+    if counted > budget.pdf_pages:
         return None, f"PDFs may have {PDF_MAX_PAGES} pages in all per question; this one has {pages}."
     budget.files -= 1
     budget.base64_bytes -= encoded
-    budget.pdf_pages -= pages
+    budget.pdf_pages -= counted
     return {"type": "document", "source": source, "title": file.name[:100]}, ""

@@ -245,7 +245,8 @@ class Conversations:
                 await self.tell(client, event, selection.notice(), None, privately=private)
             except Exception:
                 log.warning("could not tell %s which files were not sent", event.get("user"), exc_info=True)
-        return [Turn("user", "", speaker, blocks=tuple(selection.blocks))] if selection.blocks else []
+        return ([Turn("user", "", speaker, blocks=tuple(selection.blocks), pdf_pages=selection.pdf_pages)]
+                if selection.blocks else [])
 
     async def channel_asked_about(self, client: AsyncWebClient, user_id: str) -> tuple[str | None, str]:
         """The channel a DM's "this channel" means (the one in view, if the person and the bot are both members

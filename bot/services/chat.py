@@ -177,7 +177,8 @@ class ChatService:
                 system_prompt(self.settings.system_prompt, user_name=request.requester.name,
                               channel=request.channel_name or request.surface), channel.prompt if channel else None)
             turns = [*self._screened(await history()), Turn("user", request.text, request.requester.name)]
-            estimate = input_tokens_bound(system, build_messages(turns, self._history_budget(request, system)))
+            estimate = input_tokens_bound(system, build_messages(turns, self._history_budget(request, system)),
+                                          pdf_pages=sum(turn.pdf_pages for turn in turns))
             admitting = time.perf_counter()
             decision = await self.gate.admit(request, decision, input_estimate=estimate)
             gate_seconds += time.perf_counter() - admitting  # the gate's own time, not the history's

@@ -9,16 +9,21 @@ are checked before any byte goes to Claude. Downloads of every conversation of t
 from __future__ import annotations
 
 import asyncio
+import io
 import ipaddress
 import logging
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
+from pypdf import PdfReader
 from yarl import URL
 
 from bot.domain.files import (
     IMAGE_MAX_BYTES,
+    PDF_MAX_PAGES,
+    PDF_TYPE,
     TEXT_MAX_BYTES,
     FileBudget,
     FileSelection,
@@ -26,6 +31,7 @@ from bot.domain.files import (
     content_block,
     refusal_before_download,
     slack_file,
+    sniff_media_type,
     stored_outside_slack,
 )
 
@@ -40,6 +46,31 @@ SLACK_FILE_HOST = URL("https://files.slack.com")
 MAX_REDIRECTS = 3  # hops followed within Slack's file host; one off it ends the download
 
 Origin = tuple[str, str, int]  # scheme, host, port
+PDF_COUNT_SECONDS = 5.0  # a PDF whose pages are not counted by then counts as PDF_MAX_PAGES
+# PDFs are parsed off the event loop, two at a time in the whole process: a crafted file that keeps a parser busy
+# past its time goes on in its thread (a thread cannot be stopped) but holds one of the two, not the loop
+_PDF_PARSERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pdf-pages")
+
+
+def _count_pages(data: bytes) -> int:
+    reader = PdfReader(io.BytesIO(data), strict=False)
+    if reader.is_encrypted:  # its page tree cannot be walked; the /Count it declares is not to be trusted
+        raise ValueError("encrypted PDF")
+    return len(reader.pages)  # pypdf walks the page tree, wherever its objects are (object streams included)
+
+
+async def pdf_pages(data: bytes, *, timeout: float = PDF_COUNT_SECONDS) -> int | None:
+    """A PDF's pages as a reader counts them, or None when it cannot be parsed within ``timeout`` seconds (the
+    caller then counts it as PDF_MAX_PAGES). The raw bytes cannot be counted: PDF 1.5+ writers put the page
+    objects in compressed object streams."""
+    try:
+        return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(_PDF_PARSERS, _count_pages, data),
+                                      timeout)
+    except TimeoutError:
+        log.info("a PDF's pages were not counted within %.0f s; it counts as %d pages", timeout, PDF_MAX_PAGES)
+    except Exception as exc:  # pypdf raises many kinds on a damaged file
+        log.info("a PDF's pages could not be counted (%s); it counts as %d pages", type(exc).__name__, PDF_MAX_PAGES)
+    return None
 
 
 def origin_of(url: str | URL) -> Origin | None:
@@ -125,12 +156,14 @@ class FileFetcher:
             except FileRefused as exc:
                 selection.skip(file, str(exc))
                 continue
-            block, reason = content_block(file, data, budget)
+            pages = await pdf_pages(data) if file.kind == "pdf" and sniff_media_type(data) == PDF_TYPE else None
+            block, reason = content_block(file, data, budget, pages=pages)
             if block is None:
                 selection.skip(file, reason)
             else:
                 selection.blocks.append(block)
                 selection.names.append(file.name)
+        selection.pdf_pages = PDF_MAX_PAGES - budget.pdf_pages
         return selection
 
     async def download(self, file: SlackFile) -> bytes:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import io
 import itertools
 import json
 import re
@@ -24,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from pypdf import PdfReader
 
 from .server import ThreadedServer
 
@@ -80,8 +82,13 @@ FAKE_IMAGE_TOKENS = 1_000  # what the fake charges an image (Anthropic: about wi
 FAKE_PDF_PAGE_TOKENS = 1_500
 
 
-def pdf_page_count(data: bytes) -> int:
-    return max(1, len(re.findall(rb"/Type\s*/Page(?![A-Za-z])", data)))
+def pdf_page_count(data: bytes) -> int | None:
+    """A PDF's pages as a reader sees them (its page tree, wherever its objects are); None when it is not a PDF a
+    reader can open (Anthropic refuses it)."""
+    try:
+        return len(PdfReader(io.BytesIO(data), strict=False).pages)
+    except Exception:
+        return None
 
 
 def file_blocks(body: Body) -> list[dict[str, Any]]:
@@ -116,7 +123,8 @@ def file_tokens(block: Any) -> int:
         return 0
     if block["type"] == "image":
         return FAKE_IMAGE_TOKENS
-    return FAKE_PDF_PAGE_TOKENS * pdf_page_count(base64.b64decode((block.get("source") or {}).get("data") or ""))
+    return FAKE_PDF_PAGE_TOKENS * (pdf_page_count(base64.b64decode((block.get("source") or {}).get("data") or ""))
+                                   or PDF_MAX_PAGES)
 
 
 def count_input_tokens(body: Body) -> int:
@@ -474,9 +482,10 @@ class FakeAnthropic(ThreadedServer):
                         if not data.startswith(IMAGE_MAGIC[media_type]):
                             return f"{where}.image.source.base64.data: Image does not match the provided media type"
                     else:
-                        if media_type != "application/pdf" or not data.startswith(b"%PDF-"):
+                        counted = pdf_page_count(data) if media_type == "application/pdf" else None
+                        if counted is None:
                             return f"{where}.document.source.base64.data: The PDF specified was not valid."
-                        pages += pdf_page_count(data)
+                        pages += counted
                 else:
                     return f"{where}.type: Input tag {kind!r} is not one of the expected tags"
         if pages > PDF_MAX_PAGES:
