@@ -390,3 +390,20 @@ async def test_a_100_page_pdf_in_object_streams_is_reserved_as_100_pages(harness
     assert second.outcome == "ok" and second.input_estimate >= 100 * PDF_PAGE_TOKENS
     assert second.input_tokens + second.cache_write_tokens + second.cache_read_tokens >= 150_000
     assert second.cost_micros <= second.reserved_micros <= 1_000_000
+
+
+async def test_one_question_reads_at_most_seven_files_however_many_are_mislabelled(harness: Harness) -> None:
+    await ready(harness)
+    root = harness.slack.next_ts()
+    fakes = [harness.slack.add_file(f"F{n:02d}", f"photo{n:02d}.png", "image/png", b"MZ not an image")
+             for n in range(40)]
+    harness.slack.add_message("C0001", root, "my photos", user="U1", files=fakes[:20])
+    harness.slack.add_message("C0001", harness.slack.next_ts(), "more", user="U1", thread_ts=root, files=fakes[20:])
+    good = [harness.slack.add_file("G1", "real.png", "image/png", png())]
+    await mention_with_files(harness, "U1", "which of these are sharp?", good, thread_ts=root)
+    (record,) = await harness.settled_records(1)
+    assert len(harness.slack.file_downloads) == 7  # MAX_FILES + 2, not 41
+    assert [b["type"] for b in last_content(harness)] == ["image", "text"] and record.outcome == "ok"
+    (notice,) = await harness.told("U1")
+    assert "I read at most 7 files for one question, the newest first, and this one came after them." in notice["text"]
+    assert notice["text"].endswith("• …and 30 more.")  # 6 not images, 34 not read: 10 lines shown

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 MAX_FILES = 5  # files sent with one question, newest first
+MAX_DOWNLOADS = MAX_FILES + 2  # files read for one question: a few may turn out not to be what they say
 IMAGE_MAX_BASE64 = 5 * 1024 * 1024  # Anthropic: 5 MB per image, measured on its base64 source
 IMAGE_MAX_BYTES = IMAGE_MAX_BASE64 * 3 // 4  # ≈ 3.75 MB of file
 REQUEST_MAX_BYTES = 32 * 1024 * 1024  # the whole request, base64 included
@@ -100,6 +101,7 @@ class FileBudget:
     files: int = MAX_FILES
     base64_bytes: int = FILES_MAX_BASE64
     pdf_pages: int = PDF_MAX_PAGES
+    downloads: int = MAX_DOWNLOADS
 
 
 @dataclass
@@ -142,6 +144,8 @@ def refusal_before_download(file: SlackFile, budget: FileBudget) -> str | None:
         return "Slack lists it as empty (0 bytes)."
     if budget.files <= 0:
         return f"only {MAX_FILES} files go with one question (the newest)."
+    if budget.downloads <= 0:
+        return f"I read at most {MAX_DOWNLOADS} files for one question, the newest first, and this one came after them."
     if kind == "image" and file.size > IMAGE_MAX_BYTES:
         return f"images may be up to {IMAGE_MAX_BYTES / 1_000_000:.2f} MB; this one is {file.size / 1_000_000:.1f} MB."
     if kind == "text" and file.size > TEXT_MAX_BYTES:

@@ -151,6 +151,7 @@ class FileFetcher:
             if reason is not None:
                 selection.skip(file, reason)
                 continue
+            budget.downloads -= 1  # whatever comes of it
             try:
                 data = await self.download(file)
             except FileRefused as exc:
