@@ -287,3 +287,37 @@ async def test_each_panel_answer_renews_the_thread_for_retention(harness: Harnes
         (row,) = (await session.scalars(select(AnsweredThread))).all()
     assert (row.channel_id, row.thread_ts, row.slack_user_id, row.panel) == ("DU1", root, "U1", True)
     assert row.answered_at == opened + timedelta(days=30)
+
+
+GITHUB = "gh" + "p_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa98"  # assembled: no whole token in the source
+
+
+async def test_a_blocked_message_never_names_the_thread(harness: Harness) -> None:
+    harness.slack.add_user("U1", name="ana")
+    await harness.grant("U1", Role.USER)
+    root = await open_panel(harness, "U1")
+    await say_in_panel(harness, "U1", f"why is {GITHUB} refused?", root)
+    (record,) = await harness.settled_records(1)
+    assert record.refusal_reason == "secret"
+    await eventually(lambda: len(harness.slack.posted_texts("DU1")) >= 2)  # told, in the thread
+    assert harness.slack.calls_to("assistant.threads.setTitle") == [] and harness.anthropic.requests == []
+    # a follow-up is answered (with the blocked message redacted from its history) and names nothing either:
+    # the thread's first question was the blocked one
+    await say_in_panel(harness, "U1", "what is a fine-grained token?", root)
+    (_, second) = await harness.settled_records(2)
+    assert second.outcome == "ok" and GITHUB not in str(harness.anthropic.requests)
+    await eventually(lambda: len(harness.slack.posted_texts("DU1")) >= 3)
+    assert harness.slack.calls_to("assistant.threads.setTitle") == []
+
+
+async def test_a_redacted_message_names_the_thread_by_its_redacted_text(harness_factory) -> None:
+    harness = await harness_factory(secret_policy="redact")
+    harness.slack.view = "assistant"
+    harness.slack.add_user("U1", name="ana")
+    await harness.grant("U1", Role.USER)
+    root = await open_panel(harness, "U1")
+    await say_in_panel(harness, "U1", f"is {GITHUB} classic?", root)
+    (record,) = await harness.settled_records(1)
+    assert record.outcome == "ok"
+    title = await eventually(lambda: harness.slack.thread_titles.get(("DU1", root)))
+    assert title == "is [redacted: GitHub token] classic?"

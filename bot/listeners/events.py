@@ -164,16 +164,17 @@ class Conversations:
             request = ChatRequest(requester=requester, text=raw, model=model, surface=surface,
                                   channel_id=about or channel, channel_name=where, thread_ts=thread_ts,
                                   event_id=message_claim(channel, event["ts"]))
-            text = raw
 
             async def words() -> str:
-                nonlocal text
-                text = await readable_text(raw, self.runtime.directory, home.bot_user_id)
-                return text
+                return await readable_text(raw, self.runtime.directory, home.bot_user_id)
+
             answer = self.relay.answer(channel=channel, thread_ts=thread_ts, user_id=user_id,
                                        team_id=requester.team_id or home.team_id)
 
+            untitled = False  # the panel thread's first question: it names the thread once admitted
+
             async def history() -> list[Turn]:
+                nonlocal untitled
                 turns: list[Turn] = []
                 if about is not None:
                     digest = await channel_digest(client, self.runtime.directory, about)
@@ -186,16 +187,18 @@ class Conversations:
                 if shared or earlier:
                     turns += await self.files_of(client, event, [*shared, *reversed(earlier)], screened,
                                                  requester.name, private=surface in CHANNEL_SURFACES)
-                if panel is not None and not any(turn.role == "user" and turn.text for turn in turns):
-                    self.runtime.spawn(panel.name_after(text), name=f"title-{channel}-{thread_ts}")
+                untitled = panel is not None and not any(turn.role == "user" and turn.text for turn in turns)
                 return turns
 
             admissions: list[Admission] = []
             screened: list[tuple[str, bool]] = []  # (role, files allowed), known before the history is fetched
 
-            async def admitted(admission: Admission) -> None:
+            async def admitted(admission: Admission, asked: ChatRequest) -> None:
                 assert answer is not None
                 admissions.append(admission)
+                if panel is not None and untitled:  # a refused message (a blocked secret…) never names a thread;
+                    # an admitted one by its screened text, redacted under SECRET_POLICY=redact
+                    self.runtime.spawn(panel.name_after(asked.text), name=f"title-{channel}-{thread_ts}")
                 answer.feedback_blocks = feedback_blocks(admission.record_id)
                 # beside the call to Claude, not before it: the status (awaited by the answer before its first
                 # write) and, in a channel, that the asker may follow up here without a mention

@@ -89,7 +89,7 @@ class AnswerSink(Protocol):
 
 
 HistoryLoader = Callable[[], Awaitable[list[Turn]]]
-AdmissionHook = Callable[[Admission], Awaitable[None]]
+AdmissionHook = Callable[[Admission, ChatRequest], Awaitable[None]]  # with the request as screened (redacted)
 ScreenedHook = Callable[[str, bool], None]  # through the first phase: (role, files allowed)
 WordsLoader = Callable[[], Awaitable[str]]
 KeyFailureHandler = Callable[[str, ClaudeFailure], Awaitable[None]]
@@ -154,8 +154,9 @@ class ChatService:
         ``words`` turns the request's text into what Claude reads (mentions looked up…): it runs only once the
         gate's first phase let the asker through, so a refused message costs nothing beyond the asker.
         ``history`` loads the earlier turns of the conversation (after the first phase, before the second: the
-        reservation bounds what is sent) and ``on_admitted`` prepares the surface (a status, feedback buttons) of an
-        admitted request.
+        reservation bounds what is sent) and ``on_admitted`` prepares the surface (a status, feedback buttons, a
+        thread's title) of an admitted request, given the request as screened: its text is what Claude reads, with
+        any credential redacted.
         """
         arrived = time.perf_counter()
         if self.records.full:  # the database is away and memory is bounded: fail closed
@@ -203,7 +204,7 @@ class ChatService:
         failure: ClaudeFailure | None = None
         try:
             if on_admitted is not None:
-                await self._prepare(on_admitted, decision)
+                await self._prepare(on_admitted, decision, request)
             budget = self._history_budget(request, system)
             async with asyncio.timeout(self.settings.answer_timeout_seconds):
                 await self._ask(decision, system, turns, budget, usage, parts, sink, on_first_text=lambda: (
@@ -275,9 +276,9 @@ class ChatService:
         return [replace(turn, text=redact(turn.text), blocks=tuple(_redacted_block(b) for b in turn.blocks))
                 for turn in turns]
 
-    async def _prepare(self, on_admitted: AdmissionHook, admission: Admission) -> None:
+    async def _prepare(self, on_admitted: AdmissionHook, admission: Admission, request: ChatRequest) -> None:
         try:
-            await on_admitted(admission)
+            await on_admitted(admission, request)
         except Exception:  # a status or a button is not worth failing the answer for
             log.warning("preparing the answer for record %s failed", admission.record_id, exc_info=True)
 
