@@ -306,3 +306,36 @@ async def test_no_request_button_in_a_channel_switched_off(org: Harness) -> None
     assert "switched off" in refusal["text"] and request_button_of(refusal["blocks"]) is None
     viewer = await refusal_of(org, "UVIEW", "hello")
     assert request_button_of(viewer["blocks"]) is None
+
+
+AWS_KEY = "AK" + "IA" + "Q3EGUFZK7XMPL4RT"  # assembled: no whole key in the source
+
+
+async def test_a_secret_in_what_for_is_refused_on_its_field_under_block(org: Harness) -> None:
+    refusal = await refusal_of(org, "UVIEW")
+    view = await click_request_access(org, "UVIEW", refusal)
+    before = await org.table_snapshot()
+    posted = len(org.slack.calls_to("chat.postMessage"))
+    answer = await submit_form(org, "UVIEW", view, "user", f"Debugging S3 with _{AWS_KEY}_ for the data team")
+    assert answer["response_action"] == "errors" and set(answer["errors"]) == {"reason"}
+    line = answer["errors"]["reason"]
+    assert "contains an AWS access key" in line and "Rotate it now" in line and AWS_KEY not in line
+    assert "\n" not in line
+    assert await org.table_snapshot() == before  # nothing stored
+    assert len(org.slack.calls_to("chat.postMessage")) == posted and request_messages(org) == []  # nothing posted
+    assert AWS_KEY not in json.dumps(org.slack.calls, default=str)
+
+
+async def test_a_secret_in_what_for_is_stored_and_shown_redacted_under_redact(harness_factory) -> None:
+    h = await harness_factory(secret_policy="redact")
+    for user, role in (("UOWNER", Role.OWNER), ("UADMIN", Role.ADMIN)):
+        h.slack.add_user(user, name=user.lower())
+        await h.grant(user, role)
+    h.slack.add_user("UVIEW", name="uview")
+    await ask_for_access(h, reason=f"Debugging S3 with {AWS_KEY} for the data team")
+    (row,) = await requests_in_db(h)
+    assert row.reason == "Debugging S3 with [redacted: AWS access key] for the data team"
+    copies = request_messages(h)
+    assert len(copies) == 2 and all("[redacted: AWS access key]" in json.dumps(m["blocks"]) for m in copies)
+    assert AWS_KEY not in json.dumps(h.slack.calls, default=str)
+    assert AWS_KEY not in json.dumps(await h.table_snapshot(), default=str)

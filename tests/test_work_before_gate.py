@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
 from bot.domain.roles import Role
 from bot.slack.threads import MAX_MENTIONS_LOOKED_UP
+from bot.store.models import RolePolicyRow
 from tests.conftest import Harness, eventually
 from tests.fakes.anthropic import content_text
 
@@ -42,3 +45,48 @@ async def test_an_admitted_message_looks_up_at_most_20_mentions_and_remembers_mi
     await harness.settled_records(2)
     await eventually(lambda: len(harness.slack.posted_texts("C0001")) == 2)
     assert len(harness.slack.calls_to("users.info")) == len(looked_up)
+
+
+async def _thread_with_files(harness: Harness) -> tuple[str, list[dict]]:
+    """A thread whose root shared a file, and a file of the question itself."""
+    root = harness.slack.next_ts()
+    earlier = harness.slack.add_file("F1", "earlier.txt", "text/plain", b"earlier notes")
+    harness.slack.add_message("C0001", root, "notes", user="U1", files=[earlier])
+    return root, [harness.slack.add_file("F2", "now.txt", "text/plain", b"new notes")]
+
+
+async def _ask_in_thread(harness: Harness, root: str, files: list[dict]) -> None:
+    ts = harness.slack.next_ts()
+    text = f"<@{harness.slack.bot_user_id}> and these?"
+    harness.slack.add_message("C0001", ts, text, user="U1", thread_ts=root, files=files)
+    await harness.send_event({"type": "app_mention", "user": "U1", "text": text, "ts": ts, "channel": "C0001",
+                              "event_ts": ts, "thread_ts": root, "files": files})
+
+
+async def test_a_message_the_rpm_limit_refuses_fetches_no_history_and_no_file(harness: Harness) -> None:
+    harness.slack.add_user("U1")
+    await harness.grant("U1", Role.USER)
+    async with harness.sessions.begin() as session:
+        await session.execute(update(RolePolicyRow).where(RolePolicyRow.role == "user").values(rpm_limit=1))
+    await harness.mention("U1", "first")
+    await harness.settled_records(1)
+    root, files = await _thread_with_files(harness)
+    await _ask_in_thread(harness, root, files)
+    (_, refused) = await harness.settled_records(2)
+    assert refused.refusal_reason == "rate_limited"
+    assert harness.slack.file_downloads == [] and harness.slack.calls_to("conversations.replies") == []
+    assert len(harness.anthropic.message_requests()) == 1
+
+
+async def test_a_message_its_budget_refuses_fetches_no_history_and_no_file(harness: Harness) -> None:
+    for user, role in (("UADMIN", Role.ADMIN), ("U1", Role.USER)):
+        harness.slack.add_user(user)
+        await harness.grant(user, role)
+    await harness.command("UADMIN", "/claude-admin", "budget set <@U1> daily 0.000001")
+    root, files = await _thread_with_files(harness)
+    await _ask_in_thread(harness, root, files)
+    (refused,) = await harness.settled_records(1)
+    assert refused.refusal_reason == "budget_exhausted"
+    assert harness.slack.file_downloads == [] and harness.slack.calls_to("conversations.replies") == []
+    (told,) = await harness.told("U1")
+    assert "does not fit your daily budget" in str(told)

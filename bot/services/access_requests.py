@@ -34,6 +34,7 @@ from bot.domain.mentions import mention
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Role, may_manage_role
+from bot.domain.secrets import SecretPolicy, kinds_phrase, screen
 from bot.services.access import effective_role
 from bot.services.admin import Caller
 from bot.services.audit import add_audit
@@ -155,6 +156,13 @@ class AccessRequests:
             return Submission(error="Say what you need it for.")
         if len(reason) > REASON_LIMIT:
             return Submission(error=f"At most {REASON_LIMIT} characters, please.")
+        if self.settings.secret_policy is not SecretPolicy.OFF:  # stored, and shown to every approver
+            screened = screen(reason)
+            if screened.kinds and self.settings.secret_policy is SecretPolicy.BLOCK:
+                return Submission(error=f"This contains {kinds_phrase(screened.kinds)}: nothing was sent. Rotate "
+                                  f"{'it' if len(screened.kinds) == 1 else 'them'} now, then say what you need "
+                                  "without it.")
+            reason = screened.text
         now = self.clock()
         stale: int | None = None
         try:

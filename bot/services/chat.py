@@ -166,7 +166,7 @@ class ChatService:
         turns: list[Turn] = []
         system = ""
         if isinstance(decision, Screened):
-            # between the two phases: the words, the history and files, then the input's upper bound to reserve
+            # between the two phases: the words, a pre-check, the history and files, then the input's upper bound
             if words is not None:
                 request = replace(request, text=await words())
             # secrets are judged on what Claude would read; from here on only the redacted text is used
@@ -174,6 +174,12 @@ class ChatService:
             channel = decision.access.channel
             if on_screened is not None:  # what the asker's role allows, before its history and files are fetched
                 on_screened(decision.access.role.role.value, decision.access.policy.attachments)
+            checking = time.perf_counter()
+            early = await self.gate.precheck(request, decision)  # refused on its own text (rpm, a budget…): no fetch
+            gate_seconds += time.perf_counter() - checking
+            if early is not None:
+                decision = early
+        if isinstance(decision, Screened):
             system = system_prompt_in_channel(
                 system_prompt(self.settings.system_prompt, user_name=request.requester.name,
                               channel=request.channel_name or request.surface), channel.prompt if channel else None)

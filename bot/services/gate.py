@@ -28,18 +28,19 @@ from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, Refu
 from bot.domain.estimate import input_tokens_bound
 from bot.domain.mentions import channel_link, mention
 from bot.domain.policy import RPM_WINDOW_SECONDS, RolePolicy, granted_max_tokens
-from bot.domain.pricing import most_expensive, price_of
+from bot.domain.pricing import Price, most_expensive, price_of
 from bot.domain.requests import CHANNEL_SURFACES, ChatRequest, Requester
 from bot.domain.roles import Role
 from bot.domain.secrets import SecretPolicy, blocked_message, screen_request
 from bot.services.access import AccessSnapshot, access_snapshot
 from bot.services.conversation_places import INSERT_ANSWERED
 from bot.services.event_claims import claim_in
-from bot.services.key_choice import active_key, secret_of
+from bot.services.key_choice import KeyChoice, active_key, secret_of
 from bot.services.records import INSERT_RECORD, RecordWriter
 from bot.services.roles import admins_to_ask
 from bot.services.spend import (
     ADVISORY_LOCK,
+    CounterKey,
     add_to_counters,
     budgets_for,
     counter_keys,
@@ -48,7 +49,7 @@ from bot.services.spend import (
     read_counters,
 )
 from bot.store.clock import Clock
-from bot.store.db import DATABASE_FAULTS
+from bot.store.db import DATABASE_FAULTS, READ_ONLY
 from bot.store.models import RequestRecord
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,18 @@ class Reservation:
     alert_due: bool  # a USD budget is at its alert level with this reservation counted (checked at the end)
 
 
+@dataclass(frozen=True)
+class BudgetRoom:
+    """What every budget of a request leaves room for, as read (before anything is reserved)."""
+
+    granted: int  # output tokens
+    limited_by: str
+    charged: tuple[str, ...]  # the scopes whose counters the reservation goes to
+    keys: list[CounterKey]  # those counters
+    price: Price
+    usd_spent: tuple[tuple[Limit, int], ...]  # each USD budget and what it has spent
+
+
 def requestable(access: AccessSnapshot, passes: Callable[[RolePolicy], bool]) -> Role | None:
     """The lowest role that may be requested (user or power) above the asker's that would have let the message
     through: its policy chats and ``passes``, and the channel asked in admits it. None in a channel switched off:
@@ -126,6 +139,7 @@ class Gate:
         self.clock = clock
         self.records = records  # holds the records of requests refused while the database is away
         self.engine: AsyncEngine = sessions.kw["bind"]
+        self._reader = self.engine.execution_options(**{READ_ONLY: True})  # SQLite: a deferred BEGIN, no write lock
         # the holder of this process's lease, once held (bot/services/process_leases.py): admitted records carry it
         self.process_id: str | None = None
 
@@ -186,34 +200,64 @@ class Gate:
         self.records.hold(self._record_values(request, None, None, refusal=refusal))
         return refusal
 
+    async def precheck(self, request: ChatRequest, screened: Screened) -> Refusal | None:
+        """Between the phases, before the thread's history and files are fetched: the second phase's checks (a secret
+        in the message, rpm, the key, the budgets) for the request's own text, read with no lock and nothing reserved,
+        so a request they refuse costs no download. A refusal is recorded; None lets the caller fetch, and admit()
+        then decides exactly, under the locks, with the whole input. The caller screens ``request``; this screens
+        it if not."""
+        request = screen_request(request, self.settings.secret_policy)
+        own_text = input_tokens_bound("", [{"content": request.text}])  # never above the whole request's bound
+        try:
+            async with self._reader.begin() as session:
+                checked = await self._checks(session, request, screened, own_text, exact=False)
+            if not isinstance(checked, Refusal):
+                return None
+            async with self.engine.begin() as session:
+                await self._record(session, request, screened.access.role.role, screened.model, refusal=checked)
+            return checked
+        except DATABASE_FAULTS as exc:
+            return self._unreachable(request, exc)
+
+    async def _checks(self, session: Db, request: ChatRequest, screened: Screened, input_estimate: int, *,
+                      exact: bool) -> Refusal | tuple[KeyChoice, BudgetRoom, datetime]:
+        """The second phase's checks in PRODUCT §2's order: a secret in the message (SECRET_POLICY), rpm, the key,
+        then every budget with the request's worst case: the first refusal, or the key, what the budgets leave room
+        for, and the time they were read at. ``exact`` (the admission) takes the asker's and the pools' locks first;
+        without it (the pre-check) they are only read."""
+        policy = screened.access.policy
+        secret = self._secret_refusal(request)
+        if secret is not None:
+            return secret
+        if exact:
+            await self._lock_user(session, request.requester.user_id)
+        now = self.clock()
+        refusal = await self._rpm_refusal(session, request.requester.user_id, policy, now)
+        if refusal is not None:
+            return refusal
+        access = screened.access
+        key = access.key if access.key and secret_of(access.key.env_var) else (
+            await active_key(session, policy.workspace))
+        if key is None:
+            return Refusal(RefusalReason.NO_ACTIVE_KEY,
+                           f"No usable API key is set up for workspace `{policy.workspace}`.",
+                           "Ask an admin to register one (`/claude-admin keys add`), then try again.")
+        room = await self._budget_room(session, request, policy, screened.model, input_estimate, now, lock=exact)
+        if isinstance(room, Refusal):
+            return room
+        return key, room, now
+
     async def _admit(self, request: ChatRequest, screened: Screened, input_estimate: int) -> Admission | Refusal:
         access, model = screened.access, screened.model
         async with self.engine.begin() as session:
             role, policy = access.role.role, access.policy
-            secret = self._secret_refusal(request)
-            if secret is not None:
-                await self._record(session, request, role, model, refusal=secret)
-                return secret
-            await self._lock_user(session, request.requester.user_id)
-            now = self.clock()
-            refusal = await self._rpm_refusal(session, request.requester.user_id, policy, now)
-            key = None
-            if refusal is None:
-                key = access.key if access.key and secret_of(access.key.env_var) else (
-                    await active_key(session, policy.workspace))
-                if key is None:
-                    refusal = Refusal(RefusalReason.NO_ACTIVE_KEY,
-                                      f"No usable API key is set up for workspace `{policy.workspace}`.",
-                                      "An admin has been told; try again once a key is registered.")
-            reservation: Reservation | Refusal | None = None
-            if refusal is None:  # last: nothing after it may refuse, or the counters would keep the reservation
-                reservation = await self._reserve(session, request, policy, model, input_estimate, now)
-                if isinstance(reservation, Refusal):
-                    refusal = reservation
-            if refusal is not None:
-                await self._record(session, request, role, model, refusal=refusal)
-                return refusal
-            assert key is not None and reservation is not None
+            checked = await self._checks(session, request, screened, input_estimate, exact=True)
+            if isinstance(checked, Refusal):
+                await self._record(session, request, role, model, refusal=checked)
+                return checked
+            key, room, now = checked
+            # last: nothing after it may refuse, or the counters would keep the reservation
+            reservation = await self._reserve(session, room, input_estimate)
             record_id = await self._record(session, request, role, model, key_label=key.label,
                                            max_tokens=reservation.max_tokens, reservation=reservation,
                                            input_estimate=input_estimate, now=now)
@@ -232,10 +276,11 @@ class Gate:
                              budget_alert_due=reservation.alert_due, attachments=policy.attachments,
                              channel_prompt=access.channel.prompt if access.channel else None)
 
-    async def _reserve(self, session: Db, request: ChatRequest, policy: RolePolicy, model: str,
-                       input_estimate: int, now: datetime) -> Reservation | Refusal:
+    async def _budget_room(self, session: Db, request: ChatRequest, policy: RolePolicy, model: str,
+                           input_estimate: int, now: datetime, *, lock: bool) -> BudgetRoom | Refusal:
         """Every budget that applies, in PRODUCT §2's order (daily tokens, then USD: the person's, their groups',
-        the org's): grant the output tokens that fit all of them, and add the worst case to their counters."""
+        the org's): the output tokens that fit all of them with ``input_estimate``, or the first that refuses.
+        ``lock``: the pools' locks are taken before their counters are read (the admission)."""
         user_id = request.requester.user_id
         tz = self.settings.budget_zone
         person = user_scope(user_id)
@@ -243,7 +288,8 @@ class Gate:
         limits = limits_for(user_id, policy, budgets)
         pools = [b for b in budgets if b.scope != person]
         charged = tuple(sorted({person, *(pool.scope for pool in pools)}))
-        await lock_scopes(session, (pool.scope for pool in pools))
+        if lock:
+            await lock_scopes(session, (pool.scope for pool in pools))
         price = price_of(model, self.settings.prices)
         if price is None:
             if any(not limit.tokens for limit in limits):
@@ -268,14 +314,18 @@ class Gate:
                 return self._budget_refusal(limit, spent, now, starts)
             if fit is not None and fit < granted:
                 granted, limited_by = fit, f"the {fit:,} tokens that {limit.label} leaves room for"
-        micros = reservation_micros(price, input_estimate, granted)
-        await add_to_counters(session, keys, micros, input_estimate + granted)
+        return BudgetRoom(granted, limited_by, charged, keys, price, tuple(usd_spent))
+
+    async def _reserve(self, session: Db, room: BudgetRoom, input_estimate: int) -> Reservation:
+        """Add the request's worst case (``input_estimate`` and the granted output) to every budget's counters."""
+        micros = reservation_micros(room.price, input_estimate, room.granted)
+        await add_to_counters(session, room.keys, micros, input_estimate + room.granted)
         # Counters rise only here, at admissions; a finish replaces a reservation by a cost never above it. So an
         # answer whose admission left every USD budget below the first alert level cannot cross one when it ends
         # (an admission that does is checked at its own end): most answers skip the alerts' transaction.
         level = self.settings.budget_alert_percent  # the lower of the two levels (it is below 100)
-        alert_due = any((spent + micros) * 100 >= level * limit.limit for limit, spent in usd_spent)
-        return Reservation(granted, micros, charged, limited_by, alert_due)
+        alert_due = any((spent + micros) * 100 >= level * limit.limit for limit, spent in room.usd_spent)
+        return Reservation(room.granted, micros, room.charged, room.limited_by, alert_due)
 
     async def who_may_chat(self, requester: Requester) -> tuple[AccessSnapshot, Refusal | None]:
         """The first checks of the gate (account, role) without recording anything: for greetings and status."""
