@@ -10,6 +10,7 @@ import struct
 import zlib
 from typing import Any
 
+import pytest
 from aiohttp import web
 from sqlalchemy import select, update
 
@@ -407,3 +408,21 @@ async def test_one_question_reads_at_most_seven_files_however_many_are_mislabell
     (notice,) = await harness.told("U1")
     assert "I read at most 7 files for one question, the newest first, and this one came after them." in notice["text"]
     assert notice["text"].endswith("• …and 30 more.")  # 6 not images, 34 not read: 10 lines shown
+
+
+@pytest.mark.parametrize("policy", ["block", "redact"])
+async def test_a_credential_in_a_file_name_does_not_reach_claude(harness_factory, policy: str) -> None:
+    harness = await harness_factory(secret_policy=policy)
+    await ready(harness)
+    key = "sk-ant-api03-" + "Zq7" * 12 + "AbCd"
+    files = [harness.slack.add_file("F1", f"deploy {key}.pdf", "application/pdf", pdf(2)),
+             harness.slack.add_file("F2", f"env {key}.txt", "text/plain", b"notes")]
+    await mention_with_files(harness, "U1", "what is in these?", files)
+    (record,) = await harness.settled_records(1)
+    body = harness.anthropic.last_body()
+    assert key not in str(body) and key[:24] not in str(body)
+    document, text = last_content(harness)[:2]
+    assert document["title"] == "deploy [redacted: Anthropic API key].pdf"
+    assert text["text"].startswith('<file name="env [redacted: Anthropic API key].txt">')
+    # like a file's content, a file's name is redacted, not refused: it may be someone else's, shared earlier
+    assert record.outcome == "ok"

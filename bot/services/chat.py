@@ -120,7 +120,8 @@ def cut_off_note(admission: Admission) -> str:
 
 
 def _redacted_block(block: dict[str, Any]) -> dict[str, Any]:
-    """A file's text (text files go to Claude as text blocks) with its credentials redacted; images and PDFs as is."""
+    """A file with its credentials redacted: a text file's text (its name included) and a PDF's title (its file
+    name); an image's and a PDF's content go as they are."""
     if block.get("type") == "text" and isinstance(block.get("text"), str):
         return {**block, "text": redact(block["text"])}
     return block
