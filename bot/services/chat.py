@@ -127,6 +127,8 @@ def _redacted_block(block: dict[str, Any]) -> dict[str, Any]:
     return block
 
 
+    if block.get("type") == "document" and isinstance(block.get("title"), str):
+        return {**block, "title": redact(block["title"])}
 class ChatService:
     def __init__(self, *, gate: Gate, claude: ClaudeGateway, sessions: async_sessionmaker[AsyncSession],
                  settings: Settings, clock: Clock, on_key_failure: KeyFailureHandler | None = None,
@@ -172,9 +174,6 @@ class ChatService:
                 request = replace(request, text=await words())
             # secrets are judged on what Claude would read; from here on only the redacted text is used
             request = screen_request(request, self.settings.secret_policy)
-            channel = decision.access.channel
-            if on_screened is not None:  # what the asker's role allows, before its history and files are fetched
-                on_screened(decision.access.role.role.value, decision.access.policy.attachments)
             checking = time.perf_counter()
             early = await self.gate.precheck(request, decision)  # refused on its own text (rpm, a budget…): no fetch
             gate_seconds += time.perf_counter() - checking
@@ -184,6 +183,9 @@ class ChatService:
             system = system_prompt_in_channel(
                 system_prompt(self.settings.system_prompt, user_name=request.requester.name,
                               channel=request.channel_name or request.surface), channel.prompt if channel else None)
+            channel = decision.access.channel
+            if on_screened is not None:  # what the asker's role allows, before its history and files are fetched
+                on_screened(decision.access.role.role.value, decision.access.policy.attachments)
             turns = [*self._screened(await history()), Turn("user", request.text, request.requester.name)]
             estimate = input_tokens_bound(system, build_messages(turns, self._history_budget(request, system)),
                                           pdf_pages=sum(turn.pdf_pages for turn in turns))
