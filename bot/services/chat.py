@@ -124,11 +124,11 @@ def _redacted_block(block: dict[str, Any]) -> dict[str, Any]:
     name); an image's and a PDF's content go as they are."""
     if block.get("type") == "text" and isinstance(block.get("text"), str):
         return {**block, "text": redact(block["text"])}
+    if block.get("type") == "document" and isinstance(block.get("title"), str):
+        return {**block, "title": redact(block["title"])}
     return block
 
 
-    if block.get("type") == "document" and isinstance(block.get("title"), str):
-        return {**block, "title": redact(block["title"])}
 class ChatService:
     def __init__(self, *, gate: Gate, claude: ClaudeGateway, sessions: async_sessionmaker[AsyncSession],
                  settings: Settings, clock: Clock, on_key_failure: KeyFailureHandler | None = None,
@@ -180,12 +180,12 @@ class ChatService:
             if early is not None:
                 decision = early
         if isinstance(decision, Screened):
-            system = system_prompt_in_channel(
-                system_prompt(self.settings.system_prompt, user_name=request.requester.name,
-                              channel=request.channel_name or request.surface), channel.prompt if channel else None)
             channel = decision.access.channel
             if on_screened is not None:  # what the asker's role allows, before its history and files are fetched
                 on_screened(decision.access.role.role.value, decision.access.policy.attachments)
+            system = system_prompt_in_channel(
+                system_prompt(self.settings.system_prompt, user_name=request.requester.name,
+                              channel=request.channel_name or request.surface), channel.prompt if channel else None)
             turns = [*self._screened(await history()), Turn("user", request.text, request.requester.name)]
             estimate = input_tokens_bound(system, build_messages(turns, self._history_budget(request, system)),
                                           pdf_pages=sum(turn.pdf_pages for turn in turns))
