@@ -3,6 +3,7 @@
 from bench import (
     caching,
     concurrency,
+    crash_recovery,
     first_text,
     gate_overhead,
     ignored_messages,
@@ -21,3 +22,4 @@ caching.main()
 metrics_overhead.main()
 secret_scan.main()
 ignored_messages.main()
+crash_recovery.main()

@@ -280,7 +280,7 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     gate = Gate(sessions, settings, clock, records)
     metrics.watch_record_backlog(lambda: records.backlog)
     metrics.budget_source = partial(pooled_budget_uses, sessions, settings, clock)
-    workspace = SlackWorkspace(client, directory)
+    workspace = SlackWorkspace(client, directory, connected=settings.slack_bot_token is not None)
     alerts = KeyAlerts(sessions=sessions, settings=settings, clock=clock, workspace=workspace)
     secret_alerts = SecretAlerts(sessions=sessions, clock=clock, settings=settings, workspace=workspace)
     budget_alerts = BudgetAlerts(sessions=sessions, settings=settings, clock=clock, workspace=workspace)

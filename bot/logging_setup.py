@@ -47,6 +47,9 @@ SQL_LOGGERS = ("sqlalchemy.engine", "sqlalchemy.pool")
 # Library chatter: Alembic's plugin set-up, per-request SQL, one INFO line per HTTP request (httpx, under the
 # Anthropic SDK). Only with LOG_LEVEL=DEBUG.
 CHATTY_LOGGERS = ("alembic", "httpx", "httpcore", "httpx2", "httpcore2", "apscheduler")
+# slack_sdk's Web API clients write "A retry handler found: …" at INFO for each retry, but only while their own
+# logger's level is NOTSET or DEBUG: WARNING silences those lines (and nothing above INFO) unless LOG_LEVEL=DEBUG.
+RETRY_NOTICE_LOGGERS = ("slack_sdk.web.async_base_client", "slack_sdk.web.base_client")
 
 
 class JsonLines(logging.Formatter):
@@ -95,3 +98,5 @@ def configure_logging(level: int, secrets: Iterable[str], *, log_prompts: bool =
         logging.getLogger(name).setLevel(logging.DEBUG if debug and log_prompts else max(level, logging.INFO))
     for name in SQL_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if debug and log_prompts else logging.WARNING)
+    for name in RETRY_NOTICE_LOGGERS:  # NOTSET: its parent (a payload logger) decides, as before
+        logging.getLogger(name).setLevel(logging.NOTSET if debug else logging.WARNING)

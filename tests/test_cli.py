@@ -199,3 +199,34 @@ def test_terminal_output_has_no_slack_markup() -> None:
                  "_why_ ~old~") == "the docs (https://example.com) at 10:30:00, @here #general <b> max_tokens why old"
     assert table([("a", "bbb", "c"), ("dddd", "e", "f")], header=("x", "y", "z")).splitlines() == [
         "x     y    z", "a     bbb  c", "dddd  e    f"]
+
+
+def test_chat_without_a_slack_token_never_calls_slack(tmp_path: Path, database_url: str, fake_slack,
+                                                      fake_anthropic) -> None:
+    """The shell has no Slack: a blocked secret's alert (a DM to each owner, ADMIN_ALERT_CHANNEL unset) is not
+    attempted, so no call waits on Slack and no retry line is printed."""
+    env = {"DATABASE_URL": database_url, "ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
+           "SLACK_API_URL": fake_slack.api_url, "BOOTSTRAP_OWNERS": "U0BOSS"}
+    run_cli("grant", "U0ASKS", "user", env=env, cwd=tmp_path)
+    secret = "AK" + "IA" + "Q3EGUFZK7XMPL4RT"  # assembled: no whole key in the source
+    refused = run_cli("chat", "--as", "U0ASKS", f"is {secret} still valid?", env=env, cwd=tmp_path)
+    assert refused.returncode == 3 and "refused: Your message contains an AWS access key" in refused.stderr
+    assert fake_slack.calls == []
+    assert "retry" not in refused.stderr and "could not" not in refused.stderr
+    assert fake_anthropic.message_requests() == []
+
+
+def test_slack_sdk_retry_notices_only_at_debug(tmp_path: Path, database_url: str, fake_anthropic) -> None:
+    """slack_sdk writes "A retry handler found: …" at INFO for every retry of an unreachable Slack."""
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {"DATABASE_URL": database_url, "ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
+           "SLACK_BOT_TOKEN": "xoxb-cli", "SLACK_API_URL": f"http://127.0.0.1:{port}/api/"}
+    quiet = run_cli("chat", "--as", "U0NET", "hello", env=env, cwd=tmp_path)
+    assert quiet.returncode == 3 and "users.info failed" in quiet.stderr  # refused: the profile cannot be read
+    assert "retry handler" not in quiet.stderr
+    debug = run_cli("chat", "--as", "U0NET", "hello", env=env | {"LOG_LEVEL": "DEBUG"}, cwd=tmp_path)
+    assert "A retry handler found: AsyncConnectionErrorRetryHandler" in debug.stderr

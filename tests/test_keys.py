@@ -533,3 +533,21 @@ def test_cli_keys_add_list_revoke_and_remind(tmp_path, database_url: str, fake_s
     assert "workspace ci has no usable key" in revoked.stdout
     for result in (added, listing, schedule, reminded, revoked):
         assert NEW_SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("alerts", ["no channel", "channel", "channel, post refused"])
+async def test_no_key_says_an_admin_was_told_only_when_one_was(harness_factory, alerts: str) -> None:
+    h = await harness_factory(admin_alert_channel=None if alerts == "no channel" else "CALERT")
+    await chatting_user(h)
+    await revoke(h, "default")
+    if alerts == "channel, post refused":
+        h.slack.fail_next("chat.postMessage", "channel_not_found")
+    told = alerts == "channel"
+    for asked in (1, 2):  # the second within the hour: no new alert, and the first one's delivery decides
+        await h.mention("U1", "hello")
+        await eventually(lambda: len(h.ephemerals_for("U1")) == asked)
+        text = h.ephemerals_for("U1")[-1]["text"]
+        assert ("An admin has been told" in text) is told, text
+        if not told:
+            assert "Ask an admin to register one (`/claude-admin keys add`)" in text
+    assert len(h.slack.bot_messages("CALERT")) == (1 if told else 0)

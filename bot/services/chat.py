@@ -94,10 +94,13 @@ ScreenedHook = Callable[[str, bool], None]  # through the first phase: (role, fi
 WordsLoader = Callable[[], Awaitable[str]]
 KeyFailureHandler = Callable[[str, ClaudeFailure], Awaitable[None]]
 KeyRecoveryHandler = Callable[[str, datetime], Awaitable[None]]  # a failing key got the request made then through
-NoKeyHandler = Callable[[ChatRequest], Awaitable[None]]  # the gate refused: no usable key
+NoKeyHandler = Callable[[ChatRequest], Awaitable[bool]]  # the gate refused: no usable key (admins told?)
 SecretHandler = Callable[[ChatRequest], Awaitable[None]]  # the gate refused: a credential in the message
 # a budgeted answer of this user ended, or a budget (scope, period) refused them: check the budget alerts
 SpendHandler = Callable[[str, tuple[str, str] | None], Awaitable[None]]
+
+
+ADMINS_TOLD = "An admin has been told; try again once a key is registered."
 
 
 @dataclass
@@ -197,8 +200,9 @@ class ChatService:
             return ChatResult(decision)
         if isinstance(decision, Refusal):
             self.metrics.gate_decided(request.surface, "refused", decision.reason.value, gate_seconds)
-            if decision.reason is RefusalReason.NO_ACTIVE_KEY and self.on_no_active_key is not None:
-                await self.on_no_active_key(request)
+            if decision.reason is RefusalReason.NO_ACTIVE_KEY and self.on_no_active_key is not None \
+                    and await self.on_no_active_key(request):
+                decision = replace(decision, hint=ADMINS_TOLD)  # said only when someone was told
             if decision.reason is RefusalReason.SECRET and self.on_secret_blocked is not None:
                 await self.on_secret_blocked(request)
             if decision.budget is not None and self.on_spend is not None:

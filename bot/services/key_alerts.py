@@ -21,7 +21,8 @@ from bot.services.claude import ClaudeFailure
 from bot.services.key_choice import mark_key_failing, mark_key_recovered, secret_of
 from bot.services.policies import load_policy
 from bot.services.roles import effective_role
-from bot.store.leases import claim_once_per
+from bot.services.workspace import SlackCallFailed
+from bot.store.leases import claim_once_per, current_lease
 from bot.store.models import ApiKey
 
 log = logging.getLogger(__name__)
@@ -77,27 +78,40 @@ class KeyAlerts(Service):
         except Exception:
             log.exception("marking key %s active again failed", label)
 
-    async def no_active_key(self, request: ChatRequest) -> None:
-        """ChatService's ``on_no_active_key``: tell admins which workspace has no usable key (once an hour)."""
+    async def no_active_key(self, request: ChatRequest) -> bool:
+        """ChatService's ``on_no_active_key``: tell admins which workspace has no usable key (once an hour). True
+        when admins have been told: now, or by an alert delivered within the hour (a second lease row says so)."""
         try:
             now = self.clock()
             async with self.sessions.begin() as session:
                 role = (await effective_role(session, request.requester.user_id, self.settings.default_role)).role
                 workspace = (await load_policy(session, role)).workspace
+                told = f"alert.no-key-told:{workspace}"[:64]
                 if not await claim_once_per(session, f"alert.no-key:{workspace}"[:64], now, NO_KEY_ALERT_PERIOD):
-                    return
+                    return await current_lease(session, told, now) is not None
                 rows = list(await session.scalars(select(ApiKey).where(ApiKey.workspace == workspace,
                                                                        ApiKey.env_var.is_not(None))))
             known = [(row.label, row.status, bool(row.env_var and secret_of(row.env_var)), row.env_var or "")
                      for row in rows]
             log.warning("no usable API key for workspace %s (role %s refused)", workspace, role)
-            await self._post(NoKeyAlert(workspace=workspace, role=role.value, keys=known))
+            if not await self._post(NoKeyAlert(workspace=workspace, role=role.value, keys=known)):
+                return False
+            async with self.sessions.begin() as session:
+                await claim_once_per(session, told, now, NO_KEY_ALERT_PERIOD)
+            return True
         except Exception:
             log.exception("alerting about a workspace without a key failed")
+            return False
 
-    async def _post(self, alert: Answer) -> None:
+    async def _post(self, alert: Answer) -> bool:
+        """Deliver an alert to ADMIN_ALERT_CHANNEL; whether it was delivered."""
         channel = self.settings.admin_alert_channel
         if not channel:
             log.warning("ADMIN_ALERT_CHANNEL is not set; alert not posted: %s", alert)
-            return
-        await self.workspace.deliver(channel, alert)
+            return False
+        try:
+            await self.workspace.deliver(channel, alert)
+        except SlackCallFailed as exc:
+            log.warning("could not post an alert in %s (%s): %s", channel, exc.reason, alert)
+            return False
+        return True

@@ -38,12 +38,20 @@ async def slack_call() -> AsyncIterator[None]:
         raise SlackCallFailed(type(exc).__name__) from exc
 
 
+NOT_CONNECTED = "not_connected"  # SlackCallFailed's reason when this process has no Slack (`chat` without a token)
+
+
 class SlackWorkspace:
-    def __init__(self, client: AsyncWebClient, directory: UserDirectory | None = None) -> None:
+    def __init__(self, client: AsyncWebClient, directory: UserDirectory | None = None, *,
+                 connected: bool = True) -> None:
         self.client = client
         self.directory = directory or UserDirectory(client)
+        # False in a shell without SLACK_BOT_TOKEN: nothing is sent, and no call waits on Slack or retries
+        self.connected = connected
 
     async def deliver(self, to: str, message: Message, *, thread_ts: str | None = None) -> str | None:
+        if not self.connected:
+            raise SlackCallFailed(NOT_CONNECTED)
         async with slack_call():
             response = await self.client.chat_postMessage(channel=to, thread_ts=thread_ts, unfurl_links=False,
                                                           **rendered(message))
@@ -53,13 +61,15 @@ class SlackWorkspace:
         try:
             await self.deliver(user_id, message)
         except SlackCallFailed as exc:  # a DM that cannot be delivered never undoes the change it reports
-            log.warning("could not DM %s: %s", user_id, exc.reason)
+            log.log(logging.DEBUG if exc.reason == NOT_CONNECTED else logging.WARNING, "could not DM %s: %s",
+                    user_id, exc.reason)
 
     async def post(self, channel: str, message: Message, thread_ts: str | None = None) -> None:
         try:
             await self.deliver(channel, message, thread_ts=thread_ts)
         except SlackCallFailed as exc:  # a notice that cannot be delivered never breaks what it reports on
-            log.warning("could not post in %s: %s", channel, exc.reason)
+            log.log(logging.DEBUG if exc.reason == NOT_CONNECTED else logging.WARNING, "could not post in %s: %s",
+                    channel, exc.reason)
 
     async def upload_file(self, channel: str, *, filename: str, content: bytes, title: str | None = None,
                           comment: str | None = None, thread_ts: str | None = None) -> str:
