@@ -545,7 +545,7 @@ async def test_no_key_says_an_admin_was_told_only_when_one_was(harness_factory, 
     told = alerts == "channel"
     for asked in (1, 2):  # the second within the hour: no new alert, and the first one's delivery decides
         await h.mention("U1", "hello")
-        await eventually(lambda: len(h.ephemerals_for("U1")) == asked)
+        await eventually(lambda asked=asked: len(h.ephemerals_for("U1")) == asked)
         text = h.ephemerals_for("U1")[-1]["text"]
         assert ("An admin has been told" in text) is told, text
         if not told:
