@@ -4,7 +4,6 @@ the audit log and the request records for SIEM and finance, to standard output o
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from typing import IO, Any
 
 from bot.config import Settings
 from bot.domain.errors import CliError
-from bot.services.export import json_line, plain_value
+from bot.services.export import csv_cell, json_line
 
 FORMATS = ("jsonl", "csv")
 
@@ -49,8 +48,7 @@ def export(settings: Settings, rows_of: Callable[[Any, datetime], AsyncIterator[
             count = 0
             async for row in rows_of(read_only(sessions), moment):  # serve keeps writing meanwhile (SQLite)
                 if writer is not None:
-                    values = {name: plain_value(value) for name, value in row.items()}
-                    writer.writerow({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in values.items()})
+                    writer.writerow({name: csv_cell(value) for name, value in row.items()})
                 else:
                     stream.write(json_line(row))
                 count += 1

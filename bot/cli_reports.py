@@ -136,6 +136,7 @@ def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
     if not args.csv:
         return _run(settings, f"usage {args.subject} days={days}")
     from bot.cli import with_sessions
+    from bot.services.export import csv_cell
     from bot.store.db import read_only
 
     if days < 1:
@@ -148,7 +149,7 @@ def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
     writer = csv.writer(sys.stdout)
     writer.writerow(["slack_user_id", "requests", "refused", "errors", "input_tokens", "output_tokens",
                      "estimated_cost_usd", "thumbs_up", "thumbs_down", "cache_write_tokens", "cache_read_tokens"])
-    writer.writerows(with_sessions(settings, work))
+    writer.writerows([csv_cell(value) for value in row] for row in with_sessions(settings, work))
     return 0
 
 

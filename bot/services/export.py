@@ -61,6 +61,21 @@ def plain_value(value: Any) -> Any:
     return value
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(…) from a key name, say)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as every CSV the product writes holds it: as ``plain_value``, dicts and lists as JSON, and text that a
+    spreadsheet would take for a formula prefixed with ``'`` (shown as text, never run). Numbers stay numbers."""
+    value = plain_value(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def json_line(row: dict[str, Any]) -> str:
     """One row of a JSON Lines export, with its newline."""
     return json.dumps({name: plain_value(value) for name, value in row.items()}, ensure_ascii=False) + "\n"
