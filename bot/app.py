@@ -28,7 +28,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from bot.config import Settings
 from bot.listeners.in_flight import InFlightListeners
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from bot.metrics import BudgetUse, Metrics, may_scrape
+from bot.metrics import BudgetUse, Metrics, may_scrape, relayed
 from bot.services.access_requests import AccessRequestCommands, AccessRequests
 from bot.services.admin import AdminService
 from bot.services.budget_alerts import BudgetAlerts
@@ -195,13 +195,13 @@ class Runtime:
         async def metrics(request: web.Request) -> web.Response:
             token = self.settings.metrics_token.get_secret_value() if self.settings.metrics_token else None
             if not may_scrape(request.remote, request.headers.get("Authorization"),
-                              forwarded="X-Forwarded-For" in request.headers or "Forwarded" in request.headers,
+                              forwarded=relayed(request.headers.keys()),
                               token=token):
                 if token:
                     return web.Response(status=401, text="metrics need Authorization: Bearer $METRICS_TOKEN\n",
                                         headers={"WWW-Authenticate": "Bearer"})
-                return web.Response(status=403, text="metrics are served to loopback clients; set METRICS_TOKEN to "
-                                    "read them from elsewhere\n")
+                return web.Response(status=403, text="metrics are served to loopback clients, not through a proxy; "
+                                    "set METRICS_TOKEN to read them from elsewhere\n")
             return web.Response(body=await self.metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
         app = web.Application(client_max_size=MAX_BODY_BYTES)

@@ -12,7 +12,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,10 +159,25 @@ class Metrics:
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+# Headers a proxy adds to what it relays: a request carrying any of them came through one, whatever its address
+PROXY_HEADERS = frozenset({"forwarded", "via", "x-real-ip", "true-client-ip", "cf-connecting-ip", "x-client-ip",
+                           "x-cluster-client-ip", "fastly-client-ip"})
+
+
+def relayed(header_names: Iterable[str]) -> bool:
+    """Whether a request carries a proxy's header (Forwarded, Via, X-Real-IP, True-Client-IP, CF-Connecting-IP,
+    any X-Forwarded-*…): then it is not a loopback client, even from a proxy on this host."""
+    for name in header_names:
+        lowered = name.lower()
+        if lowered in PROXY_HEADERS or lowered.startswith("x-forwarded-"):
+            return True
+    return False
+
+
 def may_scrape(remote: str | None, authorization: str | None, forwarded: bool, token: str | None) -> bool:
     """Loopback clients may read /metrics; anyone else only with `Authorization: Bearer $METRICS_TOKEN` (compared
-    in constant time). A request relayed by a proxy (X-Forwarded-For) is not a loopback client, wherever the proxy
-    runs: costs are not public."""
+    in constant time). A request relayed by a proxy (``forwarded``: see ``relayed``) is not a loopback client,
+    wherever the proxy runs: costs are not public."""
     if token:
         scheme, _, presented = (authorization or "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):

@@ -142,3 +142,23 @@ async def test_budget_gauges_come_from_the_budget_source_at_scrape_time(harness:
     harness.runtime.metrics.budget_source = database_away
     status, _, text = await scrape(harness)
     assert status == 200 and "# TYPE claude_gate_requests_total counter" in text  # the rest is still served
+
+
+PROXY_HEADERS = [("Forwarded", "for=203.0.113.9"), ("Via", "1.1 nginx"), ("X-Real-IP", "203.0.113.9"),
+                 ("True-Client-IP", "203.0.113.9"), ("CF-Connecting-IP", "203.0.113.9"),
+                 ("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Host", "metrics.example.com"),
+                 ("X-Forwarded-Proto", "https"), ("x-forwarded-port", "443"), ("X-Client-IP", "203.0.113.9")]
+
+
+async def test_a_request_with_any_proxy_header_needs_the_token(harness_factory) -> None:
+    """A proxy on the same host connects from loopback: whatever header it adds, it is not a loopback client."""
+    open_harness = await harness_factory()
+    guarded = await harness_factory(metrics_token=METRICS_TOKEN)
+    for name, value in PROXY_HEADERS:
+        status, _, text = await scrape(open_harness, **{name: value})
+        assert status == 403 and "proxy" in text and "claude_gate" not in text, name
+        status, _, text = await scrape(guarded, **{name: value})
+        assert status == 401 and "claude_gate" not in text, name
+        status, _, text = await scrape(guarded, Authorization=f"Bearer {METRICS_TOKEN}", **{name: value})
+        assert status == 200 and "claude_gate_requests_total" in text, name
+    assert (await scrape(open_harness, **{"X-Request-Id": "abc", "User-Agent": "Prometheus/2.53"}))[0] == 200
