@@ -23,11 +23,14 @@ from sqlalchemy.exc import OperationalError
 from bot.domain.decisions import Admission
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
+from bot.services.process_leases import ProcessLease
 from bot.services.records import INTERRUPTED_LINE
+from bot.store.clock import system_clock
 from bot.store.db import create_engine, session_factory
 from bot.store.leases import renew_process_lease
-from bot.store.models import ProcessLease, RequestRecord
-from tests.conftest import ON_POSTGRES, Harness, eventually
+from bot.store.models import ProcessLease as LeaseRow
+from bot.store.models import RequestRecord
+from tests.conftest import API_KEY, ON_POSTGRES, Harness, eventually
 from tests.fakes.signing import event_body
 from tests.processes import Cluster, post_signed
 from tests.test_multiprocess import grant, mention, records
@@ -50,9 +53,9 @@ async def in_flight_record(harness: Harness, thread_ts: str) -> RequestRecord:
     return await eventually(found, timeout=10)
 
 
-async def lease_of(harness: Harness, holder: str) -> ProcessLease | None:
+async def lease_of(harness: Harness, holder: str) -> LeaseRow | None:
     async with harness.sessions() as session:
-        return await session.get(ProcessLease, holder, populate_existing=True)
+        return await session.get(LeaseRow, holder, populate_existing=True)
 
 
 def cut_off_from_the_database(harness: Harness) -> Callable[[], None]:
@@ -207,13 +210,50 @@ async def test_on_sqlite_start_up_closes_at_once_the_records_of_a_process_that_n
     assert cut_lines(restarted, by_holder[holders["alive"]].thread_ts) == []
 
 
+async def test_claude_gate_chat_holds_a_lease_and_its_answer_is_closed_once_it_is_killed(
+        harness: Harness, database_url: str) -> None:
+    """`chat` in a terminal holds a lease like `serve`: killed mid-answer, its record is closed by a live process
+    (on SQLite at that process's start, at once; on PostgreSQL once the 1.5 s lease lapses)."""
+    await harness.grant("U0CLI", Role.USER)
+    harness.anthropic.reply = "word " * 2_000
+    harness.anthropic.chunk_delay = 0.2
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "ANTHROPIC_", "DATABASE_URL"))} | {
+        "DATABASE_URL": database_url, "ANTHROPIC_API_KEY": API_KEY, "ANTHROPIC_BASE_URL": harness.anthropic.base_url,
+        "PROCESS_LEASE_SECONDS": "1.5"}
+    chat = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "chat", "--as", "U0CLI", "a long one",
+                                                env=env, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.DEVNULL, stdin=asyncio.subprocess.DEVNULL)
+    try:
+        async def answering() -> RequestRecord | None:
+            rows = await harness.records()
+            return rows[0] if rows and rows[0].process_id and harness.anthropic.in_flight else None
+
+        record = await eventually(answering, timeout=60, interval=0.1)
+        assert record.process_id.split(":")[1] == str(chat.pid) and await lease_of(harness, record.process_id)
+    finally:
+        chat.kill()
+        await chat.wait()
+    live = ProcessLease(sessions=harness.sessions, clock=system_clock, workspace=harness.runtime.workspace,
+                        gate=harness.runtime.gate, lease_seconds=1.5)
+    await live.start()
+    try:
+        async def closed() -> RequestRecord | None:
+            (row,) = await harness.records()
+            return row if row.outcome == "interrupted" else None
+
+        row = await eventually(closed, timeout=15, interval=0.1)
+        assert row.cost_micros == row.reserved_micros and row.usage_source == "estimated"
+    finally:
+        await live.stop()
+
+
 CLUSTER_ENV = {"PROCESS_LEASE_SECONDS": "3"}  # renewed every 0.5 s, checked every 1 s; answers may take 300 s
 
 
 async def lease_expiry(database_url: str, holder: str) -> datetime | None:
     engine = create_engine(database_url)
     async with session_factory(engine)() as session:
-        found = await session.scalar(select(ProcessLease.expires_at).where(ProcessLease.holder == holder))
+        found = await session.scalar(select(LeaseRow.expires_at).where(LeaseRow.holder == holder))
     await engine.dispose()
     return found
 
