@@ -426,3 +426,11 @@ async def test_a_credential_in_a_file_name_does_not_reach_claude(harness_factory
     assert text["text"].startswith('<file name="env [redacted: Anthropic API key].txt">')
     # like a file's content, a file's name is redacted, not refused: it may be someone else's, shared earlier
     assert record.outcome == "ok"
+
+
+def test_a_file_slack_lists_as_empty_is_not_fetched() -> None:
+    from bot.domain.files import FileBudget, refusal_before_download, slack_file
+
+    hosted = slack_file({"id": "F1", "name": "a.txt", "mimetype": "text/plain", "size": 0, "mode": "hosted",
+                         "url_private": "https://files.slack.com/files-pri/T1-F1/a.txt"})
+    assert hosted is not None and refusal_before_download(hosted, FileBudget()) == "Slack lists it as empty (0 bytes)."
