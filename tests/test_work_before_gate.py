@@ -90,3 +90,60 @@ async def test_a_message_its_budget_refuses_fetches_no_history_and_no_file(harne
     assert harness.slack.file_downloads == [] and harness.slack.calls_to("conversations.replies") == []
     (told,) = await harness.told("U1")
     assert "does not fit your daily budget" in str(told)
+
+
+LOOKED_UP_CHANNEL = {"conversations.info", "conversations.members", "conversations.history", "conversations.replies"}
+
+
+async def asked_about_the_channel_in_view(harness: Harness, text: str, *, setting: str | None) -> list[tuple]:
+    """U1 (role user) looks at C0042, where both are members, and DMs ``text``; an admin first set ``setting`` on
+    C0042. Returns the Slack calls made from the DM on (method, params)."""
+    harness.slack.add_user("U1", name="ana")
+    harness.slack.add_user("UADMIN", name="adm")
+    await harness.grant("U1", Role.USER)
+    await harness.grant("UADMIN", Role.ADMIN)
+    harness.slack.members["C0042"] = ["U1", "UBOT"]
+    harness.slack.add_message("C0042", harness.slack.next_ts(), "The release moves to Friday.", user="U1")
+    if setting:
+        answer = await harness.command("UADMIN", "/claude-admin", f"channel C0042 {setting}")
+        assert "C0042" in answer["text"], answer["text"]
+    await harness.view_channel("U1", "C0042")
+    mark = len(harness.slack.calls)
+    await harness.dm("U1", text)
+    (record,) = await harness.settled_records(1)
+    if record.outcome == "refused":
+        await harness.told("U1")  # the refusal's line, in the DM
+    return harness.slack.calls[mark:]
+
+
+async def test_a_channel_switched_off_is_refused_before_it_is_looked_at(harness: Harness) -> None:
+    calls = await asked_about_the_channel_in_view(harness, "Summarise this channel", setting="off")
+    (record,) = await harness.records()
+    assert (record.refusal_reason, record.channel_id) == ("channel_off", "C0042")
+    assert not LOOKED_UP_CHANNEL & {name for name, _ in calls}, calls
+    assert all(params.get("user") == "U1" for name, params in calls if name == "users.info")
+    assert harness.anthropic.requests == []
+
+
+async def test_a_channel_for_other_roles_is_refused_before_it_is_looked_at(harness: Harness) -> None:
+    calls = await asked_about_the_channel_in_view(harness, "Summarise this channel", setting="roles power,admin")
+    (record,) = await harness.records()
+    assert (record.refusal_reason, record.channel_id) == ("channel_role", "C0042")
+    assert not LOOKED_UP_CHANNEL & {name for name, _ in calls}, calls
+    assert all(params.get("user") == "U1" for name, params in calls if name == "users.info")
+    assert harness.anthropic.requests == []
+
+
+async def test_a_refused_model_asking_about_the_channel_looks_nothing_up(harness: Harness) -> None:
+    calls = await asked_about_the_channel_in_view(harness, "--model opus summarise this channel", setting=None)
+    (record,) = await harness.records()
+    assert record.refusal_reason == "model_not_allowed"
+    assert not LOOKED_UP_CHANNEL & {name for name, _ in calls}, calls
+
+
+async def test_an_admitted_question_about_the_channel_still_reads_it(harness: Harness) -> None:
+    calls = await asked_about_the_channel_in_view(harness, "Summarise this channel", setting=None)
+    (record,) = await harness.records()
+    assert record.outcome == "ok" and record.channel_id == "C0042"
+    names = [name for name, _ in calls]
+    assert {"conversations.info", "conversations.members", "conversations.history"} <= set(names)

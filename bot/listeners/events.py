@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -151,19 +151,20 @@ class Conversations:
             if not raw.strip():
                 await self.hint(event, body, client, requester, private=surface in CHANNEL_SURFACES)
                 return
+            request = ChatRequest(requester=requester, text=raw, model=model, surface=surface, channel_id=channel,
+                                  channel_name=WHERE[surface].format(channel=channel), thread_ts=thread_ts,
+                                  event_id=message_claim(channel, event["ts"]))
             about: str | None = None  # a DM asking about the channel in view: that channel's rules apply
-            asks_channel = surface == "dm" and asks_about_viewed_channel(raw)
             # someone who may not ask at all is refused by the gate before any channel is looked at
-            if asks_channel and (await self.runtime.chat.access(requester)).can_chat:
-                about, problem = await self.channel_asked_about(client, user_id)
+            if (surface == "dm" and asks_about_viewed_channel(raw)
+                    and (await self.runtime.chat.access(requester)).can_chat):
+                about, problem = await self.channel_asked_about(client, request)
                 if about is None:
                     if await self.first_delivery(body):
                         await self.tell(client, event, problem, None, privately=False)
                     return
-            where = f"a direct message, about channel <#{about}>" if about else WHERE[surface].format(channel=channel)
-            request = ChatRequest(requester=requester, text=raw, model=model, surface=surface,
-                                  channel_id=about or channel, channel_name=where, thread_ts=thread_ts,
-                                  event_id=message_claim(channel, event["ts"]))
+                request = replace(request, channel_id=about,
+                                  channel_name=f"a direct message, about channel <#{about}>")
 
             async def words() -> str:
                 return await readable_text(raw, self.runtime.directory, home.bot_user_id)
@@ -251,13 +252,18 @@ class Conversations:
         return ([Turn("user", "", speaker, blocks=tuple(selection.blocks), pdf_pages=selection.pdf_pages)]
                 if selection.blocks else [])
 
-    async def channel_asked_about(self, client: AsyncWebClient, user_id: str) -> tuple[str | None, str]:
+    async def channel_asked_about(self, client: AsyncWebClient, request: ChatRequest) -> tuple[str | None, str]:
         """The channel a DM's "this channel" means (the one in view, if the person and the bot are both members
-        of it), else (None, the one line saying why not)."""
+        of it), else (None, the one line saying why not). Its members are looked up only if the gate's first phase
+        lets the request through under that channel's rules: otherwise the gate refuses it there (switched off,
+        roles, model) with nothing about the channel looked up."""
+        user_id = request.requester.user_id
         viewed = await viewed_channel(self.runtime.sessions, user_id)
         if viewed is None:
             return None, ("I do not know which channel you mean: open it in Slack with this conversation beside "
                           "it, then ask again.")
+        if not await self.runtime.chat.passes_first_phase(replace(request, channel_id=viewed)):
+            return viewed, ""
         try:
             members = await both_members(client, channel=viewed, user_id=user_id)
         except SlackApiError as exc:

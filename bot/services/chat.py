@@ -282,6 +282,11 @@ class ChatService:
         aliases = tuple(catalog.alias_of(model) for model in catalog.allowed(access.policy.models))
         return ChatAccess(role, True, aliases, access.policy.max_tokens, access.policy.rpm_limit)
 
+    async def passes_first_phase(self, request: ChatRequest) -> bool:
+        """Whether the gate's first phase (account, role, channel, model) would let ``request`` through, recording
+        nothing: a surface asks before it looks up anything in Slack for the request."""
+        return await self.gate.first_phase_refusal(request) is None
+
     def _screened(self, turns: list[Turn]) -> list[Turn]:
         """The thread's earlier messages with every credential redacted (any SECRET_POLICY but ``off``)."""
         if self.settings.secret_policy is SecretPolicy.OFF:

@@ -327,6 +327,14 @@ class Gate:
         alert_due = any((spent + micros) * 100 >= level * limit.limit for limit, spent in room.usd_spent)
         return Reservation(room.granted, micros, room.charged, room.limited_by, alert_due)
 
+    async def first_phase_refusal(self, request: ChatRequest) -> Refusal | None:
+        """Phase 1's checks (account, role, channel, model) for ``request``, claiming and recording nothing: for
+        what a surface must look up in Slack before asking the gate (the members of the channel a DM asks about),
+        so that nothing beyond the asker is looked up for a request the gate would refuse. screen() decides."""
+        async with self._reader.begin() as session:
+            _, _, refusal = await self._check_access(session, request)
+            return refusal
+
     async def who_may_chat(self, requester: Requester) -> tuple[AccessSnapshot, Refusal | None]:
         """The first checks of the gate (account, role) without recording anything: for greetings and status."""
         async with self.engine.connect() as session:
