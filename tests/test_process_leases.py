@@ -36,8 +36,14 @@ from tests.processes import Cluster, post_signed
 from tests.test_multiprocess import grant, mention, records
 from tests.test_sweep import counters
 
-LEASE = 0.6  # PROCESS_LEASE_SECONDS in-process: renewed every 0.1 s, checked every 0.2 s (manual clock: lapses on
-# clock.advance only)
+LEASE = 0.6  # PROCESS_LEASE_SECONDS in-process: renewed every 0.1 s, checked every 0.2 s, on the manual clock
+
+
+async def time_passes(harness: Harness, seconds: float) -> None:
+    """Move the manual clock by ``seconds`` in steps of 0.1 s, each given the real time for a renewal and a check."""
+    for _ in range(round(seconds / 0.1)):
+        harness.clock.advance(0.1)
+        await asyncio.sleep(0.25)
 
 
 def cut_lines(harness: Harness, thread_ts: str) -> list[dict[str, Any]]:
@@ -106,14 +112,20 @@ async def test_another_process_closes_the_answers_of_a_lapsed_lease_and_leaves_i
     b_ts = await b.mention("U2", "a long answer please", channel="C0002")
     a_record, b_record = await in_flight_record(a, a_ts), await in_flight_record(b, b_ts)
     assert (a_record.process_id, b_record.process_id) == (a.runtime.lease.holder, b.runtime.lease.holder)
-    assert await b.runtime.lease.close_lapsed() == []  # A's lease is live: nothing to close
+    await time_passes(b, LEASE)  # B may judge now (its lease held for one period)
+    assert b.runtime.lease.may_judge and await b.runtime.lease.close_lapsed() == []  # A's lease is live
     mend = cut_off_from_the_database(a)  # A stops renewing (as a killed process would)
     try:
         a_lease = await lease_of(b, a_record.process_id)
-        assert a_lease is not None
-        a.clock.advance(LEASE + 0.1)  # past A's lease (B renews its own within 0.1 s)
-        assert a.clock() > a_lease.expires_at > a_record.created_at
-        lapsed = time.monotonic()
+        assert a_lease is not None and a_lease.expires_at > a_record.created_at
+        while True:  # time passes: B renews its own lease, A cannot
+            rows = {r.id: r for r in await b.records()}
+            assert rows[a_record.id].outcome == "admitted"  # never closed while A's lease is live
+            a.clock.advance(0.1)
+            if a.clock() >= a_lease.expires_at:  # lapsed (a lease is live while expires_at > now)
+                lapsed = time.monotonic()
+                break
+            await asyncio.sleep(0.25)
 
         async def closed() -> RequestRecord | None:
             rows = {r.id: r for r in await b.records()}
@@ -152,7 +164,7 @@ async def test_a_late_finish_replaces_the_interrupted_charge_and_keeps_one_line(
     reserved = (await counters(b))[("user:U1", "day")]  # the admission's reservation
     mend = cut_off_from_the_database(a)
     try:
-        a.clock.advance(LEASE + 0.1)
+        await time_passes(b, 2 * LEASE)
 
         async def interrupted() -> RequestRecord | None:
             (row,) = await b.records()
@@ -175,9 +187,38 @@ async def test_a_late_finish_replaces_the_interrupted_charge_and_keeps_one_line(
     assert (await counters(b))[("user:U1", "day")] == (
         finished.cost_micros, finished.input_tokens + finished.output_tokens + finished.cache_write_tokens
         + finished.cache_read_tokens)
-    await asyncio.sleep(2 * LEASE)  # a second line would come from the next checks
-    assert len(cut_lines(b, ts)) == 1
     await eventually(lambda: lease_of(b, a.runtime.lease.holder), timeout=10)  # renewed anew
+    await time_passes(b, 2 * LEASE)  # a second line would come from the next checks
+    assert len(cut_lines(b, ts)) == 1
+
+
+async def test_after_an_outage_of_the_database_itself_no_answer_is_closed(
+        harness_factory: Callable[..., Any]) -> None:
+    """Every lease lapsed while the database was away: a process back judges others only after one lease period
+    of its own, in which A (back too) renews; A's answer, under way throughout, ends ok with no line."""
+    a, b = await two_processes(harness_factory)
+    a.anthropic.reply = "word " * 400
+    a.anthropic.chunk_delay = 0.2  # under way for 20 s
+    ts = await a.mention("U1", "a long answer please")
+    record = await in_flight_record(a, ts)
+    await time_passes(b, LEASE)
+    mend_a, mend_b = cut_off_from_the_database(a), cut_off_from_the_database(b)
+    try:
+        await time_passes(b, 2 * LEASE)  # both leases lapse
+        mend_b()
+        await b.runtime.lease.renew()
+        assert not b.runtime.lease.may_judge  # just back: it may not judge yet
+        assert await b.runtime.lease.close_lapsed() == []  # (A's lease has lapsed and A is still cut off)
+    finally:
+        mend_a()
+    await time_passes(b, 2 * LEASE)  # both renew; B may judge again, and A's lease is live
+    assert b.runtime.lease.may_judge
+    (row,) = await b.records()
+    assert row.outcome == "admitted" and cut_lines(b, ts) == []
+    a.anthropic.chunk_delay = 0.0
+    (finished,) = await b.settled_records(1, timeout=20)
+    assert (finished.id, finished.outcome, finished.usage_source) == (record.id, "ok", "anthropic")
+    assert cut_lines(b, ts) == []
 
 
 @pytest.mark.skipif(ON_POSTGRES, reason="the start-up rule of SQLite (one host)")

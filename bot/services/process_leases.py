@@ -8,8 +8,11 @@
   ``close_orphaned``), charged their reservation, a line in each thread. After a `kill -9` mid-answer the thread
   gets its line within PROCESS_LEASE_SECONDS plus one check, while the age rule (ANSWER_TIMEOUT_SECONDS +
   SWEEP_MARGIN_SECONDS) stays as the backstop.
-- At start-up the same check runs at once; on SQLite (one host) start-up also closes at once the records of every
-  process of this host whose pid no longer runs, without waiting for its lease. A process that still runs on the same
+- A process judges others only once it has held its own lease unbroken for one lease period: after an outage of
+  the database itself every lease lapsed, and every process gets that long, once it is back, to renew before any
+  is judged dead (their answers ending meanwhile keep their real numbers and get no false line).
+- On SQLite (one host) start-up closes at once the records of every process of this host whose pid no longer runs,
+  without waiting for its lease. A process that still runs on the same
   file (a `chat` beside a `serve`) keeps its answers: only its lease lapsing would close them. (Not on PostgreSQL:
   processes on several hosts, or in containers sharing a host name, cannot be told dead by a pid.)
 - A clean stop deletes the lease once the record writer has written what it held; a lapsed lease is deleted with its
@@ -77,6 +80,7 @@ class ProcessLease:
         self.renew_seconds = renew_seconds if renew_seconds is not None else lease_seconds / RENEWALS_PER_LEASE
         self.check_seconds = check_seconds if check_seconds is not None else lease_seconds / CHECKS_PER_LEASE
         self.held_until: datetime | None = None
+        self.held_since: datetime | None = None  # the start of the lease held unbroken until now (None: not held)
         self._tasks: list[asyncio.Task[None]] = []  # strong references until stop()
 
     @property
@@ -84,13 +88,12 @@ class ProcessLease:
         return self.sessions.kw["bind"].dialect.name == "sqlite"
 
     async def start(self) -> None:
-        """Take the lease (a database fault here stops the start), then close what dead processes left, then keep
-        renewing and checking in the background."""
+        """Take the lease (a database fault here stops the start), on SQLite close what this host's dead processes
+        left, then keep renewing and checking in the background."""
         await self.renew(raise_faults=True)
         self.gate.process_id = self.holder
         if self.on_sqlite:
             await self._quietly(self.close_gone_from_this_host())
-        await self._quietly(self.close_lapsed())
         self._tasks = [asyncio.create_task(self._renewing(), name="process-lease"),
                        asyncio.create_task(self._checking(), name="lapsed-process-check")]
 
@@ -102,15 +105,26 @@ class ProcessLease:
         except Exception as exc:
             if raise_faults:
                 raise
+            self.held_since = None
             lapsed = self.held_until is not None and self.clock() >= self.held_until
             log.warning("could not renew this process's lease (%s)%s", type(exc).__name__,
                         ": it lapsed, other processes may close its answers as interrupted" if lapsed else "")
             return False
+        if self.held_since is None or self.held_until is None or now >= self.held_until:  # taken anew
+            self.held_since = now
         self.held_until = now + timedelta(seconds=self.lease_seconds)
         return True
 
+    @property
+    def may_judge(self) -> bool:
+        """Held unbroken for one lease period: a live process renewing as often as this one would have renewed."""
+        return self.held_since is not None and (self.clock() - self.held_since).total_seconds() >= self.lease_seconds
+
     async def close_lapsed(self) -> list[Swept]:
-        """Close the records in flight of every other process whose lease lapsed, and forget those leases."""
+        """Close the records in flight of every other process whose lease lapsed, and forget those leases (once this
+        process may judge: see the module's doc)."""
+        if not self.may_judge:
+            return []
         now = self.clock()
         swept = await close_orphaned(self.sessions, self.workspace, holder=self.holder, now=now)
         async with self.sessions.begin() as session:
