@@ -45,6 +45,7 @@ from bot.services.roles import bootstrap_owners
 from bot.services.secret_alerts import SecretAlerts
 from bot.slack.access_requests import SlackRequestBoard
 from bot.slack.client import SlackErrorCounter
+from bot.slack.connection import SlackLink
 from bot.slack.directory import UserDirectory
 from bot.slack.safe_text import SafeWebClient
 from bot.slack.workspace import SlackWorkspace
@@ -85,6 +86,7 @@ class Runtime:
     listeners: InFlightListeners = field(default_factory=InFlightListeners)  # Bolt's listener tasks under way
     jobs: JobScheduler | None = None  # started by start_jobs() (`serve`), never by build_app
     lease: ProcessLease | None = None  # this process's own lease: hold_lease() (`serve`, `chat`), never by build_app
+    slack: SlackLink = field(default_factory=SlackLink)  # what /healthz says of Slack (`serve` checks it)
 
     def __post_init__(self) -> None:
         self.reads = read_only(self.sessions)
@@ -189,8 +191,10 @@ class Runtime:
             return await to_aiohttp_response(bolt_response)
 
         async def healthz(_request: web.Request) -> web.Response:
+            # 503 only when the database is down: Slack unreachable (or still connecting) is said, not failed on
             ok = await self.database_ok()
-            return web.json_response({"ok": ok, "database": "ok" if ok else "unreachable"}, status=200 if ok else 503)
+            return web.json_response({"ok": ok, "database": "ok" if ok else "unreachable",
+                                      "slack": await self.slack.status()}, status=200 if ok else 503)
 
         async def metrics(request: web.Request) -> web.Response:
             token = self.settings.metrics_token.get_secret_value() if self.settings.metrics_token else None

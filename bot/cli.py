@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import Settings, SettingsProblems, load_settings, serving_gaps
+from bot.config import Settings, SettingsProblems, load_settings, serving_gaps, sqlite_file
 from bot.domain.errors import CliError as CliError
-from bot.domain.errors import GateError
+from bot.domain.errors import GateError, StartupRefused
 from bot.domain.roles import Role
 from bot.logging_setup import configure_logging
 from bot.terminal import plain, table
@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsProblems as exc:
         print(config_message(exc), file=sys.stderr)
         return 2
+    except StartupRefused as exc:  # a credential its service refused: the process cannot do its work
+        print(plain(f"claude-gate: {exc}"), file=sys.stderr)
+        return 1
     except GateError as exc:  # CliError and every other error with a line for the operator
         print(plain(f"claude-gate: {exc}"), file=sys.stderr)
         return 2
@@ -186,10 +189,21 @@ def _user_id(text: str) -> str:
     return user
 
 
+def require_database(settings: Settings) -> None:
+    """Shell commands work on the database `serve` or `db upgrade` made: a SQLite file that is not there is named
+    (absolute) and not created, so a command run from another directory does not report on an empty database."""
+    path = sqlite_file(settings.database_url)
+    if path is not None and not path.exists():
+        raise CliError(f"no database at {path}: run `claude-gate db upgrade` (or `serve`) to create it, or set "
+                       "DATABASE_URL (a relative SQLite path is read against the directory holding .env, else the "
+                       "current one)")
+
+
 def with_sessions(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
     from bot.store.db import create_engine, session_factory
     from bot.store.migrate import upgrade_database
 
+    require_database(settings)
     upgrade_database(settings.database_url)
 
     async def run() -> Any:
@@ -304,8 +318,10 @@ def cmd_manifest(_settings: Settings, args: argparse.Namespace) -> int:
 def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
     if settings.anthropic_api_key is None:
         raise CliError("Missing setting ANTHROPIC_API_KEY: an API key from console.anthropic.com → API keys.")
+    settings.require_workspace_key()
     from bot.store.migrate import upgrade_database
 
+    require_database(settings)
     upgrade_database(settings.database_url)
     return asyncio.run(_chat(settings, _user_id(args.user), " ".join(args.text), args.model))
 
@@ -358,6 +374,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     upgrade_database(settings.database_url)  # first, so even a first `make run` without credentials migrates
     settings.require_serving()
+    settings.require_workspace_key()
     asyncio.run(serve(settings, port=args.port or settings.port))
     return 0
 
@@ -368,15 +385,63 @@ GC_THRESHOLDS = (50_000, 20, 10)
 
 
 async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None:
-    """Serve until SIGINT/SIGTERM: HTTP events + /healthz, or Socket Mode (+ /healthz)."""
+    """Serve until SIGINT/SIGTERM: HTTP events + /healthz, or Socket Mode (+ /healthz).
+
+    A signal ends it at any moment, start-up included: start-up runs as a task the signal cancels, and Socket Mode's
+    connection (which slack_sdk retries for ever) is a task of its own. The tokens are checked with Slack first: a
+    refused one raises StartupRefused (one line, exit 1, nothing started); an unreachable Slack is a warning, checked
+    again in the background, and /healthz says so."""
     from aiohttp import web
 
     from bot.app import build_app
+    from bot.slack.connection import SlackUnreachable, check_tokens, check_until_reachable
 
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     runtime = build_app(settings)
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
     runner: web.AppRunner | None = None
-    socket_handler = None
-    try:
+    socket_handler: Any = None
+    tasks: set[asyncio.Task[Any]] = set()
+    refused: list[StartupRefused] = []  # a token Slack refused once it was reachable again: stop, exit 1
+
+    def watch(coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        tasks.add(task)
+
+        def done(task: asyncio.Task[Any]) -> None:
+            if not task.cancelled() and isinstance(task.exception(), StartupRefused):
+                refused.append(task.exception())  # type: ignore[arg-type]
+                stop.set()
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("%s failed", name, exc_info=task.exception())
+        task.add_done_callback(done)
+
+    async def connect_socket(reachable: bool) -> None:
+        """Socket Mode: once Slack answers, connect (slack_sdk retries a failed connect every 10 s by itself)."""
+        if not reachable:
+            await check_until_reachable(runtime.client, app_token)
+        runtime.slack.state = "connecting"
+        await socket_handler.connect_async()
+        runtime.slack.state = "ok"
+        log.info("Claude Gate is serving on port %d (Socket Mode)", port)
+
+    async def when_reachable() -> None:
+        await check_until_reachable(runtime.client, None)
+        runtime.slack.state = "ok"
+
+    async def start_up() -> None:
+        nonlocal runner, socket_handler
+        try:
+            await check_tokens(runtime.client, app_token)  # first: a refused token starts nothing
+            reachable = True
+        except SlackUnreachable as exc:
+            reachable = False
+            runtime.slack.state = "unreachable"
+            log.warning("Slack is unreachable (%s): serving /healthz meanwhile and checking again in the "
+                        "background", exc)
         await runtime.start()
         await runtime.hold_lease()  # before any request: every admitted record carries this process's lease
         # In Socket Mode there is no event endpoint to sign-check: serve the health check (and /metrics) alone.
@@ -390,10 +455,6 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
                 raise CliError(f"port {port} is already in use (another claude-gate serve?): stop that process, "
                                "or choose another port with PORT or --port") from None
             raise CliError(f"cannot listen on port {port}: {exc.strerror or exc}") from None
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         # The Anthropic SDK, most of the start-up's import time, loads in a thread from here on while /healthz and
         # acknowledgements are served; an answer that comes first waits for it. Once loaded, it is frozen too.
         listening = time.monotonic()
@@ -420,14 +481,38 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
-            assert settings.slack_app_token is not None
-            socket_handler = AsyncSocketModeHandler(runtime.bolt, settings.slack_app_token.get_secret_value(),
+            from bot.slack.connection import SOCKET_LOGGER
+
+            socket_handler = AsyncSocketModeHandler(runtime.bolt, app_token, logger=SOCKET_LOGGER,
                                                     web_client=runtime.client)
-            await socket_handler.connect_async()
-        log.info("Claude Gate is serving on port %d (%s)", port, "Socket Mode" if socket_handler else "HTTP")
-        await stop.wait()
-        log.info("shutting down")
+            runtime.slack.socket = socket_handler.client
+            log.info("connecting to Slack (Socket Mode); /healthz is served on port %d", port)
+            watch(connect_socket(reachable), "socket-mode-connect")
+        else:
+            if reachable:
+                runtime.slack.state = "ok"
+            else:
+                watch(when_reachable(), "slack-check")
+            log.info("Claude Gate is serving on port %d (HTTP)", port)
+
+    starting = asyncio.create_task(start_up(), name="start-up")
+    stopping = asyncio.create_task(stop.wait(), name="stop")
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # a signal during start-up
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.info("stopped during start-up")
+        else:
+            starting.result()  # StartupRefused, a port in use…: raised, after the clean-up below
+            await stopping
+            if refused:
+                raise refused[0]
+            log.info("shutting down")
     finally:
+        for task in (*tasks, stopping):
+            task.cancel()
+        await asyncio.gather(*tasks, stopping, return_exceptions=True)
         if socket_handler is not None:
             await socket_handler.close_async()
         if runner is not None:

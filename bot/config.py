@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.domain.errors import ConfigError as ConfigError
+from bot.domain.errors import StartupRefused
+from bot.domain.keys import is_api_key
 from bot.domain.models import ModelCatalog
 from bot.domain.pricing import DEFAULT_PRICES, Price
 from bot.domain.roles import Role
@@ -287,6 +289,19 @@ class Settings(BaseSettings):
                    self.anthropic_admin_key, self.metrics_token)
         return [s.get_secret_value() for s in secrets if s is not None]
 
+    def require_workspace_key(self) -> None:
+        """Raise StartupRefused when ANTHROPIC_API_KEY cannot ask Claude: the test `keys add` applies (an Admin API
+        key passes the ``sk-ant-`` prefix check, and Anthropic refuses every request made with it)."""
+        key = self.anthropic_api_key.get_secret_value() if self.anthropic_api_key is not None else None
+        if key is None or is_api_key(key):
+            return
+        if key.startswith("sk-ant-admin"):
+            raise StartupRefused("ANTHROPIC_API_KEY holds an Admin API key (sk-ant-admin…), which cannot ask Claude: "
+                                 "put a workspace API key (sk-ant-api…) there, and the Admin key in "
+                                 "ANTHROPIC_ADMIN_KEY.")
+        raise StartupRefused("ANTHROPIC_API_KEY is not a workspace API key (sk-ant-api…): create one at "
+                             "console.anthropic.com → API keys.")
+
     def require_serving(self) -> None:
         """Raise ConfigError naming every setting `serve` cannot start without."""
         def value(secret: SecretStr | None) -> str | None:
@@ -299,11 +314,16 @@ class Settings(BaseSettings):
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
-    """Read the environment (and ``.env``, which also fills os.environ for `env:VAR` API keys)."""
-    if env_file and Path(env_file).is_file():
+    """Read the environment (and ``.env``, which also fills os.environ for `env:VAR` API keys). A relative SQLite
+    path is made absolute against the directory holding ``.env``, else the current directory."""
+    found = bool(env_file) and Path(env_file).is_file()  # type: ignore[arg-type]
+    if found:
         load_dotenv(env_file, override=False)
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        base = Path(env_file).resolve().parent if found else Path.cwd()  # type: ignore[arg-type]
+        settings.database_url = absolute_sqlite_url(settings.database_url, base)
+        return settings
     except ValidationError as exc:
         raise SettingsProblems(_problems(exc)) from None
     except SettingsError as exc:  # a complex value (JSON) that does not parse
@@ -311,6 +331,24 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
         name = match.group(1).upper() if match else "setting"
         how = HOW_TO_GET.get(name, "valid JSON")
         raise SettingsProblems([SettingProblem(name, False, f"it is not valid JSON (expected {how})")]) from None
+
+
+def absolute_sqlite_url(url: str, base: Path) -> str:
+    """``sqlite:///claude_gate.db`` → ``sqlite:////<base>/claude_gate.db``; other URLs, absolute paths, in-memory
+    and ``file:`` URI databases as they are."""
+    path = sqlite_file(url)
+    if path is None or path.is_absolute():
+        return url
+    return make_url(url).set(database=str(base / path)).render_as_string(hide_password=False)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases, in-memory and ``file:`` URI ones)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def _problems(exc: ValidationError) -> list[SettingProblem]:

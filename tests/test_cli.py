@@ -230,3 +230,38 @@ def test_slack_sdk_retry_notices_only_at_debug(tmp_path: Path, database_url: str
     assert "retry handler" not in quiet.stderr
     debug = run_cli("chat", "--as", "U0NET", "hello", env=env | {"LOG_LEVEL": "DEBUG"}, cwd=tmp_path)
     assert "A retry handler found: AsyncConnectionErrorRetryHandler" in debug.stderr
+
+
+def test_a_shell_command_never_creates_a_database(tmp_path: Path, fake_anthropic) -> None:
+    """`usage chart` run from another directory made an empty claude_gate.db there and reported no spend."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / ".env").write_text(f"ANTHROPIC_API_KEY={API_KEY}\n")
+    assert run_cli("db", "upgrade", cwd=project).returncode == 0  # the default sqlite:///claude_gate.db, made here
+    assert (project / "claude_gate.db").is_file()
+    assert run_cli("users", cwd=project).stdout == "no explicit grants\n"
+    for command in (["usage", "chart"], ["users"], ["grant", "U0NEW", "user"], ["chat", "--as", "U0NEW", "hi"]):
+        result = run_cli(*command, env={"ANTHROPIC_API_KEY": API_KEY}, cwd=elsewhere)
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr == (f"claude-gate: no database at {elsewhere / 'claude_gate.db'}: run claude-gate db "
+                                 "upgrade (or serve) to create it, or set DATABASE_URL (a relative SQLite path is "
+                                 "read against the directory holding .env, else the current one)\n"), command
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_relative_sqlite_path_is_read_against_the_directory_holding_env(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.config import load_settings
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / ".env").write_text("DATABASE_URL=sqlite:///data/gate.db\n")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.chdir(elsewhere)
+    assert load_settings(env_file=project / ".env").database_url == f"sqlite:///{project}/data/gate.db"
+    monkeypatch.setenv("DATABASE_URL", "sqlite+aiosqlite:///gate.db")
+    assert load_settings(env_file=None).database_url == f"sqlite+aiosqlite:///{elsewhere}/gate.db"
+    monkeypatch.setenv("DATABASE_URL", "postgresql://gate@127.0.0.1/gate")
+    assert load_settings(env_file=None).database_url == "postgresql://gate@127.0.0.1/gate"

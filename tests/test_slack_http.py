@@ -141,9 +141,11 @@ async def test_refusal_in_a_dm_is_ephemeral(harness: Harness) -> None:
 
 
 async def test_health_reports_database(harness: Harness) -> None:
+    """Slack beside the database (`serve` checks it at start-up: tests/test_startup.py); an app nobody started
+    checking is still ``connecting``."""
     async with harness.http.get(f"{harness.url}/healthz") as response:
         assert response.status == 200
-        assert (await response.json()) == {"ok": True, "database": "ok"}
+        assert (await response.json()) == {"ok": True, "database": "ok", "slack": "connecting"}
 
 
 async def test_health_reports_an_unreachable_database(settings_factory, aiohttp_get) -> None:
@@ -155,7 +157,7 @@ async def test_health_reports_an_unreachable_database(settings_factory, aiohttp_
         status, body = await aiohttp_get(runtime.web_app(), "/healthz")
     finally:
         await runtime.close()
-    assert status == 503 and body == {"ok": False, "database": "unreachable"}
+    assert status == 503 and body == {"ok": False, "database": "unreachable", "slack": "connecting"}
 
 
 async def test_many_conversations_run_at_once(harness: Harness) -> None:

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
 from tests.conftest import API_KEY, BOT_TOKEN, SIGNING_SECRET
+from tests.processes import free_port
 from tests.test_cli import ROOT, run_cli
 
 CREDENTIALS = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "ANTHROPIC_API_KEY": API_KEY}
@@ -141,12 +144,13 @@ def test_the_real_command_shows_the_block_and_the_make_form(tmp_path: Path, data
     assert result.stdout == ""
 
 
-def test_a_port_in_use_is_one_line(tmp_path: Path, database_url: str) -> None:
+def test_a_port_in_use_is_one_line(tmp_path: Path, database_url: str, fake_slack) -> None:
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("serve", env=CREDENTIALS | {"DATABASE_URL": database_url, "PORT": str(port)}, cwd=tmp_path)
+        result = run_cli("serve", env=CREDENTIALS | {"DATABASE_URL": database_url, "PORT": str(port),
+                                                     "SLACK_API_URL": fake_slack.api_url}, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr == (f"claude-gate: port {port} is already in use (another claude-gate serve?): stop that "
                              "process, or choose another port with PORT or --port\n")
@@ -158,3 +162,148 @@ def test_an_unreachable_database_is_one_line_for_serve(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr == ("claude-gate: the database is not reachable (unable to open database file). "
                              "Check DATABASE_URL.\n")
+
+
+# -- the credentials checked with their services at start-up, and Slack out of reach ------------------------------
+
+APP_TOKEN = "xapp-1-A0001-1-startup-test-token"
+ADMIN_KEY = "sk-ant-admin01-" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0Fe"  # assembled: no whole key in the source
+
+
+def serving_env(database_url: str, fake_slack, fake_anthropic, **more: str) -> dict[str, str]:
+    return CREDENTIALS | {"DATABASE_URL": database_url, "SLACK_API_URL": fake_slack.api_url,
+                          "ANTHROPIC_BASE_URL": fake_anthropic.base_url, "PORT": str(free_port())} | more
+
+
+def start_serve(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(SETTINGS_ENV)}
+    log_path = workdir / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=workdir, env=clean | env, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return process, log_path
+
+
+def health(port: int | str) -> tuple[int, dict] | None:
+    import json as _json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return response.status, _json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, _json.loads(exc.read())
+    except OSError:
+        return None
+
+
+def wait_for(predicate, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if process.poll() is not None:
+            raise AssertionError(f"serve ended ({process.returncode}):\n{log_path.read_text()}")
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s:\n{log_path.read_text()}")
+
+
+def stop_serve(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError("serve did not stop on SIGTERM") from None
+
+
+@pytest.mark.parametrize(("variable", "more"), [
+    ("SLACK_BOT_TOKEN", {}),
+    ("SLACK_APP_TOKEN", {"SLACK_APP_TOKEN": APP_TOKEN}),
+])
+def test_a_token_slack_refuses_is_one_line_and_exit_1(tmp_path: Path, database_url: str, fake_slack, fake_anthropic,
+                                                      variable: str, more: dict[str, str]) -> None:
+    env = serving_env(database_url, fake_slack, fake_anthropic, **more)
+    fake_slack.invalid_tokens.add(env[variable])
+    result = run_cli("serve", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"claude-gate: Slack refused {variable} (invalid_auth): "), result.stderr
+    assert result.stderr.count("\n") == 1 and env[variable] not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["serve"], ["chat", "--as", "U0CLI", "hello"]])
+def test_an_admin_key_as_the_api_key_is_one_line_and_exit_1(tmp_path: Path, database_url: str, fake_slack,
+                                                            fake_anthropic, command: list[str]) -> None:
+    env = serving_env(database_url, fake_slack, fake_anthropic, ANTHROPIC_API_KEY=ADMIN_KEY)
+    result = run_cli(*command, env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == ("claude-gate: ANTHROPIC_API_KEY holds an Admin API key (sk-ant-admin…), which cannot ask "
+                             "Claude: put a workspace API key (sk-ant-api…) there, and the Admin key in "
+                             "ANTHROPIC_ADMIN_KEY.\n")
+    assert fake_anthropic.requests == []
+
+
+def test_sigterm_stops_a_socket_mode_connect_that_never_succeeds(tmp_path: Path, database_url: str, fake_slack,
+                                                                 fake_anthropic) -> None:
+    """apps.connections.open answers with a websocket URL where nothing listens: slack_sdk retries the connect every
+    10 s for ever. /healthz answers meanwhile (slack: connecting), nothing claims to be serving, and SIGTERM ends it."""
+    fake_slack.socket_url = f"ws://127.0.0.1:{free_port()}/link"
+    env = serving_env(database_url, fake_slack, fake_anthropic, SLACK_APP_TOKEN=APP_TOKEN)
+    del env["SLACK_SIGNING_SECRET"]
+    process, log_path = start_serve(env, tmp_path)
+    try:
+        assert wait_for(lambda: health(env["PORT"]), process, log_path) == (
+            200, {"ok": True, "database": "ok", "slack": "connecting"})
+        wait_for(lambda: "Failed to connect" in log_path.read_text(), process, log_path, timeout=30)
+    finally:
+        code = stop_serve(process)
+    log = log_path.read_text()
+    assert code == 0, log
+    assert "is serving" not in log and "Traceback" not in log
+    assert "connecting to Slack (Socket Mode)" in log and "shutting down" in log
+
+
+def test_sigterm_during_start_up_ends_serve(tmp_path: Path, database_url: str, fake_slack, fake_anthropic) -> None:
+    """Slack answers auth.test slowly (a long outage looks like this): SIGTERM before start-up is over ends it."""
+    fake_slack.delay("auth.test", 30)
+    env = serving_env(database_url, fake_slack, fake_anthropic)
+    process, log_path = start_serve(env, tmp_path)
+    try:
+        wait_for(lambda: fake_slack.calls_to("auth.test"), process, log_path)
+    finally:
+        code = stop_serve(process, timeout=10)
+    assert code == 0, log_path.read_text()
+    assert "stopped during start-up" in log_path.read_text()
+
+
+def test_slack_unreachable_at_start_is_a_warning_then_ok(tmp_path: Path, database_url: str, fake_slack,
+                                                        fake_anthropic) -> None:
+    """HTTP mode: Slack answers 503 at first; serve starts anyway, says so at /healthz, and checks again."""
+    fake_slack.fail_next("auth.test", "service_unavailable", status=503)
+    env = serving_env(database_url, fake_slack, fake_anthropic)
+    process, log_path = start_serve(env, tmp_path)
+    try:
+        assert wait_for(lambda: health(env["PORT"]), process, log_path) == (
+            200, {"ok": True, "database": "ok", "slack": "unreachable"})
+        assert "Slack is unreachable" in log_path.read_text()
+        assert wait_for(lambda: (health(env["PORT"]) or (0, {}))[1].get("slack") == "ok", process, log_path, 30)
+    finally:
+        code = stop_serve(process)
+    log = log_path.read_text()
+    assert code == 0 and "Traceback" not in log, log
+    assert sum(" WARNING " in line for line in log.splitlines()) == 1, log
+
+
+def test_socket_mode_health_is_ok_once_connected(tmp_path: Path, database_url: str, fake_slack,
+                                                 fake_anthropic) -> None:
+    env = serving_env(database_url, fake_slack, fake_anthropic, SLACK_APP_TOKEN=APP_TOKEN)
+    del env["SLACK_SIGNING_SECRET"]
+    process, log_path = start_serve(env, tmp_path)
+    try:
+        wait_for(lambda: (health(env["PORT"]) or (0, {}))[1].get("slack") == "ok", process, log_path)
+        assert "is serving on port" in log_path.read_text()
+    finally:
+        assert stop_serve(process) == 0

@@ -85,6 +85,13 @@ class ConfigError(GateError):
     code = "config"
 
 
+class StartupRefused(GateError):
+    """A credential its service refused at start-up (Slack's auth.test or apps.connections.open), or an Anthropic
+    key that cannot ask Claude: one line for the operator, and the process exits with status 1."""
+
+    code = "startup_refused"
+
+
 class CliError(GateError):
     """A one-line error for the operator of `claude-gate`; exit status 2."""
 

@@ -181,6 +181,9 @@ class FakeSlack(ThreadedServer):
         self.socket_acks: list[dict[str, Any]] = []
         self.socket_sent: list[dict[str, Any]] = []
         self.socket_connections = 0  # total websocket connects so far
+        #: the websocket URL apps.connections.open hands out; set it to where nothing listens for a connect that
+        #: never succeeds (a token refused by apps.connections.open: put it in ``invalid_tokens``)
+        self.socket_url: str | None = None
         self.tickets_issued = 0
 
         self._bot_messages: list[dict[str, Any]] = []
@@ -1216,4 +1219,6 @@ class FakeSlack(ThreadedServer):
 
     def _apps_connections_open(self, params: Params, token: str) -> Reply:
         self.tickets_issued += 1
+        if self.socket_url is not None:
+            return {"url": self.socket_url}
         return {"url": f"ws://{self.host}:{self.port}/link?ticket={self.tickets_issued}&app_id={self.api_app_id}"}
