@@ -307,3 +307,20 @@ def test_socket_mode_health_is_ok_once_connected(tmp_path: Path, database_url: s
         assert "is serving on port" in log_path.read_text()
     finally:
         assert stop_serve(process) == 0
+
+
+def test_a_token_refused_once_slack_is_back_stops_serve_with_exit_1(tmp_path: Path, database_url: str, fake_slack,
+                                                                    fake_anthropic) -> None:
+    fake_slack.fail_next("auth.test", "service_unavailable", status=503)
+    env = serving_env(database_url, fake_slack, fake_anthropic)
+    process, log_path = start_serve(env, tmp_path)
+    try:
+        assert wait_for(lambda: health(env["PORT"]), process, log_path)[1]["slack"] == "unreachable"
+        fake_slack.invalid_tokens.add(BOT_TOKEN)  # the app was uninstalled meanwhile
+        assert process.wait(timeout=30) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    last = log_path.read_text().splitlines()[-1]
+    assert last.startswith("claude-gate: Slack refused SLACK_BOT_TOKEN (invalid_auth): "), log_path.read_text()
