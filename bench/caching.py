@@ -8,7 +8,8 @@ once the answer before it is recorded. The cost is the sum of the thread's reque
 budgets count it (cache writes 1.25×, reads 0.1× the input price).
 
 Without caching: the same thread with no `cache_control` breakpoint. There is no setting for that, so this process
-replaces `bot.services.claude.with_cache_breakpoints` with one that returns the prompt as it is; each variant has a
+replaces `bot.services.conversation.claude.with_cache_breakpoints` with one that returns the prompt as it is;
+each variant has a
 fresh fake (an empty cache) and database. BENCH_THREAD_TURNS changes the number of turns (default 10).
 """
 
@@ -37,7 +38,7 @@ from bench.harness import (
     sqlite_file,
 )
 from bot.app import Runtime
-from bot.services import claude
+from bot.services.conversation import claude
 from bot.store.models import RequestRecord
 
 TURNS = int(os.environ.get("BENCH_THREAD_TURNS", "10"))

@@ -34,7 +34,7 @@ from bench.harness import (
     sqlite_file,
 )
 from bot.config import Settings
-from bot.services.records import INTERRUPTED_LINE
+from bot.services.conversation.records import INTERRUPTED_LINE
 from tests.fakes import FakeAnthropic, FakeSlack
 
 TARGET_SECONDS = 60.0

@@ -21,7 +21,7 @@ from bench.harness import Row, median, percentile, print_table
 from bot.app import build_app
 from bot.config import Settings
 from bot.domain.roles import Role
-from bot.services.roles import grant_role
+from bot.services.access.roles import grant_role
 from bot.slack.stream import APPENDS_PER_MINUTE
 from bot.store.clock import system_clock
 from bot.store.migrate import upgrade_database

@@ -36,9 +36,9 @@ from bot.domain.decisions import Admission, AlreadyTaken
 from bot.domain.policy import DEFAULT_POLICIES
 from bot.domain.requests import ChatRequest
 from bot.domain.roles import Role
-from bot.services.access import AccessSnapshot, EffectiveRole
-from bot.services.event_claims import claim_event
-from bot.services.gate import Screened
+from bot.services.conversation.access import AccessSnapshot, EffectiveRole
+from bot.services.conversation.claims import claim_event
+from bot.services.conversation.gate import Screened
 
 TRIALS = int(os.environ.get("BENCH_TRIALS", "400"))
 USERS = 50

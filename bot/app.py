@@ -29,20 +29,20 @@ from bot.config import Settings
 from bot.listeners.in_flight import InFlightListeners
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.metrics import BudgetUse, Metrics, may_scrape, relayed
-from bot.services.access_requests import AccessRequestCommands, AccessRequests
-from bot.services.admin import AdminService
-from bot.services.budget_alerts import BudgetAlerts
-from bot.services.budget_report import budget_lines
-from bot.services.chat import ChatService
-from bot.services.claude import ClaudeGateway
-from bot.services.gate import Gate
-from bot.services.key_alerts import KeyAlerts
-from bot.services.keys import ensure_default_key
-from bot.services.personal import PersonalService
-from bot.services.process_leases import ProcessLease
-from bot.services.records import RecordWriter
-from bot.services.roles import bootstrap_owners
-from bot.services.secret_alerts import SecretAlerts
+from bot.services.access.requests import AccessRequestCommands, AccessRequests
+from bot.services.access.roles import bootstrap_owners
+from bot.services.admin.dispatcher import AdminService
+from bot.services.conversation.chat import ChatService
+from bot.services.conversation.claude import ClaudeGateway
+from bot.services.conversation.gate import Gate
+from bot.services.conversation.process_leases import ProcessLease
+from bot.services.conversation.records import RecordWriter
+from bot.services.conversation.secret_alerts import SecretAlerts
+from bot.services.keys.alerts import KeyAlerts
+from bot.services.keys.registry import ensure_default_key
+from bot.services.personal.commands import PersonalService
+from bot.services.spend.alerts import BudgetAlerts
+from bot.services.spend.report import budget_lines
 from bot.slack.access_requests import SlackRequestBoard
 from bot.slack.client import SlackErrorCounter
 from bot.slack.connection import SlackLink

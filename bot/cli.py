@@ -241,8 +241,8 @@ def _duration(text: str | None) -> Any:
 
 def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
     from bot.domain.grants import may_be_time_bound
-    from bot.services.role_changes import give_role
-    from bot.services.roles import SHELL_ACTOR, RoleChangeDenied
+    from bot.services.access.role_changes import give_role
+    from bot.services.access.roles import SHELL_ACTOR, RoleChangeDenied
     from bot.store.clock import system_clock
 
     user, role, duration = _user_id(args.user), Role(args.role), _duration(args.duration)
@@ -266,7 +266,7 @@ def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.services.roles import SHELL_ACTOR, RoleChangeDenied, revoke_role
+    from bot.services.access.roles import SHELL_ACTOR, RoleChangeDenied, revoke_role
     from bot.store.clock import system_clock
 
     user = _user_id(args.user)
@@ -285,7 +285,7 @@ def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     from bot.domain.grants import until_text
-    from bot.services.roles import list_grants, list_timed_grants
+    from bot.services.access.roles import list_grants, list_timed_grants
     from bot.store.clock import system_clock
 
     role = Role(args.role) if args.role else None

@@ -29,9 +29,9 @@ from bot.domain.errors import CliError, CommandError, GateError
 from bot.domain.replies import Answer, Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Role
-from bot.services.access import EffectiveRole
-from bot.services.admin import Caller
-from bot.services.roles import SHELL_ACTOR
+from bot.services.access.roles import SHELL_ACTOR
+from bot.services.admin.dispatcher import Caller
+from bot.services.conversation.access import EffectiveRole
 from bot.terminal import plain, render_answer
 
 SHELL = Caller(Requester(user_id=SHELL_ACTOR, name="shell"), EffectiveRole(Role.OWNER, "explicit"))
@@ -154,7 +154,7 @@ def run_admin(settings: Settings, text: str, *, as_json: bool = False, out: str 
     from bot.cli import with_sessions
 
     async def work(sessions: Any) -> tuple[Answer, ShellWorkspace]:
-        from bot.services.admin import AdminService
+        from bot.services.admin.dispatcher import AdminService
         from bot.store.clock import system_clock
 
         client = None

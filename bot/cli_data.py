@@ -18,8 +18,8 @@ def add_data_commands(sub: Any) -> None:
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     from bot.cli import with_sessions
     from bot.scheduler import RETENTION_JOB
-    from bot.services.retention import PurgeResult, purge_expired
-    from bot.services.roles import SHELL_ACTOR
+    from bot.services.access.roles import SHELL_ACTOR
+    from bot.services.data.retention import PurgeResult, purge_expired
     from bot.store.clock import system_clock
     from bot.store.leases import last_run
 

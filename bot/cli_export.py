@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from bot.config import Settings
 from bot.domain.errors import CliError
-from bot.services.export import csv_cell, json_line
+from bot.services.data.export import csv_cell, json_line
 
 FORMATS = ("jsonl", "csv")
 

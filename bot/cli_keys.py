@@ -57,7 +57,7 @@ def _parsed(*words: str) -> Any:
 
 
 def cmd_keys_list(settings: Settings, _args: argparse.Namespace) -> int:
-    from bot.services.keys import list_keys
+    from bot.services.keys.registry import list_keys
     from bot.store.clock import system_clock
 
     async def work(sessions: Any) -> Any:
@@ -76,8 +76,8 @@ def cmd_keys_list(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_keys_add(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.services.keys import add_key
-    from bot.services.roles import SHELL_ACTOR
+    from bot.services.access.roles import SHELL_ACTOR
+    from bot.services.keys.registry import add_key
     from bot.store.clock import system_clock
 
     command = _parsed("keys", "add", args.label, args.env, *args.options)
@@ -97,8 +97,8 @@ def cmd_keys_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.services.keys import StepOutcome, revoke_key
-    from bot.services.roles import SHELL_ACTOR
+    from bot.services.access.roles import SHELL_ACTOR
+    from bot.services.keys.registry import StepOutcome, revoke_key
     from bot.store.clock import system_clock
 
     label = _parsed("keys", "revoke", args.label)["label"]
@@ -116,8 +116,8 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_sync(settings: Settings, _args: argparse.Namespace) -> int:
-    from bot.services.key_sync import sync_keys
-    from bot.services.roles import SHELL_ACTOR
+    from bot.services.access.roles import SHELL_ACTOR
+    from bot.services.keys.sync import sync_keys
     from bot.store.clock import system_clock
 
     async def work(sessions: Any) -> Any:
@@ -137,8 +137,8 @@ def cmd_keys_sync(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_remind(settings: Settings, args: argparse.Namespace) -> int:
     from bot.cli import CliError
-    from bot.services.reminders import reminder_schedule, run_reminders
-    from bot.services.roles import SHELL_ACTOR
+    from bot.services.access.roles import SHELL_ACTOR
+    from bot.services.keys.reminders import reminder_schedule, run_reminders
     from bot.store.clock import system_clock
 
     if not args.now:

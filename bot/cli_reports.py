@@ -18,10 +18,10 @@ from bot.domain.errors import CliError
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Role
-from bot.services.access import EffectiveRole
-from bot.services.admin import DEFAULT_USAGE_DAYS, AdminService, Caller
-from bot.services.roles import SHELL_ACTOR
-from bot.services.usage import usage_by_user
+from bot.services.access.roles import SHELL_ACTOR
+from bot.services.admin.dispatcher import DEFAULT_USAGE_DAYS, AdminService, Caller
+from bot.services.conversation.access import EffectiveRole
+from bot.services.spend.usage import usage_by_user
 from bot.store.clock import system_clock
 from bot.terminal import render_reply
 
@@ -113,7 +113,7 @@ def exporting(args: argparse.Namespace) -> bool:
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     if exporting(args):
         from bot.cli_export import export
-        from bot.services.export import audit_columns, audit_rows
+        from bot.services.data.export import audit_columns, audit_rows
 
         return export(settings, audit_rows, audit_columns(), since=args.since, fmt=args.format, out=args.out)
     return _run(settings, f"audit {args.n}")
@@ -129,14 +129,14 @@ def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
         return run_admin(settings, f"usage chart{days}", out=args.out)
     if exporting(args):
         from bot.cli_export import export
-        from bot.services.export import record_columns, record_rows
+        from bot.services.data.export import record_columns, record_rows
 
         return export(settings, record_rows, record_columns(), since=args.since, fmt=args.format, out=args.out)
     days = DEFAULT_USAGE_DAYS if args.days is None else args.days
     if not args.csv:
         return _run(settings, f"usage {args.subject} days={days}")
     from bot.cli import with_sessions
-    from bot.services.export import csv_cell
+    from bot.services.data.export import csv_cell
     from bot.store.db import read_only
 
     if days < 1:
@@ -170,7 +170,7 @@ class NoBoard:
 def cmd_requests(settings: Settings, args: argparse.Namespace) -> int:
     """The same words as `/claude-admin requests …`; with SLACK_BOT_TOKEN the request's messages and the
     requester are told, as when deciding from Slack."""
-    from bot.services.access_requests import AccessRequestCommands, AccessRequests
+    from bot.services.access.requests import AccessRequestCommands, AccessRequests
 
     def setup(service: AdminService, sessions: Any) -> None:
         if settings.slack_bot_token is not None:

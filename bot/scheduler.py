@@ -28,16 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.cron import cron_trigger, fires_between
-from bot.services.access_requests import AccessRequests
-from bot.services.event_claims import prune_events
-from bot.services.keys import KeyCommandError
-from bot.services.process_leases import process_name
-from bot.services.records import Swept, sweep_in_flight
-from bot.services.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR, ReminderRun, run_reminders
-from bot.services.retention import PurgeResult, purge_expired
-from bot.services.role_changes import end_expired_grants_and_tell
-from bot.services.roles import EndedGrant
-from bot.services.workspace import Workspace
+from bot.services.access.requests import AccessRequests
+from bot.services.access.role_changes import end_expired_grants_and_tell
+from bot.services.access.roles import EndedGrant
+from bot.services.conversation.claims import prune_events
+from bot.services.conversation.process_leases import process_name
+from bot.services.conversation.records import Swept, sweep_in_flight
+from bot.services.data.retention import PurgeResult, purge_expired
+from bot.services.keys.registry import KeyCommandError
+from bot.services.keys.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR, ReminderRun, run_reminders
+from bot.services.ports import Workspace
 from bot.store.clock import Clock
 from bot.store.leases import claim_lease, last_run, mark_run, release_lease
 

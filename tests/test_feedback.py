@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bot.domain.roles import Role
-from bot.services.usage import usage_summary
+from bot.services.spend.usage import usage_summary
 from bot.slack.render_answers import FEEDBACK_ACTION
 from tests.conftest import Harness, eventually
 from tests.fakes.signing import new_trigger_id

@@ -133,7 +133,7 @@ async def test_messages_ruled_out_by_shape_cost_no_slack_or_database_call(harnes
 async def test_retention_forgets_old_answered_threads_and_viewed_channels(harness_factory) -> None:
     from datetime import timedelta
 
-    from bot.services.retention import purge_expired
+    from bot.services.data.retention import purge_expired
 
     harness = await harness_factory(retention_days=30)
     root = await asked_and_answered(harness)

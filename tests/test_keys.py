@@ -13,9 +13,10 @@ from sqlalchemy import select, update
 
 from bot.domain.keys import NOT_AN_API_KEY
 from bot.domain.roles import Role
-from bot.services.key_choice import KEY_RECOVERY_QUIET
-from bot.services.key_sync import sync_keys
-from bot.services.keys import (
+from bot.services.access.roles import RoleChangeDenied
+from bot.services.keys.choice import KEY_RECOVERY_QUIET
+from bot.services.keys.offboarding import offboard_user
+from bot.services.keys.registry import (
     KeyCommandError,
     StepOutcome,
     add_key,
@@ -23,9 +24,8 @@ from bot.services.keys import (
     list_keys,
     revoke_key,
 )
-from bot.services.offboarding import offboard_user
-from bot.services.reminders import run_reminders
-from bot.services.roles import RoleChangeDenied
+from bot.services.keys.reminders import run_reminders
+from bot.services.keys.sync import sync_keys
 from bot.slack import render_keys
 from bot.store.models import ApiKey, AuditEntry, RoleGrant
 from bot.terminal import plain

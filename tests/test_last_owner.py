@@ -10,7 +10,7 @@ import aiohttp
 from sqlalchemy import delete, select
 
 from bot.domain.roles import Role
-from bot.services.roles import grant_role
+from bot.services.access.roles import grant_role
 from bot.store.clock import system_clock
 from bot.store.db import create_engine, session_factory
 from bot.store.models import RoleGrant

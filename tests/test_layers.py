@@ -2,7 +2,7 @@
 
 - bot/domain imports only the standard library and bot.domain: pure rules, no I/O, no SDK, no SQLAlchemy.
 - bot/services never imports slack_sdk, slack_bolt, bot.slack or bot.listeners: Slack is reached through the
-  Workspace port (bot/services/workspace.py), implemented in bot/slack.
+  Workspace port (bot/services/ports.py), implemented in bot/slack.
 - Only the wiring (bot/app.py) and the command line import bot.listeners or bot.app.
 
 Imports under ``if TYPE_CHECKING:`` count too: a type-only import still ties the layers together.

@@ -49,7 +49,7 @@ async def test_a_failed_answer_logs_one_json_line_naming_its_record_and_event(ha
         assert datetime.fromisoformat(line["time"]).utcoffset().total_seconds() == 0
     failed = [line for line in lines if line["message"].startswith(f"answer for record {record.id} failed")]
     assert len(failed) == 1, lines
-    assert failed[0]["level"] == "WARNING" and failed[0]["logger"] == "bot.services.chat"
+    assert failed[0]["level"] == "WARNING" and failed[0]["logger"] == "bot.services.conversation.chat"
     assert failed[0]["record_id"] == record.id and failed[0]["event_id"] == event_id
     traced = next(line for line in lines if line["message"] == "with a traceback")
     assert "ValueError: boom [redacted]" in traced["exception"] and "record_id" not in traced

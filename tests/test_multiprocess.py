@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.domain.roles import Role
-from bot.services.roles import grant_role
+from bot.services.access.roles import grant_role
 from bot.store.clock import system_clock
 from bot.store.db import create_engine, session_factory
 from bot.store.models import RequestRecord
@@ -126,8 +126,8 @@ async def test_two_schedulers_post_a_missed_reminder_once(cluster: Cluster, data
 
     from sqlalchemy import update
 
-    from bot.services.keys import ensure_default_key
-    from bot.services.reminders import REMINDERS_JOB
+    from bot.services.keys.registry import ensure_default_key
+    from bot.services.keys.reminders import REMINDERS_JOB
     from bot.store.leases import mark_run
     from bot.store.models import ApiKey
 

@@ -1,5 +1,6 @@
 """Crash recovery in seconds: each process holds a lease of its own, and any live process closes the answers of a
-process whose lease lapsed (bot/services/process_leases.py), with the sweep's charge and thread line; a late finish
+process whose lease lapsed (bot/services/conversation/process_leases.py), with the sweep's charge and thread
+line; a late finish
 replaces the charge and posts no second line; on SQLite, start-up closes at once the answers of this host's processes
 that no longer run. Leases are injected short here; the default's time from `kill -9` to the line is in bench/."""
 
@@ -23,8 +24,8 @@ from sqlalchemy.exc import OperationalError
 from bot.domain.decisions import Admission
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
-from bot.services.process_leases import ProcessLease
-from bot.services.records import INTERRUPTED_LINE
+from bot.services.conversation.process_leases import ProcessLease
+from bot.services.conversation.records import INTERRUPTED_LINE
 from bot.store.clock import system_clock
 from bot.store.db import create_engine, session_factory
 from bot.store.leases import renew_process_lease

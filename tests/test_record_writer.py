@@ -15,7 +15,7 @@ from tenacity import wait_fixed
 from bot.domain.decisions import Admission, Outcome
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
-from bot.services.records import AGGREGATE_USER, RecordWriter
+from bot.services.conversation.records import AGGREGATE_USER, RecordWriter
 from tests.conftest import Harness, eventually
 
 
@@ -62,7 +62,7 @@ async def test_a_failed_write_is_retried_and_nothing_is_lost(harness: Harness, c
             raise failures.pop()
 
     event.listen(harness.runtime.engine.sync_engine, "before_cursor_execute", fail_once)
-    with caplog.at_level(logging.WARNING, logger="bot.services.records"):
+    with caplog.at_level(logging.WARNING, logger="bot.services.conversation.records"):
         await harness.runtime.records.finish(record_id=record_id, model="claude-haiku-4-5", outcome=Outcome.ERROR,
                                                input_tokens=3, output_tokens=0, latency_ms=7, error_type="server")
     (record,) = await harness.records()

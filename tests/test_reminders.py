@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.services.keys import KeyCommandError
-from bot.services.reminders import ReminderRun, reminder_schedule, run_reminders
+from bot.services.keys.registry import KeyCommandError
+from bot.services.keys.reminders import ReminderRun, reminder_schedule, run_reminders
 from bot.slack import render_keys
 from bot.slack.safe_text import safe_text
 from bot.store.clock import ManualClock

@@ -16,8 +16,8 @@ from tests.conftest import Harness, eventually
 def test_every_deliberate_error_is_a_gate_error_with_a_stable_code() -> None:
     from bot.config import ConfigError
     from bot.domain.errors import AdminApiError, AnswerNotDelivered, ClaudeFailure, CliError
-    from bot.services.policies import PolicyValueError
-    from bot.services.workspace import UserGroupNotFound
+    from bot.services.access.policies import PolicyValueError
+    from bot.services.ports import UserGroupNotFound
 
     kinds = [CommandError("bad", "usage"), RoleChangeDenied("no"), KeyCommandError("k"), PolicyValueError("p"),
              UserGroupNotFound("g"), AdminApiError("a"), ConfigError("c"), CliError("x"), AnswerNotDelivered("d"),

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.roles import Role
 from bot.scheduler import JobScheduler
-from bot.services.retention import PURGE_ACTION, PurgeResult, purge_expired
+from bot.services.data.retention import PURGE_ACTION, PurgeResult, purge_expired
 from bot.store.models import AccessRequest, AnsweredThread, AuditEntry, RequestRecord, ViewingContext
 from tests.conftest import Harness, eventually
 from tests.test_cli import run_cli

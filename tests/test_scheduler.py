@@ -25,8 +25,8 @@ from bot.config import Settings
 from bot.cron import cron_trigger, upcoming_fires
 from bot.domain.cron import crontab_day_of_week
 from bot.scheduler import MISFIRE_GRACE_SECONDS, JobScheduler
-from bot.services.event_claims import claim_event
-from bot.services.reminders import LEADER_LEASE, REMINDERS_JOB
+from bot.services.conversation.claims import claim_event
+from bot.services.keys.reminders import LEADER_LEASE, REMINDERS_JOB
 from bot.store.clock import ManualClock, system_clock
 from bot.store.db import create_engine, session_factory
 from bot.store.leases import current_lease, last_run, mark_run

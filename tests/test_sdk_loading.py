@@ -10,7 +10,7 @@ import sys
 import aiohttp
 import pytest
 
-from bot.services.claude import ClaudeFailure, classify
+from bot.services.conversation.claude import ClaudeFailure, classify
 from tests.conftest import eventually
 from tests.fakes.signing import event_body
 from tests.processes import Cluster, post_signed
@@ -23,7 +23,7 @@ def test_the_app_and_its_command_line_load_without_the_anthropic_sdk() -> None:
 
 
 def test_a_timeout_is_classified_without_waiting_for_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.services import claude
+    from bot.services.conversation import claude
 
     monkeypatch.setattr(claude, "_SDK", None)  # as in a process whose SDK is still loading
     assert classify(TimeoutError()).kind == "timeout"

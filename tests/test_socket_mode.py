@@ -6,7 +6,7 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
 from bot.app import build_app
 from bot.domain.roles import Role
-from bot.services.roles import grant_role
+from bot.services.access.roles import grant_role
 from tests.conftest import eventually
 
 

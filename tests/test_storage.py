@@ -16,10 +16,10 @@ from bot.config import Settings
 from bot.domain.decisions import Admission
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
-from bot.services.gate import Gate
-from bot.services.keys import ensure_default_key
-from bot.services.records import RecordWriter
-from bot.services.roles import grant_role
+from bot.services.access.roles import grant_role
+from bot.services.conversation.gate import Gate
+from bot.services.conversation.records import RecordWriter
+from bot.services.keys.registry import ensure_default_key
 from bot.store.clock import system_clock
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import alembic_config, current_revisions, schema_head, upgrade_database

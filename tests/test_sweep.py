@@ -15,7 +15,7 @@ from tenacity import wait_none
 from bot.domain.decisions import Admission, Outcome
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.roles import Role
-from bot.services.records import INTERRUPTED_LINE, sweep_in_flight
+from bot.services.conversation.records import INTERRUPTED_LINE, sweep_in_flight
 from bot.slack.directory import UserDirectory
 from bot.slack.workspace import SlackWorkspace
 from bot.store.models import SpendCounter

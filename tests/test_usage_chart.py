@@ -15,7 +15,7 @@ import pytest
 
 from bot.domain.pricing import format_usd
 from bot.domain.roles import Role
-from bot.services.usage_chart import HEIGHT_PX, MAX_SERIES, WIDTH_PX, daily_cost, render_png
+from bot.services.spend.chart import HEIGHT_PX, MAX_SERIES, WIDTH_PX, daily_cost, render_png
 from bot.store.models import RequestRecord
 from tests.conftest import BOT_TOKEN, Harness, eventually
 from tests.test_cli import run_cli

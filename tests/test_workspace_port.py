@@ -1,4 +1,4 @@
-"""The Workspace port (bot/services/workspace.py) as services use it, implemented by bot/slack/workspace.py against
+"""The Workspace port (bot/services/ports.py) as services use it, implemented by bot/slack/workspace.py against
 the fake Slack Web API through the real slack_sdk client."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bot.domain.replies import Reply
-from bot.services.workspace import SlackCallFailed
+from bot.services.ports import SlackCallFailed
 from tests.conftest import Harness
 
 

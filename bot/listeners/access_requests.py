@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.access_requests import APPROVAL_CHOICES
 from bot.domain.roles import Role
-from bot.services.access_requests import DecisionKind, FormState
+from bot.services.access.requests import DecisionKind, FormState
 from bot.slack.access_requests import (
     DECISION_ACTION,
     FORM_CALLBACK,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services.feedback import FeedbackOutcome, rate_answer
+from bot.services.conversation.feedback import FeedbackOutcome, rate_answer
 from bot.slack.render_answers import FEEDBACK_ACTION, feedback_thanks, parse_feedback
 
 if TYPE_CHECKING:

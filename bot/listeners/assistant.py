@@ -24,7 +24,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners.events import Conversations, PanelThread, is_human_message
-from bot.services.conversation_places import is_panel_thread, remember_panel_thread
+from bot.services.conversation.places import is_panel_thread, remember_panel_thread
 from bot.slack.directory import LazyRequester
 from bot.slack.render_answers import greeting, suggested_prompts
 

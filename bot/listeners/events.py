@@ -21,8 +21,8 @@ from bot.domain.requests import (
     message_claim,
     split_model_flag,
 )
-from bot.services.conversation_places import asked_in_thread, viewed_channel
-from bot.services.event_claims import claim_event
+from bot.services.conversation.claims import claim_event
+from bot.services.conversation.places import asked_in_thread, viewed_channel
 from bot.slack.directory import LazyRequester
 from bot.slack.files import FileFetcher, file_hosts
 from bot.slack.render import refusal_blocks

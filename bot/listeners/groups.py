@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot.services.groups import change_members, replace_members
+from bot.services.access.groups import change_members, replace_members
 from bot.store.models import Budget, GroupRoleMapping
 
 if TYPE_CHECKING:

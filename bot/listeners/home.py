@@ -11,9 +11,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.requests import Requester
 from bot.domain.roles import Right
-from bot.services.conversation_places import remember_viewing
-from bot.services.keys import list_keys
-from bot.services.overview import admin_overview, budget_overview, usage_today
+from bot.services.admin.overview import admin_overview, budget_overview, usage_today
+from bot.services.conversation.places import remember_viewing
+from bot.services.keys.registry import list_keys
 from bot.slack.directory import LazyRequester
 from bot.slack.payloads import asker_id
 from bot.slack.render import reply_blocks

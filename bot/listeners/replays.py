@@ -11,7 +11,7 @@ from slack_bolt.response import BoltResponse
 
 from bot.domain.requests import trigger_claim
 from bot.listeners.middleware import plain
-from bot.services.event_claims import claim_event
+from bot.services.conversation.claims import claim_event
 
 if TYPE_CHECKING:
     from bot.app import Runtime

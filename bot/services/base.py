@@ -1,4 +1,4 @@
-"""What a service is built with: the database, the settings, the clock and the Slack port (bot/services/workspace.py).
+"""What a service is built with: the database, the settings, the clock and the Slack port (bot/services/ports.py).
 
 Services that need all four subclass `Service` instead of repeating the constructor; each is built once, in
 bot/app.py (or by the command line with a `Workspace` of its own)."""
@@ -10,7 +10,7 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.services.workspace import Workspace
+from bot.services.ports import Workspace
 from bot.store.clock import Clock
 from bot.store.db import read_only
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.domain.replies import Answer, Reply
-from bot.services.key_alerts import KeyFailureAlert, KeyRecoveredAlert, NoKeyAlert
-from bot.services.key_sync import KeySync
-from bot.services.keys import KeyAdded, KeyListing, KeyRevoked
-from bot.services.offboarding import Offboarded
-from bot.services.reminders import ReminderDM, ReminderMessage, ReminderRun, ReminderSchedule
+from bot.services.keys.alerts import KeyFailureAlert, KeyRecoveredAlert, NoKeyAlert
+from bot.services.keys.offboarding import Offboarded
+from bot.services.keys.registry import KeyAdded, KeyListing, KeyRevoked
+from bot.services.keys.reminders import ReminderDM, ReminderMessage, ReminderRun, ReminderSchedule
+from bot.services.keys.sync import KeySync
 from bot.slack import render_keys
 from bot.slack.render import Block, reply_blocks
 

@@ -15,10 +15,10 @@ from bot.domain.mentions import channel_link, mention
 from bot.slack.render import capped, context, section, sections
 
 if TYPE_CHECKING:
-    from bot.services.key_sync import KeySync
-    from bot.services.keys import KeyAdded, KeyListing, KeyRevoked, KeyView, Step
-    from bot.services.offboarding import Offboarded
-    from bot.services.reminders import DueKey, ReminderRun, ReminderSchedule
+    from bot.services.keys.offboarding import Offboarded
+    from bot.services.keys.registry import KeyAdded, KeyListing, KeyRevoked, KeyView, Step
+    from bot.services.keys.reminders import DueKey, ReminderRun, ReminderSchedule
+    from bot.services.keys.sync import KeySync
 
 Block = dict[str, Any]
 Rendered = tuple[str, list[Block]]

@@ -1,4 +1,4 @@
-"""The Slack side of the Workspace port (bot/services/workspace.py): messages, DMs, files, user groups, profiles."""
+"""The Slack side of the Workspace port (bot/services/ports.py): messages, DMs, files, user groups, profiles."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.commands import GroupRef
 from bot.domain.requests import Requester
-from bot.services.workspace import ChannelNotFound, Message, SlackCallFailed, UserGroupNotFound
+from bot.services.ports import ChannelNotFound, Message, SlackCallFailed, UserGroupNotFound
 from bot.slack.answers import answer_blocks
 from bot.slack.directory import UserDirectory
 

@@ -213,7 +213,7 @@ class RequestRecord(Base):
     prompt: Mapped[str | None] = mapped_column(Text)  # only when LOG_PROMPTS=true
     feedback: Mapped[str | None] = mapped_column(String(8))
     # how many requests the row stands for: 1, or the refusals counted in one aggregate record while the database
-    # was away and the record writer's memory was full (bot/services/records.py)
+    # was away and the record writer's memory was full (bot/services/conversation/records.py)
     requests: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # the process that admitted it (its ProcessLease holder): once that lease lapses, any live process closes the
     # record as interrupted. None for records admitted without a lease (refusals, in-process tests): the age rule.
@@ -265,7 +265,8 @@ class SchedulerState(Base):
 
 
 class ProcessLease(Base):
-    """One row per live `serve` or `chat` process, renewed every few seconds (bot/services/process_leases.py)."""
+    """One row per live `serve` or `chat` process, renewed every few seconds
+    (bot/services/conversation/process_leases.py)."""
 
     __tablename__ = "process_leases"
 

@@ -1,0 +1,1 @@
+"""`/claude-admin`: the one dispatcher, and the admin overview of the App Home."""

@@ -1,0 +1,1 @@
+"""Per-channel settings: on/off, model, prompt, roles."""

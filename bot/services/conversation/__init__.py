@@ -1,0 +1,1 @@
+"""A conversation: the gate's two phases, the call to Claude, the records it leaves, replays and places."""

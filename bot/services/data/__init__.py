@@ -1,0 +1,1 @@
+"""What is kept of people's words and how long: retention, erasure, exports, the audit trail."""

@@ -1,0 +1,1 @@
+"""`/claude` for everyone: status, model, usage, and a person's own preferences."""

@@ -1,0 +1,1 @@
+"""Money and tokens: the counters budgets reserve against, budgets, reports, alerts, the usage chart."""
