@@ -37,7 +37,7 @@ from bench.harness import (
     print_table,
     sqlite_file,
 )
-from bot.app import Runtime
+from bot.runtime import Runtime
 from bot.services.conversation import claude
 from bot.store.models import RequestRecord
 

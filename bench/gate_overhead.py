@@ -31,11 +31,11 @@ from bench.harness import (
     print_table,
     sqlite_file,
 )
-from bot.app import Runtime
 from bot.domain.decisions import Admission, AlreadyTaken
 from bot.domain.policy import DEFAULT_POLICIES
 from bot.domain.requests import ChatRequest
 from bot.domain.roles import Role
+from bot.runtime import Runtime
 from bot.services.conversation.access import AccessSnapshot, EffectiveRole
 from bot.services.conversation.claims import claim_event
 from bot.services.conversation.gate import Screened

@@ -34,8 +34,8 @@ from tests.fakes import FakeAnthropic, FakeSlack
 from tests.fakes.signing import command_body, event_body, json_body, sign
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
     from bot.config import Settings
+    from bot.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGNING_SECRET = "bench-signing-secret-0123456789"

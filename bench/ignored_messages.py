@@ -27,9 +27,10 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bench.harness import API_KEY, BOT_TOKEN, SIGNING_SECRET, Row, print_table
-from bot.app import Runtime, build_app
+from bot.app import build_app
 from bot.config import Settings
 from bot.listeners.events import may_be_follow_up
+from bot.runtime import Runtime
 from bot.store.migrate import upgrade_database
 from tests.fakes import FakeAnthropic, FakeSlack
 from tests.fakes.signing import event_body, json_body, sign

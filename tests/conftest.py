@@ -22,9 +22,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool
 
-from bot.app import Runtime, build_app
+from bot.app import build_app
 from bot.config import Settings
 from bot.domain.roles import Role
+from bot.runtime import Runtime
 from bot.services.access.roles import grant_role
 from bot.services.conversation.claude import sdk
 from bot.store.clock import ManualClock

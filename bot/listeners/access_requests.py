@@ -26,7 +26,7 @@ from bot.slack.access_requests import (
 from bot.slack.directory import LazyRequester
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from bot.services.conversation.feedback import FeedbackOutcome, rate_answer
 from bot.slack.render_answers import FEEDBACK_ACTION, feedback_thanks, parse_feedback
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

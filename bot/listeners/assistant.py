@@ -29,7 +29,7 @@ from bot.slack.directory import LazyRequester
 from bot.slack.render_answers import greeting, suggested_prompts
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

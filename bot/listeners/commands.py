@@ -22,7 +22,7 @@ from bot.slack.answers import answer_blocks
 from bot.slack.directory import LazyRequester
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.runtime import Runtime
 
 
 def register(runtime: Runtime) -> None:

@@ -19,7 +19,7 @@ from bot.domain.replies import Reply
 from bot.slack.render import reply_blocks
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from bot.slack.stream import SlackAnswer, SlackRelay
 from bot.slack.threads import both_members, channel_digest, readable_text, strip_mention, thread_turns
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

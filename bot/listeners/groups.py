@@ -9,7 +9,7 @@ from bot.services.access.groups import change_members, replace_members
 from bot.store.models import Budget, GroupRoleMapping
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from bot.slack.render import reply_blocks
 from bot.slack.render_answers import agent_prompts
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

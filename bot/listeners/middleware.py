@@ -27,7 +27,7 @@ from bot.logging_setup import EVENT_ID
 from bot.slack.payloads import asker_id, malformed_event
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from bot.listeners.middleware import plain
 from bot.services.conversation.claims import claim_event
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from bot.listeners.middleware import plain
 from bot.slack.safe_text import SafeAck, SafeRespond, SafeWebClient
 
 if TYPE_CHECKING:
-    from bot.app import Runtime
+    from bot.runtime import Runtime
 
 
 def register(runtime: Runtime) -> None:
