@@ -27,9 +27,8 @@ def one_request(metrics: Metrics, i: int) -> None:
         metrics.gate_decided(surface, "refused", RefusalReason.RATE_LIMITED.value, 0.002)
         return
     metrics.gate_decided(surface, "admitted", "", 0.002)
-    metrics.in_flight.inc()
+    metrics.answer_began()
     metrics.first_text(surface, 0.6)
-    metrics.in_flight.dec()
     metrics.answer_finished(surface=surface, model="claude-haiku-4-5", role=("user", "power")[i % 2],
                             error_kind=None, input_tokens=1200, output_tokens=300, cost_usd=0.0027,
                             cache_read_tokens=800)

@@ -18,16 +18,20 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.domain.budgets import Scope, ScopeKind
 from bot.metrics import BudgetUse, Metrics
 from bot.runtime import Runtime
-from bot.services.access.requests import AccessRequestCommands, AccessRequests
+from bot.services.access.groups import UserGroupSync
+from bot.services.access.requests import AccessRequests
 from bot.services.admin.dispatcher import AdminService
 from bot.services.conversation.chat import ChatService
 from bot.services.conversation.claude import ClaudeGateway
 from bot.services.conversation.gate import Gate
+from bot.services.conversation.observer import Observers
 from bot.services.conversation.records import RecordWriter
 from bot.services.conversation.secret_alerts import SecretAlerts
 from bot.services.keys.alerts import KeyAlerts
+from bot.services.keys.registry import KeyRegistry
 from bot.services.personal.commands import PersonalService
 from bot.services.spend.alerts import BudgetAlerts
 from bot.services.spend.report import budget_lines
@@ -83,10 +87,10 @@ async def pooled_budget_uses(sessions: async_sessionmaker[AsyncSession], setting
         lines = await budget_lines(session, settings, clock())
     uses = []
     for line in lines:
-        kind, _, name = line.scope.partition(":")
-        if kind == "user":
+        scope = Scope.parse(line.scope)
+        if scope.kind is ScopeKind.USER:
             continue
-        uses.append(BudgetUse(kind, name or kind, line.period.value, line.limit / 1_000_000,
+        uses.append(BudgetUse(scope.kind.value, scope.id or scope.kind.value, line.period.value, line.limit / 1_000_000,
                               None if line.spent is None else line.spent / 1_000_000))
     return uses
 
@@ -110,20 +114,19 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     gate = Gate(db=db, settings=settings, clock=clock, workspace=workspace, records=records)
     metrics.watch_record_backlog(lambda: records.backlog)
     metrics.budget_source = partial(pooled_budget_uses, db.sessions, settings, clock)
-    alerts = KeyAlerts(db=db, settings=settings, clock=clock, workspace=workspace)
-    secret_alerts = SecretAlerts(db=db, settings=settings, clock=clock, workspace=workspace)
-    budget_alerts = BudgetAlerts(db=db, settings=settings, clock=clock, workspace=workspace)
+    observer = Observers(metrics, KeyAlerts(db=db, settings=settings, clock=clock, workspace=workspace),
+                         SecretAlerts(db=db, settings=settings, clock=clock, workspace=workspace),
+                         BudgetAlerts(db=db, settings=settings, clock=clock, workspace=workspace))
     chat = ChatService(db=db, settings=settings, clock=clock, workspace=workspace, gate=gate, claude=claude,
-                       on_key_failure=alerts.key_failed, on_key_recovered=alerts.key_recovered,
-                       on_no_active_key=alerts.no_active_key, on_secret_blocked=secret_alerts.secret_blocked,
-                       metrics=metrics, on_spend=budget_alerts.check)
-    admin = AdminService(db=db, settings=settings, clock=clock, workspace=workspace)
-    personal = PersonalService(db=db, settings=settings, clock=clock, workspace=workspace)
+                       observer=observer)
     access_requests = AccessRequests(db=db, settings=settings, clock=clock, workspace=workspace,
                                      board=SlackRequestBoard(client))
-    admin.handlers.update(AccessRequestCommands(access_requests).handlers())
+    admin = AdminService(db=db, settings=settings, clock=clock, workspace=workspace, requests=access_requests)
+    personal = PersonalService(db=db, settings=settings, clock=clock, workspace=workspace)
     runtime = Runtime(settings=settings, clock=clock, db=db, client=client, bolt=bolt,
                       directory=directory, workspace=workspace, claude=claude, gate=gate, records=records, chat=chat,
-                      admin=admin, personal=personal, metrics=metrics, access_requests=access_requests)
+                      admin=admin, personal=personal, metrics=metrics, access_requests=access_requests,
+                      user_groups=UserGroupSync(db=db, settings=settings, clock=clock, workspace=workspace),
+                      keys=KeyRegistry(db=db, settings=settings, clock=clock, workspace=workspace))
     register_listeners(runtime)
     return runtime

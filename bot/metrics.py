@@ -1,4 +1,4 @@
-"""Prometheus metrics of one process, served at GET /metrics (bot/app.py) in Prometheus' text format.
+"""Prometheus metrics of one process, served at GET /metrics (bot/runtime.py) in Prometheus' text format.
 
 The request path only increments counters and observes histograms (a dictionary lookup and a lock each); gauges
 that need reading something (the record backlog, the budgets) are computed when Prometheus scrapes. Labels are bounded
@@ -26,6 +26,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from bot.services.conversation.observer import QuietObserver
+
 log = logging.getLogger(__name__)
 
 PREFIX = "claude_gate"
@@ -52,7 +54,7 @@ class BudgetUse:
 BudgetSource = Callable[[], Awaitable[list[BudgetUse]]]
 
 
-class Metrics:
+class Metrics(QuietObserver):
     """The metrics of one Claude Gate process, in a registry of its own (tests build many apps in one process)."""
 
     def __init__(self) -> None:
@@ -107,12 +109,16 @@ class Metrics:
         self._of(self.requests, surface, outcome, reason).inc()
         self._of(self.gate_seconds, surface).observe(seconds)
 
+    def answer_began(self) -> None:
+        self.in_flight.inc()
+
     def first_text(self, surface: str, seconds: float) -> None:
         self._of(self.first_text_seconds, surface).observe(seconds)
 
     def answer_finished(self, *, surface: str, model: str, role: str, error_kind: str | None, input_tokens: int,
                         output_tokens: int, cost_usd: float, cache_read_tokens: int = 0,
                         cache_write_tokens: int = 0) -> None:
+        self.in_flight.dec()
         self._of(self.answers, surface, "error" if error_kind else "ok", error_kind or "").inc()
         for kind, count in (("input", input_tokens), ("output", output_tokens), ("cache_read", cache_read_tokens),
                             ("cache_write", cache_write_tokens)):

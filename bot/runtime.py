@@ -22,6 +22,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from bot.config import Settings
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.metrics import Metrics, may_scrape, relayed
+from bot.services.access.groups import UserGroupSync
 from bot.services.access.requests import AccessRequests
 from bot.services.access.roles import bootstrap_owners
 from bot.services.admin.dispatcher import AdminService
@@ -30,7 +31,7 @@ from bot.services.conversation.claude import ClaudeGateway
 from bot.services.conversation.gate import Gate
 from bot.services.conversation.process_leases import ProcessLease
 from bot.services.conversation.records import RecordWriter
-from bot.services.keys.registry import ensure_default_key
+from bot.services.keys.registry import KeyRegistry, ensure_default_key
 from bot.services.personal.commands import PersonalService
 from bot.slack.connection import SlackLink
 from bot.slack.directory import UserDirectory
@@ -67,6 +68,8 @@ class Runtime:
     personal: PersonalService
     metrics: Metrics
     access_requests: AccessRequests
+    keys: KeyRegistry  # the App Home lists the keys
+    user_groups: UserGroupSync  # Slack's user-group events applied to the stored groups
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     listeners: InFlightListeners = field(default_factory=InFlightListeners)  # Bolt's listener tasks under way
     jobs: JobScheduler | None = None  # started by start_jobs() (`serve`), never by build_app

@@ -285,14 +285,13 @@ async def test_alerts_are_checked_only_for_answers_admitted_at_an_alert_level(or
     """Far below the alert level an answer's end skips the alerts' transaction (its real cost is never above its
     reservation, so it cannot cross a level); the answer whose admission reaches the level is checked and alerts."""
     checked: list[str] = []
-    check = org.runtime.chat.on_spend
-    assert check is not None
+    check = org.runtime.chat.observer.spend_changed
 
     async def counting(user_id: str, exhausted: tuple[str, str] | None = None) -> None:
         checked.append(user_id)
         await check(user_id, exhausted)
 
-    org.runtime.chat.on_spend = counting
+    org.runtime.chat.observer.spend_changed = counting  # type: ignore[method-assign]
     await org.mention("U1", "probe")
     (probe,) = await settled(org, 1)
     org.clock.advance(86_400)

@@ -16,7 +16,6 @@ from bot.domain.days import local_day, midnight
 from bot.domain.pricing import CACHE_WRITE_PERCENT, Price, cost_micros, format_usd
 
 MIN_GRANT_TOKENS = 256  # below this a request is refused rather than answered with a stub
-ORG = "org"
 
 
 class Period(StrEnum):
@@ -28,12 +27,58 @@ class Period(StrEnum):
         return "daily" if self is Period.DAY else "monthly"
 
 
-def user_scope(user_id: str) -> str:
-    return f"user:{user_id}"
+class ScopeKind(StrEnum):
+    ORG = "org"
+    GROUP = "group"  # a Slack user group's pooled budget (its ID)
+    USER = "user"  # a person's own budget (their Slack user ID)
+    ROLE = "role"  # a role's per-person budget (shown, never stored as a budget row)
+
+    @property
+    def prefix(self) -> str:
+        """What every stored key of this kind starts with (``group:``), for matching keys in SQL."""
+        return f"{self.value}:"
 
 
-def group_scope(group_id: str) -> str:
-    return f"group:{group_id}"
+@dataclass(frozen=True)
+class Scope:
+    """What a budget (and its spend counters) belongs to. ``key`` is the string stored in the database
+    (``org``, ``group:S123``, ``user:U123``, ``role:power``); :meth:`parse` reads one back."""
+
+    kind: ScopeKind
+    id: str = ""  # empty for the org
+
+    @classmethod
+    def org(cls) -> Scope:
+        return cls(ScopeKind.ORG)
+
+    @classmethod
+    def group(cls, group_id: str) -> Scope:
+        return cls(ScopeKind.GROUP, group_id)
+
+    @classmethod
+    def user(cls, user_id: str) -> Scope:
+        return cls(ScopeKind.USER, user_id)
+
+    @classmethod
+    def role(cls, role: str) -> Scope:
+        return cls(ScopeKind.ROLE, role)
+
+    @classmethod
+    def parse(cls, key: str) -> Scope:
+        """The scope a stored key names; ValueError for a key no scope has."""
+        if key == ScopeKind.ORG.value:
+            return cls.org()
+        kind, _, ident = key.partition(":")
+        if not ident or kind == ScopeKind.ORG.value or kind not in {k.value for k in ScopeKind}:
+            raise ValueError(f"not a budget scope: {key!r}")
+        return cls(ScopeKind(kind), ident)
+
+    @property
+    def key(self) -> str:
+        return self.kind.value if self.kind is ScopeKind.ORG else f"{self.kind.prefix}{self.id}"
+
+
+ORG = Scope.org().key
 
 
 def period_start(now: datetime, period: Period, tz: ZoneInfo) -> date:

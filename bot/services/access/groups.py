@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.budgets import Scope
 from bot.domain.roles import Role
+from bot.services.base import Service
 from bot.services.data.audit import add_audit
 from bot.store.clock import Clock
 from bot.store.models import Budget, GroupMember, GroupRoleMapping
@@ -34,7 +36,7 @@ async def unmap_group(session: AsyncSession, clock: Clock, *, actor_id: str, gro
     mapping = await session.get(GroupRoleMapping, group_id)
     if mapping is None:
         return None
-    if await session.get(Budget, f"group:{group_id}") is None:  # a pooled budget still needs the members
+    if await session.get(Budget, Scope.group(group_id).key) is None:  # a pooled budget still needs the members
         await session.execute(delete(GroupMember).where(GroupMember.usergroup_id == group_id))
     await session.delete(mapping)
     add_audit(session, at=clock(), actor=actor_id, action="groups.unmap", target=group_id, handle=mapping.handle,
@@ -61,7 +63,7 @@ async def change_members(session: AsyncSession, group_id: str, *, added: Iterabl
     """Apply a `subteam_members_changed` delta; False if the group is neither mapped nor budgeted (nothing
     stored)."""
     if (await session.get(GroupRoleMapping, group_id) is None
-            and await session.get(Budget, f"group:{group_id}") is None):
+            and await session.get(Budget, Scope.group(group_id).key) is None):
         return False
     removed = list(removed)
     if removed:
@@ -81,3 +83,29 @@ async def list_mappings(session: AsyncSession) -> list[tuple[GroupRoleMapping, i
                                         .where(GroupMember.usergroup_id == mapping.usergroup_id))
         counts[mapping.usergroup_id] = len(list(members))
     return [(m, counts[m.usergroup_id]) for m in mappings]
+
+
+class UserGroupSync(Service):
+    """Slack's user-group events applied to the stored groups: the members of a mapped or budgeted group, its
+    handle, and a disabled group's members dropped. Groups neither mapped nor budgeted are not stored."""
+
+    async def members_changed(self, group_id: str, *, added: Iterable[str], removed: Iterable[str]) -> bool:
+        """`subteam_members_changed`: False if the group is neither mapped nor budgeted (nothing stored)."""
+        async with self.sessions.begin() as session:
+            return await change_members(session, group_id, added=added, removed=removed)
+
+    async def updated(self, group_id: str, *, handle: str | None, users: list[str] | None, deleted: bool) -> None:
+        """`subteam_updated`: a new handle, the full member list when Slack sends one, none once it is disabled."""
+        async with self.sessions.begin() as session:
+            mapping = await session.get(GroupRoleMapping, group_id)
+            budget = await session.get(Budget, Scope.group(group_id).key)  # a pooled budget keeps its members too
+            if mapping is None and budget is None:
+                return
+            if mapping is not None:
+                mapping.handle = handle or mapping.handle
+            if budget is not None:
+                budget.name = handle or budget.name
+            if deleted:  # a disabled group gives nobody a role
+                await replace_members(session, self.clock, group_id, [])
+            elif users is not None:
+                await replace_members(session, self.clock, group_id, users)

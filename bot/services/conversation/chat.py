@@ -8,10 +8,8 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, RetryCallState
 
 from bot.config import Settings
@@ -24,11 +22,14 @@ from bot.domain.pricing import estimated_cost
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.secrets import SecretPolicy, redact, screen_request
 from bot.logging_setup import RECORD_ID
-from bot.metrics import Metrics
+from bot.services.base import Service
 from bot.services.conversation.claude import ClaudeFailure, ClaudeGateway, StreamUsage, classify
 from bot.services.conversation.gate import Gate, Screened
+from bot.services.conversation.observer import ConversationObserver, QuietObserver
 from bot.services.keys.choice import KeyGuard
+from bot.services.ports import Workspace
 from bot.store.clock import Clock
+from bot.store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +93,6 @@ HistoryLoader = Callable[[], Awaitable[list[Turn]]]
 AdmissionHook = Callable[[Admission, ChatRequest], Awaitable[None]]  # with the request as screened (redacted)
 ScreenedHook = Callable[[str, bool], None]  # through the first phase: (role, files allowed)
 WordsLoader = Callable[[], Awaitable[str]]
-KeyFailureHandler = Callable[[str, ClaudeFailure], Awaitable[None]]
-KeyRecoveryHandler = Callable[[str, datetime], Awaitable[None]]  # a failing key got the request made then through
-NoKeyHandler = Callable[[ChatRequest], Awaitable[bool]]  # the gate refused: no usable key (admins told?)
-SecretHandler = Callable[[ChatRequest], Awaitable[None]]  # the gate refused: a credential in the message
-# a budgeted answer of this user ended, or a budget (scope, period) refused them: check the budget alerts
-SpendHandler = Callable[[str, tuple[str, str] | None], Awaitable[None]]
 
 
 ADMINS_TOLD = "An admin has been told; try again once a key is registered."
@@ -132,24 +127,15 @@ def _redacted_block(block: dict[str, Any]) -> dict[str, Any]:
     return block
 
 
-class ChatService:
-    def __init__(self, *, gate: Gate, claude: ClaudeGateway, sessions: async_sessionmaker[AsyncSession],
-                 settings: Settings, clock: Clock, on_key_failure: KeyFailureHandler | None = None,
-                 on_key_recovered: KeyRecoveryHandler | None = None,
-                 on_no_active_key: NoKeyHandler | None = None, on_secret_blocked: SecretHandler | None = None,
-                 metrics: Metrics | None = None, on_spend: SpendHandler | None = None) -> None:
+class ChatService(Service):
+    def __init__(self, *, db: Database, settings: Settings, clock: Clock, workspace: Workspace, gate: Gate,
+                 claude: ClaudeGateway, observer: ConversationObserver | None = None) -> None:
+        super().__init__(db=db, settings=settings, clock=clock, workspace=workspace)
         self.gate = gate
-        self.metrics = metrics or Metrics()
+        self.observer: ConversationObserver = observer or QuietObserver()  # metrics and alerts (bot/app.py)
         self.claude = claude
-        self.settings = settings
-        self.clock = clock
-        self.on_key_failure = on_key_failure
-        self.on_key_recovered = on_key_recovered
-        self.on_no_active_key = on_no_active_key
-        self.on_secret_blocked = on_secret_blocked
-        self.on_spend = on_spend
         self.records = gate.records  # the one record writer: finishes here, held refusals in the gate
-        self.keys = KeyGuard(sessions.kw["bind"])
+        self.keys = KeyGuard(db.engine)
         self.retry_delays: tuple[float, ...] = RETRY_DELAYS
 
     async def answer(self, request: ChatRequest, history: HistoryLoader, sink: AnswerSink, *,
@@ -196,21 +182,20 @@ class ChatService:
             decision = await self.gate.admit(request, decision, input_estimate=estimate)
             gate_seconds += time.perf_counter() - admitting  # the gate's own time, not the history's
         if isinstance(decision, AlreadyTaken):
-            self.metrics.gate_decided(request.surface, "duplicate", "", gate_seconds)
+            self.observer.gate_decided(request.surface, "duplicate", "", gate_seconds)
             return ChatResult(decision)
         if isinstance(decision, Refusal):
-            self.metrics.gate_decided(request.surface, "refused", decision.reason.value, gate_seconds)
-            if decision.reason is RefusalReason.NO_ACTIVE_KEY and self.on_no_active_key is not None \
-                    and await self.on_no_active_key(request):
+            self.observer.gate_decided(request.surface, "refused", decision.reason.value, gate_seconds)
+            if decision.reason is RefusalReason.NO_ACTIVE_KEY and await self.observer.no_active_key(request):
                 decision = replace(decision, hint=ADMINS_TOLD)  # said only when someone was told
-            if decision.reason is RefusalReason.SECRET and self.on_secret_blocked is not None:
-                await self.on_secret_blocked(request)
-            if decision.budget is not None and self.on_spend is not None:
-                await self.on_spend(request.requester.user_id, decision.budget)
+            if decision.reason is RefusalReason.SECRET:
+                await self.observer.secret_blocked(request)
+            if decision.budget is not None:
+                await self.observer.spend_changed(request.requester.user_id, decision.budget)
             return ChatResult(decision)
-        self.metrics.gate_decided(request.surface, "admitted", "", gate_seconds)
+        self.observer.gate_decided(request.surface, "admitted", "", gate_seconds)
         RECORD_ID.set(decision.record_id)  # log lines of this answer name its record (LOG_FORMAT=json)
-        self.metrics.in_flight.inc()
+        self.observer.answer_began()
         started, asked_at = time.monotonic(), self.clock()
         usage = StreamUsage()
         parts: list[str] = []
@@ -221,7 +206,7 @@ class ChatService:
             budget = self._history_budget(request, system)
             async with asyncio.timeout(self.settings.answer_timeout_seconds):
                 await self._ask(decision, system, turns, budget, usage, parts, sink, on_first_text=lambda: (
-                    self.metrics.first_text(request.surface, time.perf_counter() - arrived)))
+                    self.observer.first_text(request.surface, time.perf_counter() - arrived)))
             if not "".join(parts).strip():
                 await sink.append(EMPTY_ANSWER)
             elif usage.output_tokens >= decision.max_tokens:
@@ -240,12 +225,11 @@ class ChatService:
                 log.warning("answer for record %s failed: %s (%s)", decision.record_id, failure.kind, failure.detail)
             await self._tell_user(sink, failure, partial=bool(parts))
             if failure.kind not in NOT_FROM_ANTHROPIC:
-                self.metrics.anthropic_error(failure.kind)
-            if failure.is_key_failure and self.on_key_failure is not None:
-                await self.on_key_failure(decision.key_label, failure)
+                self.observer.anthropic_error(failure.kind)
+            if failure.is_key_failure:
+                await self.observer.key_failed(decision.key_label, failure)
         finally:
-            self.metrics.in_flight.dec()
-            self.metrics.answer_finished(
+            self.observer.answer_finished(
                 surface=request.surface, model=decision.model, role=decision.role.value,
                 error_kind=failure.kind if failure else None, input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
@@ -260,10 +244,10 @@ class ChatService:
                 cache_write_tokens=usage.cache_write_tokens, cache_read_tokens=usage.cache_read_tokens,
                 usage_source=source, admission=decision,
             )
-        if decision.budget_alert_due and self.on_spend is not None:
-            await asyncio.shield(self.on_spend(decision.user_id, None))
-        if decision.key_failing and usage.accepted and self.on_key_recovered is not None:
-            await asyncio.shield(self.on_key_recovered(decision.key_label, asked_at))
+        if decision.budget_alert_due:
+            await asyncio.shield(self.observer.spend_changed(decision.user_id, None))
+        if decision.key_failing and usage.accepted:
+            await asyncio.shield(self.observer.key_recovered(decision.key_label, asked_at))
         return ChatResult(decision, "".join(parts), failure)
 
     def _history_budget(self, request: ChatRequest, system: str) -> int:

@@ -9,19 +9,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.config import Settings
 from bot.domain.access_requests import lowest_role_above
 from bot.domain.budgets import (
     MIN_GRANT_TOKENS,
     Limit,
+    Scope,
     fit_tokens,
     period_end,
     period_start,
     reservation_micros,
     resets_in,
-    user_scope,
 )
 from bot.domain.channels import is_channel
 from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
@@ -33,11 +33,13 @@ from bot.domain.requests import CHANNEL_SURFACES, ChatRequest, Requester
 from bot.domain.roles import Role
 from bot.domain.secrets import SecretPolicy, blocked_message, screen_request
 from bot.services.access.roles import admins_to_ask
+from bot.services.base import Service
 from bot.services.conversation.access import AccessSnapshot, access_snapshot
 from bot.services.conversation.claims import claim_in
 from bot.services.conversation.places import INSERT_ANSWERED
 from bot.services.conversation.records import INSERT_RECORD, RecordWriter
 from bot.services.keys.choice import KeyChoice, active_key, secret_of
+from bot.services.ports import Workspace
 from bot.services.spend.counters import (
     ADVISORY_LOCK,
     CounterKey,
@@ -49,7 +51,7 @@ from bot.services.spend.counters import (
     read_counters,
 )
 from bot.store.clock import Clock
-from bot.store.db import DATABASE_FAULTS, READ_ONLY
+from bot.store.db import DATABASE_FAULTS, Database
 from bot.store.models import RequestRecord
 
 log = logging.getLogger(__name__)
@@ -131,15 +133,11 @@ class Screened:
     model: str
 
 
-class Gate:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
+class Gate(Service):
+    def __init__(self, *, db: Database, settings: Settings, clock: Clock, workspace: Workspace,
                  records: RecordWriter) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self.clock = clock
+        super().__init__(db=db, settings=settings, clock=clock, workspace=workspace)
         self.records = records  # holds the records of requests refused while the database is away
-        self.engine: AsyncEngine = sessions.kw["bind"]
-        self._reader = self.engine.execution_options(**{READ_ONLY: True})  # SQLite: a deferred BEGIN, no write lock
         # the holder of this process's lease, once held (bot/services/conversation/process_leases.py):
         # admitted records carry it
         self.process_id: str | None = None
@@ -161,7 +159,7 @@ class Gate:
         """
         try:
             # A Core connection, not an ORM session: the gate runs on every request and needs no identity map.
-            async with self.engine.begin() as session:
+            async with self.db.engine.begin() as session:
                 if request.event_id and not await claim_in(session, request.event_id, self.clock()):
                     return AlreadyTaken(request.event_id)
                 access, model, refusal = await self._check_access(session, request)
@@ -210,11 +208,11 @@ class Gate:
         request = screen_request(request, self.settings.secret_policy)
         own_text = input_tokens_bound("", [{"content": request.text}])  # never above the whole request's bound
         try:
-            async with self._reader.begin() as session:
+            async with self.db.reader.begin() as session:
                 checked = await self._checks(session, request, screened, own_text, exact=False)
             if not isinstance(checked, Refusal):
                 return None
-            async with self.engine.begin() as session:
+            async with self.db.engine.begin() as session:
                 await self._record(session, request, screened.access.role.role, screened.model, refusal=checked)
             return checked
         except DATABASE_FAULTS as exc:
@@ -250,7 +248,7 @@ class Gate:
 
     async def _admit(self, request: ChatRequest, screened: Screened, input_estimate: int) -> Admission | Refusal:
         access, model = screened.access, screened.model
-        async with self.engine.begin() as session:
+        async with self.db.engine.begin() as session:
             role, policy = access.role.role, access.policy
             checked = await self._checks(session, request, screened, input_estimate, exact=True)
             if isinstance(checked, Refusal):
@@ -284,7 +282,7 @@ class Gate:
         ``lock``: the pools' locks are taken before their counters are read (the admission)."""
         user_id = request.requester.user_id
         tz = self.settings.budget_zone
-        person = user_scope(user_id)
+        person = Scope.user(user_id).key
         budgets = await budgets_for(session, user_id)
         limits = limits_for(user_id, policy, budgets)
         pools = [b for b in budgets if b.scope != person]
@@ -332,13 +330,13 @@ class Gate:
         """Phase 1's checks (account, role, channel, model) for ``request``, claiming and recording nothing: for
         what a surface must look up in Slack before asking the gate (the members of the channel a DM asks about),
         so that nothing beyond the asker is looked up for a request the gate would refuse. screen() decides."""
-        async with self._reader.begin() as session:
+        async with self.db.reader.begin() as session:
             _, _, refusal = await self._check_access(session, request)
             return refusal
 
     async def who_may_chat(self, requester: Requester) -> tuple[AccessSnapshot, Refusal | None]:
         """The first checks of the gate (account, role) without recording anything: for greetings and status."""
-        async with self.engine.connect() as session:
+        async with self.db.engine.connect() as session:
             access = await access_snapshot(session, requester.user_id, self.settings.default_role, self.clock())
             return access, await self._account_refusal(session, requester, access)
 

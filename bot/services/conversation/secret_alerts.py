@@ -14,6 +14,7 @@ from bot.domain.requests import ChatRequest
 from bot.domain.roles import Role
 from bot.domain.secrets import kinds_phrase
 from bot.services.base import Service
+from bot.services.conversation.observer import QuietObserver
 from bot.store.leases import claim_once_per
 from bot.store.models import RoleGrant
 
@@ -30,10 +31,10 @@ def secret_alert_text(request: ChatRequest) -> str:
             "(At most one such alert per person an hour.)")
 
 
-class SecretAlerts(Service):
+class SecretAlerts(Service, QuietObserver):
 
     async def secret_blocked(self, request: ChatRequest) -> None:
-        """ChatService's ``on_secret_blocked``. Never raises: an alert must not break the refusal."""
+        """The observer's ``secret_blocked``. Never raises: an alert must not break the refusal."""
         user = request.requester.user_id
         try:
             async with self.sessions.begin() as session:

@@ -20,6 +20,7 @@ from bot.services.access.policies import load_policy
 from bot.services.access.roles import effective_role
 from bot.services.base import Service
 from bot.services.conversation.claude import ClaudeFailure
+from bot.services.conversation.observer import QuietObserver
 from bot.services.keys.choice import mark_key_failing, mark_key_recovered, secret_of
 from bot.services.ports import SlackCallFailed
 from bot.store.leases import claim_once_per, current_lease
@@ -50,10 +51,10 @@ class NoKeyAlert(Answer):
     keys: list[tuple[str, str, bool, str]]  # (label, status, variable set in this process, variable)
 
 
-class KeyAlerts(Service):
+class KeyAlerts(Service, QuietObserver):
 
     async def key_failed(self, label: str, failure: ClaudeFailure) -> None:
-        """ChatService's ``on_key_failure``: mark the key ``failing`` and alert once."""
+        """The observer's ``key_failed``: mark the key ``failing`` and alert once."""
         try:
             reason = f"{failure.status or '-'} {failure.detail}".strip()
             async with self.sessions.begin() as session:
@@ -67,7 +68,7 @@ class KeyAlerts(Service):
             log.exception("alerting about key %s failed", label)
 
     async def key_recovered(self, label: str, asked_at: datetime) -> None:
-        """ChatService's ``on_key_recovered``: a ``failing`` key got a request made at ``asked_at`` through
+        """The observer's ``key_recovered``: a ``failing`` key got a request made at ``asked_at`` through
         (re-activated at Anthropic, or the refusal passed); mark it active and tell admins once."""
         try:
             async with self.sessions.begin() as session:
@@ -79,7 +80,7 @@ class KeyAlerts(Service):
             log.exception("marking key %s active again failed", label)
 
     async def no_active_key(self, request: ChatRequest) -> bool:
-        """ChatService's ``on_no_active_key``: tell admins which workspace has no usable key (once an hour). True
+        """The observer's ``no_active_key``: tell admins which workspace has no usable key (once an hour). True
         when admins have been told: now, or by an alert delivered within the hour (a second lease row says so)."""
         try:
             now = self.clock()

@@ -18,15 +18,16 @@ from bot.domain.pricing import format_usd
 from bot.domain.roles import Role
 from bot.services.base import Service
 from bot.services.conversation.access import access_snapshot
+from bot.services.conversation.observer import QuietObserver
 from bot.services.spend.counters import budgets_for, counter_keys, limits_for, read_counters
 from bot.store.models import BudgetAlert, RoleGrant
 
 log = logging.getLogger(__name__)
 
 
-class BudgetAlerts(Service):
+class BudgetAlerts(Service, QuietObserver):
 
-    async def check(self, user_id: str, exhausted: tuple[str, str] | None = None) -> None:
+    async def spend_changed(self, user_id: str, exhausted: tuple[str, str] | None = None) -> None:
         """After a request of ``user_id`` ended, or was refused by the budget ``exhausted`` (scope, period): alert
         each USD budget of theirs that crossed a level, once."""
         try:

@@ -1,40 +1,88 @@
-"""`budget` and `budget set` (PRODUCT §3, §6): every USD budget with its spend, and setting one.
+"""The spend rows of `/claude-admin`: `budget` and `budget set` (every USD budget with its spend, and setting one),
+`usage` (requests, tokens, estimated cost, refusals) and `usage chart` (a PNG of daily cost, in the caller's DM).
 
-A target is a role (its per-person policy fields daily_usd / monthly_usd), a person (an override of their role's),
-a Slack user group (pooled: its members' spend together) or ``org`` (pooled: everyone's).
+A budget's target is a role (its per-person policy fields daily_usd / monthly_usd), a person (an override of their
+role's), a Slack user group (pooled: its members' spend together) or ``org`` (pooled: everyone's).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.budgets import ORG, AmountError, Period, group_scope, parse_usd, user_scope
-from bot.domain.commands import GroupRef, ParsedCommand
+from bot.domain.budgets import ORG, AmountError, Period, Scope, ScopeKind, parse_usd
+from bot.domain.commands import DEFAULT_CHART_DAYS, GroupRef, ParsedCommand
 from bot.domain.errors import Denied
 from bot.domain.mentions import mention
 from bot.domain.pricing import format_usd
 from bot.domain.replies import Reply
 from bot.domain.roles import Role, may_manage_role
 from bot.services.access.policies import USD_FIELDS, update_policy
-from bot.services.base import Service
+from bot.services.base import Caller, Handler, Service
 from bot.services.conversation.access import effective_role
 from bot.services.data.audit import add_audit
+from bot.services.spend.chart import daily_cost, period_text, render_png
 from bot.services.spend.counters import lock_scopes, recount_pool
-from bot.services.spend.report import budget_lines
+from bot.services.spend.report import BudgetLine, budget_lines, budgets_of_person, cache_line
+from bot.services.spend.usage import UsageSummary, usage_summary
 from bot.store.models import Budget, GroupMember, GroupRoleMapping
 
-if TYPE_CHECKING:
-    from bot.services.admin.dispatcher import Caller, Handler
+DEFAULT_USAGE_DAYS = 7
 
-class BudgetService(Service):
-    """The `budget` rows of `/claude-admin`: handlers of the one admin dispatcher (AdminService), which checks the
-    caller's rights first and audits a Denied."""
+
+class SpendCommands(Service):
+    """Handlers of the one admin dispatcher (bot/services/admin/dispatcher.py), which checks the caller's rights
+    first and audits a Denied."""
 
     def handlers(self) -> dict[str, Handler]:
-        return {"budget": self.show, "budget set": self.set}
+        return {"budget": self.show, "budget set": self.set, "usage": self.usage, "usage chart": self.chart}
+
+    async def usage(self, caller: Caller, command: ParsedCommand) -> Reply:
+        subject = command["subject"] or "all"
+        days = command["days"] or DEFAULT_USAGE_DAYS
+        since = self.clock() - timedelta(days=days)
+        async with self.reads() as session:
+            if isinstance(subject, Role):
+                summary = await usage_summary(session, since=since, role=subject.value, prices=self.settings.prices)
+                who = f"role *{subject}*"
+            elif subject == "all":
+                summary = await usage_summary(session, since=since, prices=self.settings.prices)
+                who = "everyone"
+            else:
+                summary = await usage_summary(session, since=since, user_id=subject, prices=self.settings.prices)
+                who = mention(subject)
+            if isinstance(subject, Role):
+                budgets: list[BudgetLine] = []
+            elif subject == "all":
+                budgets = await budget_lines(session, self.settings, self.clock())
+            else:
+                budgets = await budgets_of_person(session, self.settings, subject, self.clock())
+        lines = usage_lines(summary)
+        if budgets:
+            lines += ["*Budgets this period*", *(f"• {line.text()}" for line in budgets)]
+        return Reply(f"Usage of {who}, last {days} day(s)", lines=lines,
+                     footer="Costs are estimates from the price table per model ID (MODEL_PRICES).")
+
+    async def chart(self, caller: Caller, command: ParsedCommand) -> Reply:
+        days = command["days"] or DEFAULT_CHART_DAYS
+        now = self.clock()
+        tz = self.settings.budget_zone
+        async with self.sessions() as session:
+            chart = await daily_cost(session, now=now, days=days, tz=tz, model_name=self.settings.models.alias_of)
+        if chart.total == 0:
+            return Reply(f"No spend in the last {days} day(s), {period_text(chart)}: there is nothing to chart.")
+        title = f"Claude Gate: daily cost by role and model, {period_text(chart)}"
+        png = await asyncio.to_thread(render_png, chart, title=title)
+        filename = f"claude-gate-cost-{chart.days[-1]:%Y%m%d}-{days}d.png"
+        comment = f"Daily cost by role and model, {period_text(chart)}: {format_usd(chart.total)} in all (estimated)."
+        where = await self.workspace.upload_file(caller.user_id, filename=filename, content=png, title=title,
+                                                 comment=comment)
+        return Reply(f":white_check_mark: The chart of the last {days} day(s) ({format_usd(chart.total)} in all) is "
+                     f"in {where}.")
 
     async def show(self, caller: Caller, command: ParsedCommand) -> Reply:
         async with self.reads() as session:
@@ -78,16 +126,16 @@ class BudgetService(Service):
             target_role = (await effective_role(session, user_id, self.settings.default_role, self.clock())).role
         if not may_manage_role(caller.role.role, target_role):
             raise Denied(f"Only an owner can set the budget of someone whose role is *{target_role}*.")
-        return await self._write(caller, user_scope(user_id), None, period, amount, f"{mention(user_id)}'s own",
+        return await self._write(caller, Scope.user(user_id).key, None, period, amount, f"{mention(user_id)}'s own",
                                  pooled=False)
 
     async def _set_group(self, caller: Caller, ref: GroupRef, period: Period, amount: int | None) -> Reply:
         group_id, handle, members = await self.workspace.user_group(ref)  # UserGroupNotFound: the dispatcher says
-        return await self._set_pool(caller, group_scope(group_id), handle, period, amount, members=members)
+        return await self._set_pool(caller, Scope.group(group_id).key, handle, period, amount, members=members)
 
     async def _set_pool(self, caller: Caller, scope: str, name: str | None, period: Period, amount: int | None,
                         *, members: list[str] | None) -> Reply:
-        label = "The organisation's" if scope == ORG else f"@{name or scope[6:]}'s pooled"
+        label = "The organisation's" if scope == ORG else f"@{name or Scope.parse(scope).id}'s pooled"
         return await self._write(caller, scope, name, period, amount, label, pooled=True, members=members)
 
     async def _write(self, caller: Caller, scope: str, name: str | None, period: Period, amount: int | None,
@@ -113,7 +161,7 @@ class BudgetService(Service):
                     budget.name = name
                 if budget.daily_micros is None and budget.monthly_micros is None:
                     await session.delete(budget)
-                    if scope.startswith("group:"):
+                    if Scope.parse(scope).kind is ScopeKind.GROUP:
                         await self._drop_members(session, scope)
             add_audit(session, at=now, actor=caller.user_id, action="budget.set", target=scope,
                       period=period.value, old=old, new=amount)
@@ -125,16 +173,36 @@ class BudgetService(Service):
 
     @staticmethod
     async def _keep_members(session: AsyncSession, scope: str, members: list[str]) -> None:
-        group_id = scope.removeprefix("group:")
+        group_id = Scope.parse(scope).id
         if await session.get(GroupRoleMapping, group_id) is None:  # a mapped group's members are kept already
             await session.execute(delete(GroupMember).where(GroupMember.usergroup_id == group_id))
             session.add_all(GroupMember(usergroup_id=group_id, slack_user_id=u) for u in dict.fromkeys(members))
 
     @staticmethod
     async def _drop_members(session: AsyncSession, scope: str) -> None:
-        group_id = scope.removeprefix("group:")
+        group_id = Scope.parse(scope).id
         if await session.get(GroupRoleMapping, group_id) is None:  # a mapped group keeps them for its role
             await session.execute(delete(GroupMember).where(GroupMember.usergroup_id == group_id))
+
+
+def usage_lines(summary: UsageSummary) -> list[str]:
+    lines = [
+        f"*{summary.requests:,}* requests · *{summary.refused:,}* refused · *{summary.errors:,}* errors",
+        f"Tokens: {summary.input_tokens:,} in · {summary.output_tokens:,} out · "
+        f"estimated cost *{format_usd(summary.cost_micros)}*",
+    ]
+    if summary.cache_read_tokens or summary.cache_write_tokens:
+        lines.append(cache_line(summary))
+    if summary.refusals:
+        reasons = ", ".join(f"{reason.replace('_', ' ')} {count}" for reason, count in
+                            sorted(summary.refusals.items(), key=lambda item: -item[1]))
+        lines.append(f"Refusals: {reasons}")
+    if summary.thumbs_up or summary.thumbs_down:
+        lines.append(f"Feedback: :+1: {summary.thumbs_up} · :-1: {summary.thumbs_down}")
+    if summary.top_users:
+        lines.append("Top users: " + ", ".join(f"{mention(user)} {count} req {format_usd(round(cost * 1_000_000))}"
+                                               for user, count, cost in summary.top_users))
+    return lines
 
 
 def _amount(value: Any) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import Select, and_, bindparam, func, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from bot.domain.budgets import ORG, Limit, Period, group_scope, period_start, user_scope
+from bot.domain.budgets import ORG, Limit, Period, Scope, ScopeKind, period_start
 from bot.domain.days import midnight
 from bot.domain.policy import RolePolicy
 from bot.store.models import Budget, GroupMember, RequestRecord, SpendCounter
@@ -102,7 +102,7 @@ def settle_rows(charged_to: Sequence[str], admitted_at: datetime, tz: ZoneInfo, 
 
 def _budgets_of() -> Select:  # type: ignore[type-arg]
     b = Budget.__table__.c
-    groups = (select(literal("group:") + GroupMember.usergroup_id)
+    groups = (select(literal(ScopeKind.GROUP.prefix) + GroupMember.usergroup_id)
               .where(GroupMember.slack_user_id == bindparam("user_id")))
     return (select(b.scope, b.name, b.daily_micros, b.monthly_micros)
             .where(or_(b.scope == bindparam("person"), b.scope == ORG, b.scope.in_(groups))).order_by(b.scope))
@@ -113,7 +113,7 @@ BUDGETS_OF = _budgets_of()  # built once: the person's scope is ``person``, thei
 
 async def budgets_for(session: Db, user_id: str) -> list[Budget]:
     """The person's override, the budgets of the user groups they are in, and the org budget, in scope order."""
-    rows = await session.execute(BUDGETS_OF, {"person": user_scope(user_id), "user_id": user_id})
+    rows = await session.execute(BUDGETS_OF, {"person": Scope.user(user_id).key, "user_id": user_id})
     return [Budget(scope=scope, name=name, daily_micros=daily, monthly_micros=monthly)
             for scope, name, daily, monthly in rows]
 
@@ -121,7 +121,7 @@ async def budgets_for(session: Db, user_id: str) -> list[Budget]:
 def limits_for(user_id: str, policy: RolePolicy, budgets: Sequence[Budget]) -> list[Limit]:
     """Every budget that applies to a person, in PRODUCT §2's order: daily tokens, then USD — their own (an
     override of their role's, period by period), their groups' pools, the org's."""
-    person = user_scope(user_id)
+    person = Scope.user(user_id).key
     limits: list[Limit] = []
     if policy.daily_token_budget is not None:
         limits.append(Limit(person, Period.DAY, policy.daily_token_budget, "your daily token budget", "tokens",
@@ -137,11 +137,12 @@ def limits_for(user_id: str, policy: RolePolicy, budgets: Sequence[Budget]) -> l
     for pool in budgets:
         if pool.scope == person:
             continue
-        name = "the organisation's" if pool.scope == ORG else f"the @{pool.name or pool.scope[6:]} group's"
+        scope = Scope.parse(pool.scope)
+        name = "the organisation's" if scope.kind is ScopeKind.ORG else f"the @{pool.name or scope.id} group's"
         for period, limit in ((Period.DAY, pool.daily_micros), (Period.MONTH, pool.monthly_micros)):
             if limit is not None:
                 limits.append(Limit(pool.scope, period, limit, f"{name} {period.adjective} budget",
-                                    "org" if pool.scope == ORG else "group"))
+                                    scope.kind.value))
     return limits
 
 
@@ -176,8 +177,9 @@ async def recount_pool(session: Db, scope: str, now: datetime, tz: ZoneInfo) -> 
         query = (select(func.coalesce(func.sum(RequestRecord.cost_micros), 0),
                         func.coalesce(func.sum(RequestRecord.input_tokens + RequestRecord.output_tokens), 0))
                  .where(RequestRecord.admitted.is_(True), RequestRecord.created_at >= since))
-        if scope.startswith("group:"):
-            members = select(GroupMember.slack_user_id).where(GroupMember.usergroup_id == scope.removeprefix("group:"))
+        pool = Scope.parse(scope)
+        if pool.kind is ScopeKind.GROUP:
+            members = select(GroupMember.slack_user_id).where(GroupMember.usergroup_id == pool.id)
             query = query.where(RequestRecord.slack_user_id.in_(members))
         micros, tokens = (await session.execute(query)).one()
         statement = _SET_COUNTER[dialect].values(scope=scope, period=period.value, starts=starts,
@@ -196,8 +198,8 @@ async def spend_of(session: Db, scope: str, now: datetime, tz: ZoneInfo) -> dict
 async def tokens_today(session: Db, user_id: str, now: datetime, tz: ZoneInfo) -> int:
     """The person's tokens today in ``tz``: finished requests at their real count, requests in flight at their
     reservation."""
-    return (await spend_of(session, user_scope(user_id), now, tz))[Period.DAY].tokens
+    return (await spend_of(session, Scope.user(user_id).key, now, tz))[Period.DAY].tokens
 
 
 __all__ = ["ADD_TO_COUNTER", "ADVISORY_LOCK", "CounterKey", "add_to_counters", "budgets_for", "counter_keys",
-           "group_scope", "lock_scopes", "read_counters", "recount_pool", "settle_rows", "spend_of", "tokens_today"]
+           "lock_scopes", "read_counters", "recount_pool", "settle_rows", "spend_of", "tokens_today"]

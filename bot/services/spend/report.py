@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.domain.budgets import ORG, Period, user_scope
+from bot.domain.budgets import Period, Scope, ScopeKind
 from bot.domain.mentions import group_mention, mention
 from bot.domain.pricing import format_usd
 from bot.services.access.policies import all_policies
@@ -49,11 +49,12 @@ def _limits(budget: Budget) -> list[tuple[Period, int]]:
 
 
 def _label(budget: Budget) -> str:
-    if budget.scope == ORG:
+    scope = Scope.parse(budget.scope)
+    if scope.kind is ScopeKind.ORG:
         return "org (pooled)"
-    if budget.scope.startswith("group:"):
-        return f"@{budget.name} (pooled)" if budget.name else f"{group_mention(budget.scope[6:])} (pooled)"
-    return f"{mention(budget.scope[5:])} (own budget)"
+    if scope.kind is ScopeKind.GROUP:
+        return f"@{budget.name} (pooled)" if budget.name else f"{group_mention(scope.id)} (pooled)"
+    return f"{mention(scope.id)} (own budget)"
 
 
 async def budget_lines(session: AsyncSession, settings: Settings, now: datetime) -> list[BudgetLine]:
@@ -61,15 +62,15 @@ async def budget_lines(session: AsyncSession, settings: Settings, now: datetime)
     tz = settings.budget_zone
     lines: list[BudgetLine] = []
     budgets = list(await session.scalars(select(Budget)))
-    order = {"org": 0, "group": 1, "user": 2}
-    for budget in sorted(budgets, key=lambda b: (order[b.scope.split(":")[0]], b.name or b.scope)):
+    order = {ScopeKind.ORG: 0, ScopeKind.GROUP: 1, ScopeKind.USER: 2}
+    for budget in sorted(budgets, key=lambda b: (order[Scope.parse(b.scope).kind], b.name or b.scope)):
         spend = await spend_of(session, budget.scope, now, tz)
         for period, limit in _limits(budget):
             lines.append(BudgetLine(budget.scope, _label(budget), period, limit, spend[period].micros))
     for role, policy in (await all_policies(session)).items():
         for period, limit in ((Period.DAY, policy.daily_usd_micros), (Period.MONTH, policy.monthly_usd_micros)):
             if limit is not None:
-                lines.append(BudgetLine(f"role:{role}", f"role *{role}*", period, limit, None))
+                lines.append(BudgetLine(Scope.role(role).key, f"role *{role}*", period, limit, None))
     return lines
 
 
@@ -80,7 +81,7 @@ async def budgets_of_person(session: AsyncSession, settings: Settings, user_id: 
     policy_role = await effective_role(session, user_id, settings.default_role, now)
     policies = await all_policies(session)
     policy = policies[policy_role.role]
-    person = user_scope(user_id)
+    person = Scope.user(user_id).key
     rows = await budgets_for(session, user_id)
     override = next((b for b in rows if b.scope == person), None)
     lines: list[BudgetLine] = []
