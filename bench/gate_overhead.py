@@ -54,7 +54,7 @@ class GateDisabled:
         self.app = app
 
     async def screen(self, request: ChatRequest) -> Screened | AlreadyTaken:
-        if request.event_id and not await claim_event(self.app.sessions, self.app.clock, request.event_id):
+        if request.event_id and not await claim_event(self.app.db, self.app.clock, request.event_id):
             return AlreadyTaken(request.event_id)
         access = AccessSnapshot(EffectiveRole(Role.ADMIN, "default"), DEFAULT_POLICIES[Role.ADMIN], None, None)
         return Screened(access, self.model)

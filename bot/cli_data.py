@@ -16,7 +16,7 @@ def add_data_commands(sub: Any) -> None:
 
 
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli import with_sessions
+    from bot.cli import with_database
     from bot.scheduler import RETENTION_JOB
     from bot.services.access.roles import SHELL_ACTOR
     from bot.services.data.retention import PurgeResult, purge_expired
@@ -26,11 +26,11 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     audit = (f"audit rows after {settings.audit_retention_days} days" if settings.audit_retention_days
              else "the audit log is kept (AUDIT_RETENTION_DAYS unset)")
     if not args.now:
-        async def when(sessions: Any) -> Any:
-            async with sessions() as session:
+        async def when(db: Any) -> Any:
+            async with db.sessions() as session:
                 return await last_run(session, RETENTION_JOB)
 
-        last = with_sessions(settings, when)
+        last = with_database(settings, when)
         print(f"prompt text and thread references are purged after {settings.retention_days} days; {audit}")
         print(f"last daily purge: {f'{last:%Y-%m-%d %H:%M} UTC' if last else 'never'}; "
               "`claude-gate purge --now` purges now")
@@ -40,9 +40,9 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
         if result.batches % 20 == 0:
             print(f"… {result.batches} batches", file=sys.stderr, flush=True)
 
-    async def work(sessions: Any) -> PurgeResult:
-        return await purge_expired(sessions.kw["bind"], system_clock, settings, actor=SHELL_ACTOR, on_batch=progress)
+    async def work(db: Any) -> PurgeResult:
+        return await purge_expired(db.engine, system_clock, settings, actor=SHELL_ACTOR, on_batch=progress)
 
-    result = with_sessions(settings, work)
+    result = with_database(settings, work)
     print(result.summary())
     return 0

@@ -31,22 +31,21 @@ def parse_since(text: str) -> datetime:
 def export(settings: Settings, rows_of: Callable[[Any, datetime], AsyncIterator[dict[str, Any]]],
            columns: list[str], *, since: str | None, fmt: str | None, out: str | None) -> int:
     """Write every row since ``since`` (default: everything) as JSON Lines or CSV."""
-    from bot.cli import with_sessions
-    from bot.store.db import read_only
+    from bot.cli import with_database
 
     fmt = fmt or "jsonl"
     if fmt not in FORMATS:
         raise CliError(f"--format {fmt!r}: use jsonl or csv")
     moment = parse_since(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
 
-    async def work(sessions: Any) -> int:
+    async def work(db: Any) -> int:
         stream: IO[str] = Path(out).open("w", newline="") if out else sys.stdout  # noqa: ASYNC230 (the shell's own loop)
         try:
             writer = csv.DictWriter(stream, fieldnames=columns) if fmt == "csv" else None
             if writer is not None:
                 writer.writeheader()
             count = 0
-            async for row in rows_of(read_only(sessions), moment):  # serve keeps writing meanwhile (SQLite)
+            async for row in rows_of(db.reads, moment):  # serve keeps writing meanwhile (SQLite)
                 if writer is not None:
                     writer.writerow({name: csv_cell(value) for name, value in row.items()})
                 else:
@@ -57,7 +56,7 @@ def export(settings: Settings, rows_of: Callable[[Any, datetime], AsyncIterator[
             if out:
                 stream.close()
 
-    count = with_sessions(settings, work)
+    count = with_database(settings, work)
     if out:
         print(f"wrote {count:,} row(s) to {out}", file=sys.stderr)
     return 0

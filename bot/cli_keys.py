@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.config import Settings
 from bot.domain.errors import GateError
 from bot.terminal import plain, table
+
+S = TypeVar("S")
 
 KEY_OPTIONS = ("workspace", "rotate_days", "anthropic_id")  # the options of `keys add` in bot/domain/commands.py
 
@@ -37,12 +39,20 @@ def add_key_commands(sub: Any) -> None:
 
 
 def _run(settings: Settings, work: Any) -> Any:
-    from bot.cli import CliError, with_sessions
+    from bot.cli import CliError, with_database
 
     try:
-        return with_sessions(settings, work)
+        return with_database(settings, work)
     except GateError as exc:
         raise CliError(exc.message) from None
+
+
+def _service(kind: type[S], db: Any, settings: Settings, workspace: Any = None) -> S:
+    """A key service built as bot/app.py builds it; without Slack unless ``workspace`` is given."""
+    from bot.cli_reports import NoSlack
+    from bot.store.clock import system_clock
+
+    return kind(db=db, settings=settings, clock=system_clock, workspace=workspace or NoSlack())
 
 
 def _parsed(*words: str) -> Any:
@@ -57,11 +67,10 @@ def _parsed(*words: str) -> Any:
 
 
 def cmd_keys_list(settings: Settings, _args: argparse.Namespace) -> int:
-    from bot.services.keys.registry import list_keys
-    from bot.store.clock import system_clock
+    from bot.services.keys.registry import KeyRegistry
 
-    async def work(sessions: Any) -> Any:
-        return await list_keys(sessions, system_clock, settings)
+    async def work(db: Any) -> Any:
+        return await _service(KeyRegistry, db, settings).list_keys()
 
     listing = _run(settings, work)
     if not listing.keys:
@@ -77,15 +86,14 @@ def cmd_keys_list(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_keys_add(settings: Settings, args: argparse.Namespace) -> int:
     from bot.services.access.roles import SHELL_ACTOR
-    from bot.services.keys.registry import add_key
-    from bot.store.clock import system_clock
+    from bot.services.keys.registry import KeyRegistry
 
     command = _parsed("keys", "add", args.label, args.env, *args.options)
 
-    async def work(sessions: Any) -> Any:
-        return await add_key(sessions, system_clock, settings, actor_id=SHELL_ACTOR, label=command["label"],
-                             env_var=command["env_var"], workspace=command["workspace"],
-                             rotate_days=command["rotate_days"], anthropic_id=command["anthropic_id"])
+    async def work(db: Any) -> Any:
+        return await _service(KeyRegistry, db, settings).add_key(
+            actor_id=SHELL_ACTOR, label=command["label"], env_var=command["env_var"], workspace=command["workspace"],
+            rotate_days=command["rotate_days"], anthropic_id=command["anthropic_id"])
 
     added = _run(settings, work)
     key = added.key
@@ -98,13 +106,12 @@ def cmd_keys_add(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from bot.services.access.roles import SHELL_ACTOR
-    from bot.services.keys.registry import StepOutcome, revoke_key
-    from bot.store.clock import system_clock
+    from bot.services.keys.registry import KeyRegistry, StepOutcome
 
     label = _parsed("keys", "revoke", args.label)["label"]
 
-    async def work(sessions: Any) -> Any:
-        return await revoke_key(sessions, system_clock, settings, actor_id=SHELL_ACTOR, label=label)
+    async def work(db: Any) -> Any:
+        return await _service(KeyRegistry, db, settings).revoke_key(actor_id=SHELL_ACTOR, label=label)
 
     revoked = _run(settings, work)
     print(f"key {revoked.label} revoked")
@@ -117,11 +124,10 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_keys_sync(settings: Settings, _args: argparse.Namespace) -> int:
     from bot.services.access.roles import SHELL_ACTOR
-    from bot.services.keys.sync import sync_keys
-    from bot.store.clock import system_clock
+    from bot.services.keys.sync import OrgKeys
 
-    async def work(sessions: Any) -> Any:
-        return await sync_keys(sessions, system_clock, settings, actor_id=SHELL_ACTOR)
+    async def work(db: Any) -> Any:
+        return await _service(OrgKeys, db, settings).sync_keys(actor_id=SHELL_ACTOR)
 
     synced = _run(settings, work)
     print(f"{synced.seen} organisation keys in {synced.pages} page(s): {len(synced.added)} new, "
@@ -138,11 +144,10 @@ def cmd_keys_sync(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_remind(settings: Settings, args: argparse.Namespace) -> int:
     from bot.cli import CliError
     from bot.services.access.roles import SHELL_ACTOR
-    from bot.services.keys.reminders import reminder_schedule, run_reminders
-    from bot.store.clock import system_clock
+    from bot.services.keys.reminders import Reminders
 
     if not args.now:
-        schedule = _run(settings, lambda sessions: reminder_schedule(sessions, system_clock, settings))
+        schedule = _run(settings, lambda db: _service(Reminders, db, settings).reminder_schedule())
         print(f"{schedule.cron} in {schedule.timezone} → {schedule.channel or 'REMINDER_CHANNEL is not set'}")
         for run in schedule.next_runs:
             print(f"next: {run:%a %Y-%m-%d %H:%M %Z}")
@@ -153,9 +158,9 @@ def cmd_remind(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import slack_client
     from bot.slack.workspace import SlackWorkspace
 
-    async def work(sessions: Any) -> Any:
+    async def work(db: Any) -> Any:
         slack = SlackWorkspace(slack_client(settings))
-        return await run_reminders(sessions, system_clock, settings, slack, actor_id=SHELL_ACTOR)
+        return await _service(Reminders, db, settings, slack).run_reminders(actor_id=SHELL_ACTOR)
 
     run = _run(settings, work)
     if run.reminded:

@@ -19,8 +19,9 @@ from bot.domain.replies import Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Role
 from bot.services.access.roles import SHELL_ACTOR
-from bot.services.admin.dispatcher import DEFAULT_USAGE_DAYS, AdminService, Caller
+from bot.services.base import Caller
 from bot.services.conversation.access import EffectiveRole
+from bot.services.spend.commands import DEFAULT_USAGE_DAYS
 from bot.services.spend.usage import usage_by_user
 from bot.store.clock import system_clock
 from bot.terminal import render_reply
@@ -73,13 +74,18 @@ def add_report_commands(sub: Any) -> None:
     requests.set_defaults(handler=cmd_requests)
 
 
-def _run(settings: Settings, text: str, setup: Any = None) -> int:
-    from bot.cli import with_sessions
+def _run(settings: Settings, text: str, *, slack: bool = False) -> int:
+    """Run ``text`` as the shell; with ``slack`` (and SLACK_BOT_TOKEN) access requests are shown in Slack."""
+    from bot.cli import with_database
+    from bot.cli_admin import shell_admin
 
-    async def work(sessions: Any) -> Reply:
-        service = AdminService(sessions=sessions, settings=settings, clock=system_clock, workspace=NoSlack())
-        if setup is not None:
-            setup(service, sessions)
+    async def work(db: Any) -> Reply:
+        client = None
+        if slack and settings.slack_bot_token is not None:
+            from bot.slack.safe_text import SafeWebClient
+
+            client = SafeWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+        service = shell_admin(db, settings, NoSlack(), client)
         try:
             answer = await service.run(SHELL, parse_command(ADMIN, text))
         except CommandError as exc:
@@ -87,7 +93,7 @@ def _run(settings: Settings, text: str, setup: Any = None) -> int:
         assert isinstance(answer, Reply)
         return answer
 
-    reply = with_sessions(settings, work)
+    reply = with_database(settings, work)
     print(render_reply(reply), file=sys.stdout if reply.ok else sys.stderr)
     return 0 if reply.ok else 2
 
@@ -135,54 +141,24 @@ def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
     days = DEFAULT_USAGE_DAYS if args.days is None else args.days
     if not args.csv:
         return _run(settings, f"usage {args.subject} days={days}")
-    from bot.cli import with_sessions
+    from bot.cli import with_database
     from bot.services.data.export import csv_cell
-    from bot.store.db import read_only
 
     if days < 1:
         raise CliError("--days must be at least 1")
 
-    async def work(sessions: Any) -> list[tuple[Any, ...]]:
-        async with read_only(sessions)() as session:  # serve keeps writing meanwhile (SQLite)
+    async def work(db: Any) -> list[tuple[Any, ...]]:
+        async with db.reads() as session:  # serve keeps writing meanwhile (SQLite)
             return await usage_by_user(session, since=system_clock() - timedelta(days=days))
 
     writer = csv.writer(sys.stdout)
     writer.writerow(["slack_user_id", "requests", "refused", "errors", "input_tokens", "output_tokens",
                      "estimated_cost_usd", "thumbs_up", "thumbs_down", "cache_write_tokens", "cache_read_tokens"])
-    writer.writerows([csv_cell(value) for value in row] for row in with_sessions(settings, work))
+    writer.writerows([csv_cell(value) for value in row] for row in with_database(settings, work))
     return 0
-
-
-class NoBoard:
-    """Without SLACK_BOT_TOKEN the shell decides, and the request's Slack messages keep their buttons until the next
-    click there says it was decided."""
-
-    async def post_request(self, destination: str, request: Any) -> None:
-        return None
-
-    async def show_request(self, channel: str, ts: str, request: Any) -> None:
-        return None
-
-    async def send_dm(self, user_id: str, text: str) -> None:
-        return None
 
 
 def cmd_requests(settings: Settings, args: argparse.Namespace) -> int:
     """The same words as `/claude-admin requests …`; with SLACK_BOT_TOKEN the request's messages and the
     requester are told, as when deciding from Slack."""
-    from bot.services.access.requests import AccessRequestCommands, AccessRequests
-
-    def setup(service: AdminService, sessions: Any) -> None:
-        if settings.slack_bot_token is not None:
-            from bot.slack.access_requests import SlackRequestBoard
-            from bot.slack.safe_text import SafeWebClient
-
-            client = SafeWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
-            board: Any = SlackRequestBoard(client)
-        else:
-            board = NoBoard()
-        commands = AccessRequestCommands(AccessRequests(sessions=sessions, settings=settings, clock=system_clock,
-                                                        board=board))
-        service.handlers.update(commands.handlers())
-
-    return _run(settings, " ".join(["requests", *args.words]), setup)
+    return _run(settings, " ".join(["requests", *args.words]), slack=True)

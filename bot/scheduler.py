@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.cron import cron_trigger, fires_between
@@ -36,9 +35,10 @@ from bot.services.conversation.process_leases import process_name
 from bot.services.conversation.records import Swept, sweep_in_flight
 from bot.services.data.retention import PurgeResult, purge_expired
 from bot.services.keys.registry import KeyCommandError
-from bot.services.keys.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR, ReminderRun, run_reminders
+from bot.services.keys.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR, ReminderRun, Reminders
 from bot.services.ports import Workspace
 from bot.store.clock import Clock
+from bot.store.db import Database
 from bot.store.leases import claim_lease, last_run, mark_run, release_lease
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,11 @@ RETENTION_CHECK_MINUTES = 60
 class JobScheduler:
     """The scheduled jobs of one process. Only `claude-gate serve` starts it (tests build many apps)."""
 
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
+    def __init__(self, *, db: Database, clock: Clock, settings: Settings,
                  client: AsyncWebClient, holder: str | None = None, lease_seconds: float = LEASE_SECONDS,
                  renew_seconds: float = RENEW_SECONDS, workspace: Workspace | None = None,
                  access_requests: AccessRequests | None = None) -> None:
-        self.sessions = sessions
+        self.db = db
         self.clock = clock
         self.settings = settings
         self.client = client
@@ -74,9 +74,10 @@ class JobScheduler:
         if access_requests is None:
             from bot.slack.access_requests import SlackRequestBoard
 
-            access_requests = AccessRequests(sessions=sessions, settings=settings, clock=clock,
+            access_requests = AccessRequests(db=db, settings=settings, clock=clock, workspace=workspace,
                                              board=SlackRequestBoard(client))
         self.access_requests = access_requests
+        self.reminders = Reminders(db=db, settings=settings, clock=clock, workspace=workspace)
         self.holder = holder or process_name()
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
@@ -129,7 +130,7 @@ class JobScheduler:
         if self.leading:
             self.leading = False
             try:
-                async with self.sessions.begin() as session:
+                async with self.db.sessions.begin() as session:
                     await release_lease(session, LEADER_LEASE, self.holder)
             except Exception as exc:  # the lease expires by itself
                 log.warning("could not release the scheduler lease: %s", type(exc).__name__)
@@ -137,7 +138,7 @@ class JobScheduler:
     async def keep_leadership(self) -> bool:
         """Take or renew the leader lease; on becoming leader, run a reminder missed while nobody led."""
         try:
-            async with self.sessions.begin() as session:
+            async with self.db.sessions.begin() as session:
                 leading = await claim_lease(session, LEADER_LEASE, self.holder, self.clock(), self.lease_seconds)
         except Exception as exc:
             log.warning("could not renew the scheduler lease (%s): not leading until the database answers",
@@ -159,7 +160,7 @@ class JobScheduler:
             return None
         async with self._run_lock:
             now = self.clock()
-            async with self.sessions.begin() as session:
+            async with self.db.sessions.begin() as session:
                 last = await last_run(session, REMINDERS_JOB)
                 if last is None:  # the first start on this database: the schedule begins now
                     await mark_run(session, REMINDERS_JOB, now)
@@ -175,7 +176,7 @@ class JobScheduler:
         if not await self.keep_leadership():
             return None
         async with self._run_lock:
-            async with self.sessions() as session:
+            async with self.db.sessions() as session:
                 last = await last_run(session, REMINDERS_JOB)
             if last is not None and not fires_between(self.trigger, last, self.clock()):
                 return None
@@ -183,8 +184,7 @@ class JobScheduler:
 
     async def _remind(self) -> ReminderRun | None:
         try:
-            run = await run_reminders(self.sessions, self.clock, self.settings, self.workspace,
-                                      actor_id=SCHEDULER_ACTOR)
+            run = await self.reminders.run_reminders(actor_id=SCHEDULER_ACTOR)
         except KeyCommandError as exc:
             log.warning("rotation reminders not posted: %s", exc)
             return None
@@ -200,7 +200,7 @@ class JobScheduler:
         if not self.leading:
             return []
         try:
-            return await sweep_in_flight(self.sessions, self.workspace, now=self.clock(),
+            return await sweep_in_flight(self.db.sessions, self.workspace, now=self.clock(),
                                          answer_timeout_seconds=self.settings.answer_timeout_seconds,
                                          margin_seconds=self.settings.sweep_margin_seconds)
         except Exception:
@@ -213,7 +213,7 @@ class JobScheduler:
         if not self.leading:
             return []
         try:
-            ended = await end_expired_grants_and_tell(self.sessions, self.clock, self.settings, self.workspace)
+            ended = await end_expired_grants_and_tell(self.db.sessions, self.clock, self.settings, self.workspace)
         except Exception:
             log.exception("ending expired grants failed")
             ended = []
@@ -232,12 +232,12 @@ class JobScheduler:
             return None
         try:
             now = self.clock()
-            async with self.sessions() as session:
+            async with self.db.sessions() as session:
                 last = await last_run(session, RETENTION_JOB)
             if last is not None and now - last < RETENTION_PERIOD:
                 return None
-            result = await purge_expired(self.sessions.kw["bind"], self.clock, self.settings, actor=SCHEDULER_ACTOR)
-            async with self.sessions.begin() as session:
+            result = await purge_expired(self.db.engine, self.clock, self.settings, actor=SCHEDULER_ACTOR)
+            async with self.db.sessions.begin() as session:
                 await mark_run(session, RETENTION_JOB, now)
             return result
         except Exception:
@@ -249,7 +249,7 @@ class JobScheduler:
         if not self.leading:
             return 0
         try:
-            pruned = await prune_events(self.sessions, self.clock, keep_hours=EVENT_RETENTION_HOURS)
+            pruned = await prune_events(self.db, self.clock, keep_hours=EVENT_RETENTION_HOURS)
         except Exception:
             log.exception("housekeeping failed")
             return 0

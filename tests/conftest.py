@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -39,6 +39,8 @@ from tests.fakes.signing import command_body, event_body, json_body, new_event_i
 # on a busy machine). The suite imports it once here, so no test's first answer races that import against its
 # own timeouts (tests/test_sdk_loading.py proves the lazy loading in processes of its own).
 sdk()
+
+S = TypeVar("S")  # a service class (Harness.service)
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-test-bot-token-0123456789"
@@ -222,6 +224,12 @@ class Harness:
     def sessions(self) -> async_sessionmaker[AsyncSession]:
         return self.runtime.sessions
 
+    def service(self, kind: type[S]) -> S:
+        """A service built as bot/app.py builds its services (bot/services/base.py), on this app's database."""
+        runtime = self.runtime
+        return kind(db=runtime.db, settings=runtime.settings, clock=runtime.clock,  # type: ignore[call-arg]
+                    workspace=runtime.workspace)
+
     async def post_signed(self, body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None,
                           headers: dict[str, str] | None = None) -> tuple[int, str]:
         all_headers = sign(body, secret, timestamp) | (headers or {})
@@ -282,7 +290,7 @@ class Harness:
         if channel:  # the event is handled after its ack: wait until it is remembered, as a person would not notice
             from bot.services.conversation.places import viewed_channel
 
-            await eventually(lambda: _is(viewed_channel(self.sessions, user), channel))
+            await eventually(lambda: _is(viewed_channel(self.runtime.db, user), channel))
 
     def person_authorization(self, user: str) -> dict[str, Any]:
         """An ``authorizations`` entry of a person (``is_bot`` false), as events on the person's behalf carry."""

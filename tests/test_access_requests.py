@@ -223,7 +223,7 @@ async def test_requests_command_lists_approves_and_denies(org: Harness) -> None:
 async def test_requests_expire_after_seven_days(org: Harness) -> None:
     await ask_for_access(org)
     org.clock.advance(7 * 24 * 3600 + 1)
-    jobs = JobScheduler(sessions=org.sessions, clock=org.clock, settings=org.runtime.settings,
+    jobs = JobScheduler(db=org.runtime.db, clock=org.clock, settings=org.runtime.settings,
                         client=org.runtime.client, workspace=org.runtime.workspace,
                         access_requests=org.runtime.access_requests, holder="a")
     try:

@@ -150,4 +150,4 @@ async def test_app_context_changed_that_names_nobody_is_dropped_with_a_debug_lin
 
 
 async def _is_viewing(harness: Harness, user: str, channel: str) -> bool:
-    return await viewed_channel(harness.sessions, user) == channel
+    return await viewed_channel(harness.runtime.db, user) == channel

@@ -110,18 +110,18 @@ async def test_long_answer_continues_in_follow_up_messages(harness: Harness) -> 
 
 
 async def test_unreachable_database_fails_closed_with_a_clear_line(harness: Harness) -> None:
-    from bot.store.db import create_engine
+    from bot.store.db import Database, create_engine
 
     harness.slack.add_user("U1")
     await harness.grant("U1", Role.USER)
-    working = harness.runtime.gate.engine
-    harness.runtime.gate.engine = create_engine("postgresql://nobody@127.0.0.1:9/none")  # the gate's database is gone
+    working = harness.runtime.gate.db
+    harness.runtime.gate.db = Database.of(create_engine("postgresql://nobody@127.0.0.1:9/none"))  # the gate's is gone
     try:
         await harness.mention("U1", "hello")
         await eventually(lambda: harness.ephemerals_for("U1"))
     finally:
-        await harness.runtime.gate.engine.dispose()
-        harness.runtime.gate.engine = working
+        await harness.runtime.gate.db.engine.dispose()
+        harness.runtime.gate.db = working
     assert "database is unreachable" in harness.ephemerals_for("U1")[0]["text"]
     assert harness.anthropic.message_requests() == []
     (record,) = await harness.settled_records(1)  # the held record is written once the database answers

@@ -15,17 +15,10 @@ from bot.domain.keys import NOT_AN_API_KEY
 from bot.domain.roles import Role
 from bot.services.access.roles import RoleChangeDenied
 from bot.services.keys.choice import KEY_RECOVERY_QUIET
-from bot.services.keys.offboarding import offboard_user
-from bot.services.keys.registry import (
-    KeyCommandError,
-    StepOutcome,
-    add_key,
-    ensure_default_key,
-    list_keys,
-    revoke_key,
-)
-from bot.services.keys.reminders import run_reminders
-from bot.services.keys.sync import sync_keys
+from bot.services.keys.offboarding import Offboarding
+from bot.services.keys.registry import KeyCommandError, KeyRegistry, StepOutcome, ensure_default_key
+from bot.services.keys.reminders import Reminders
+from bot.services.keys.sync import OrgKeys
 from bot.slack import render_keys
 from bot.store.models import ApiKey, AuditEntry, RoleGrant
 from bot.terminal import plain
@@ -37,12 +30,11 @@ OTHER_SECRET = "sk-ant-api03-research-key-Rr77"
 
 
 async def add(h: Harness, label: str, env_var: str, **options: Any) -> Any:
-    return await add_key(h.sessions, h.clock, h.runtime.settings, actor_id="UADMIN", label=label, env_var=env_var,
-                         **options)
+    return await h.service(KeyRegistry).add_key(actor_id="UADMIN", label=label, env_var=env_var, **options)
 
 
 async def revoke(h: Harness, label: str) -> Any:
-    return await revoke_key(h.sessions, h.clock, h.runtime.settings, actor_id="UADMIN", label=label)
+    return await h.service(KeyRegistry).revoke_key(actor_id="UADMIN", label=label)
 
 
 async def key_row(h: Harness, label: str) -> ApiKey:
@@ -114,7 +106,7 @@ async def test_list_shows_label_workspace_hint_age_and_rotate_by(harness: Harnes
     harness.clock.advance(86_400 * 3)
     await add(harness, "new", "NEW_KEY")
     await revoke(harness, "default")
-    listing = await list_keys(harness.sessions, harness.clock, harness.runtime.settings)
+    listing = await harness.service(KeyRegistry).list_keys()
     by_label = {key.label: key for key in listing.keys}
     assert [key.label for key in listing.keys] == ["new", "default"]  # usable first
     assert by_label["default"].rotation.age_days == 3 and by_label["default"].status == "revoked"
@@ -191,7 +183,7 @@ async def test_a_key_whose_variable_is_missing_in_this_process_is_skipped(harnes
     await add(harness, "new", "NEW_KEY")
     monkeypatch.delenv("NEW_KEY")  # e.g. a process started without it
     assert (await ask(harness)).key_label == "default"
-    listing = await list_keys(harness.sessions, harness.clock, harness.runtime.settings)
+    listing = await harness.service(KeyRegistry).list_keys()
     new = next(key for key in listing.keys if key.label == "new")
     assert not new.env_var_set and ":warning: `NEW_KEY` unset here" in json.dumps(render_keys.key_list(listing)[1])
 
@@ -266,7 +258,7 @@ async def test_sync_pages_through_every_organisation_key(harness_factory, monkey
     async with h.sessions.begin() as session:
         session.add(ApiKey(label="old", workspace="default", anthropic_key_id="apikey_gone", created_at=h.clock(),
                            rotate_days=90, status="active"))
-    result = await sync_keys(h.sessions, h.clock, h.runtime.settings, actor_id="UADMIN")
+    result = await h.service(OrgKeys).sync_keys(actor_id="UADMIN")
     assert (result.pages, result.seen, len(result.added), result.updated) == (3, 204, 203, ["prod"])
     assert result.retired == ["prod"] and result.missing == ["old"]
     listed = [r for r in fake.admin_requests if r["path"] == "/v1/organizations/api_keys"]
@@ -291,12 +283,12 @@ async def test_sync_pages_through_every_organisation_key(harness_factory, monkey
 async def test_sync_needs_the_admin_key_and_changes_nothing_when_the_api_fails(harness_factory) -> None:
     plain = await harness_factory()
     with pytest.raises(KeyCommandError, match="ANTHROPIC_ADMIN_KEY"):
-        await sync_keys(plain.sessions, plain.clock, plain.runtime.settings, actor_id="UADMIN")
+        await plain.service(OrgKeys).sync_keys(actor_id="UADMIN")
     h = await harness_factory(anthropic_admin_key="sk-ant-admin01-wrong")
     h.anthropic.add_org_key("apikey_1", "one")
     before = await h.table_snapshot()
     with pytest.raises(KeyCommandError, match="refused ANTHROPIC_ADMIN_KEY"):
-        await sync_keys(h.sessions, h.clock, h.runtime.settings, actor_id="UADMIN")
+        await h.service(OrgKeys).sync_keys(actor_id="UADMIN")
     assert await h.table_snapshot() == before
 
 
@@ -316,8 +308,7 @@ async def test_offboard_revokes_the_role_and_deactivates_their_anthropic_keys(ha
     monkeypatch.setenv("NEW_KEY", NEW_SECRET)
     h.clock.advance(1)
     await add(h, "leaver-gate", "NEW_KEY", anthropic_id="apikey_l2")  # Claude Gate uses one of their keys
-    result = await offboard_user(h.sessions, h.clock, h.runtime.settings, h.runtime.workspace, actor_id="UADMIN",
-                                 actor_role=Role.ADMIN, user_id="U0LEAVER")
+    result = await h.service(Offboarding).offboard_user(actor_id="UADMIN", actor_role=Role.ADMIN, user_id="U0LEAVER")
     assert result.previous_role == Role.POWER and result.anthropic_user_id == "user_01leaver"
     assert sorted(result.deactivated) == ["leaver-gate (apikey_l2)", "leaver-laptop (apikey_l1)"]
     assert [s.outcome for s in result.steps] == ["done", "done"]
@@ -339,8 +330,7 @@ async def test_offboard_refused_changes_nothing(harness_factory) -> None:
     await h.grant("U0BOSS", Role.OWNER)
     before = await h.table_snapshot()
     with pytest.raises(RoleChangeDenied, match="Only an owner"):
-        await offboard_user(h.sessions, h.clock, h.runtime.settings, h.runtime.workspace, actor_id="UADMIN",
-                            actor_role=Role.ADMIN, user_id="U0BOSS")
+        await h.service(Offboarding).offboard_user(actor_id="UADMIN", actor_role=Role.ADMIN, user_id="U0BOSS")
     assert await h.table_snapshot() == before and not h.anthropic.admin_requests
 
 
@@ -348,17 +338,14 @@ async def test_offboard_without_the_admin_api_or_a_match_reports_each_step(harne
     plain = await harness_factory()
     plain.slack.add_user("U0GONE", email="gone@example.com")
     await plain.grant("U0GONE", Role.USER)
-    result = await offboard_user(plain.sessions, plain.clock, plain.runtime.settings, plain.runtime.workspace,
-                                 actor_id="UADMIN", actor_role=Role.ADMIN, user_id="U0GONE")
+    result = await plain.service(Offboarding).offboard_user(actor_id="UADMIN", actor_role=Role.ADMIN, user_id="U0GONE")
     assert [s.outcome for s in result.steps] == ["done", "skipped"]
     h = await harness_factory(anthropic_admin_key=DEFAULT_ADMIN_KEY)
     h.slack.add_user("U0NOACCT", email="no-account@example.com")
-    result = await offboard_user(h.sessions, h.clock, h.runtime.settings, h.runtime.workspace, actor_id="UADMIN",
-                                 actor_role=Role.ADMIN, user_id="U0NOACCT")
+    result = await h.service(Offboarding).offboard_user(actor_id="UADMIN", actor_role=Role.ADMIN, user_id="U0NOACCT")
     assert result.previous_role is None and "no member of the Anthropic organisation" in result.steps[1].detail
     h.slack.fail_next("users.info", "user_not_found")
-    result = await offboard_user(h.sessions, h.clock, h.runtime.settings, h.runtime.workspace, actor_id="UADMIN",
-                                 actor_role=Role.ADMIN, user_id="U0NOACCT")
+    result = await h.service(Offboarding).offboard_user(actor_id="UADMIN", actor_role=Role.ADMIN, user_id="U0NOACCT")
     assert result.steps[1].outcome == "failed" and "user_not_found" in result.steps[1].detail
 
 
@@ -464,18 +451,17 @@ async def test_no_secret_reaches_slack_logs_or_the_database(harness_factory, mon
     h.clock.advance(1)
     added = await add(h, "new", "NEW_KEY", anthropic_id="apikey_new", rotate_days=30)
     answers = [render_keys.key_added(added)]
-    answers.append(render_keys.key_list(await list_keys(h.sessions, h.clock, h.runtime.settings)))
-    answers.append(render_keys.key_sync(await sync_keys(h.sessions, h.clock, h.runtime.settings, actor_id="UADMIN")))
+    answers.append(render_keys.key_list(await h.service(KeyRegistry).list_keys()))
+    answers.append(render_keys.key_sync(await h.service(OrgKeys).sync_keys(actor_id="UADMIN")))
     await ask(h)
     h.anthropic.fail_next("auth")
     await ask(h)  # key failure: alert
-    run = await run_reminders(h.sessions, h.clock, h.runtime.settings, h.runtime.workspace, actor_id="UADMIN")
+    run = await h.service(Reminders).run_reminders(actor_id="UADMIN")
     assert [key.label for key in run.reminded] == ["new"]
     answers.append(render_keys.reminder_run(run))
     answers.append(render_keys.key_revoked(await revoke(h, "new")))
-    answers.append(render_keys.offboarded(await offboard_user(
-        h.sessions, h.clock, h.runtime.settings, h.runtime.workspace, actor_id="UADMIN", actor_role=Role.OWNER,
-        user_id="U0LEAVER")))
+    answers.append(render_keys.offboarded(await h.service(Offboarding).offboard_user(
+        actor_id="UADMIN", actor_role=Role.OWNER, user_id="U0LEAVER")))
     assert any(r["api_key"] == NEW_SECRET for r in h.anthropic.message_requests())  # the secret was really used
     assert h.slack.bot_messages("CALERT") and h.slack.bot_messages("CREMIND")
     slack = json.dumps([params for _method, params in h.slack.calls], default=str) + json.dumps(answers)

@@ -275,7 +275,7 @@ async def test_claude_gate_chat_holds_a_lease_and_its_answer_is_closed_once_it_i
     finally:
         chat.kill()
         await chat.wait()
-    live = ProcessLease(sessions=harness.sessions, clock=system_clock, workspace=harness.runtime.workspace,
+    live = ProcessLease(db=harness.runtime.db, clock=system_clock, workspace=harness.runtime.workspace,
                         gate=harness.runtime.gate, lease_seconds=1.5)
     await live.start()
     try:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.services.keys.registry import KeyCommandError
-from bot.services.keys.reminders import ReminderRun, reminder_schedule, run_reminders
+from bot.services.keys.reminders import ReminderRun, Reminders
 from bot.slack import render_keys
 from bot.slack.safe_text import safe_text
 from bot.store.clock import ManualClock
@@ -38,7 +38,7 @@ async def add_row(h: Harness, label: str, *, age_days: float, rotate_days: int =
 
 
 async def remind(h: Harness) -> ReminderRun:
-    return await run_reminders(h.sessions, h.clock, h.runtime.settings, h.runtime.workspace, actor_id="UADMIN")
+    return await h.service(Reminders).run_reminders(actor_id="UADMIN")
 
 
 def posts(h: Harness) -> list[dict]:
@@ -162,7 +162,7 @@ async def test_the_schedule_shows_the_next_runs_in_REMINDER_TZ(harness_factory, 
     clock.now = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)  # Friday, before the European DST change
     h = await harness_factory(reminder_channel=CHANNEL, reminder_tz="Europe/Berlin")
     await add_row(h, "overdue", age_days=100)
-    schedule = await reminder_schedule(h.sessions, h.clock, h.runtime.settings)
+    schedule = await h.service(Reminders).reminder_schedule()
     assert [f"{run:%a %d %H:%M %Z}" for run in schedule.next_runs] == [
         "Mon 30 09:00 CEST", "Tue 31 09:00 CEST", "Wed 01 09:00 CEST"]
     assert [key.label for key in schedule.due] == ["overdue"] and schedule.leader is None

@@ -131,9 +131,9 @@ async def test_the_daily_job_runs_on_the_leader_once_a_day(harness_factory) -> N
     await harness.grant("U1", Role.USER)
     await ask(harness, "U1", "an old question", 1)
     harness.clock.advance(100 * DAY)
-    leader = JobScheduler(sessions=harness.sessions, clock=harness.clock, settings=harness.runtime.settings,
+    leader = JobScheduler(db=harness.runtime.db, clock=harness.clock, settings=harness.runtime.settings,
                           client=harness.runtime.client, holder="a")
-    follower = JobScheduler(sessions=harness.sessions, clock=harness.clock, settings=harness.runtime.settings,
+    follower = JobScheduler(db=harness.runtime.db, clock=harness.clock, settings=harness.runtime.settings,
                             client=harness.runtime.client, holder="b")
     try:
         assert await leader.keep_leadership() and not await follower.keep_leadership()

@@ -28,7 +28,7 @@ from bot.scheduler import MISFIRE_GRACE_SECONDS, JobScheduler
 from bot.services.conversation.claims import claim_event
 from bot.services.keys.reminders import LEADER_LEASE, REMINDERS_JOB
 from bot.store.clock import ManualClock, system_clock
-from bot.store.db import create_engine, session_factory
+from bot.store.db import Database, create_engine, session_factory
 from bot.store.leases import current_lease, last_run, mark_run
 from bot.store.models import ApiKey, ProcessedEvent
 from tests.conftest import API_KEY, BOT_TOKEN, ON_POSTGRES, SIGNING_SECRET, Harness, eventually
@@ -91,7 +91,7 @@ async def schedulers() -> AsyncIterator[Callable[..., Any]]:
     made: list[JobScheduler] = []
 
     async def make(h: Harness, holder: str, *, start: bool = True) -> JobScheduler:
-        jobs = JobScheduler(sessions=h.sessions, clock=h.clock, settings=h.runtime.settings, client=h.runtime.client,
+        jobs = JobScheduler(db=h.runtime.db, clock=h.clock, settings=h.runtime.settings, client=h.runtime.client,
                             holder=holder)
         made.append(jobs)
         if start:
@@ -211,9 +211,9 @@ async def test_no_reminder_job_without_a_channel(harness: Harness, schedulers) -
 async def test_housekeeping_prunes_old_event_ids_on_the_leader(harness_factory, schedulers) -> None:
     first = await harness_factory()
     second = await harness_factory()
-    await claim_event(first.sessions, first.clock, "Ev-old")
+    await claim_event(first.runtime.db, first.clock, "Ev-old")
     first.clock.advance(25 * 3600)
-    await claim_event(first.sessions, first.clock, "Ev-new")
+    await claim_event(first.runtime.db, first.clock, "Ev-new")
     leader, follower = await schedulers(first, "a"), await schedulers(second, "b")
     assert await follower.housekeeping() == 0
     assert await leader.housekeeping() == 1
@@ -237,7 +237,7 @@ def _scheduler_process(database_url: str, slack_api_url: str, holder: str) -> bo
                             anthropic_api_key=API_KEY, reminder_channel=CHANNEL, reminder_cron="*/5 * * * *")
         from bot.app import slack_client
 
-        jobs = JobScheduler(sessions=session_factory(engine), clock=system_clock, settings=settings,
+        jobs = JobScheduler(db=Database.of(engine), clock=system_clock, settings=settings,
                             client=slack_client(settings), holder=holder)
         await jobs.start()
         leading = jobs.leading

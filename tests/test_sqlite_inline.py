@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot.store import db
-from bot.store.db import create_engine, read_only, session_factory
+from bot.store.db import Database, create_engine, session_factory
 from bot.store.migrate import upgrade_database
 from bot.store.models import ProcessedEvent
 from bot.store.sqlite_inline import InlineConnection
@@ -142,7 +142,7 @@ async def test_read_only_work_takes_no_write_lock(sqlite_path: Path) -> None:
     """Reports, exports and the App Home read through `read_only` sessions: while one of their transactions is
     open, another process still writes at once; an ordinary transaction holds the lock (BEGIN IMMEDIATE)."""
     engine = create_engine(f"sqlite:///{sqlite_path}")
-    async with read_only(session_factory(engine))() as session:
+    async with Database.of(engine).reads() as session:
         assert await session.scalar(select(func.count()).select_from(ProcessedEvent)) == 0  # its transaction is open
         other_process_writes(sqlite_path, "Ev-during-a-report")
         assert await session.scalar(select(func.count()).select_from(ProcessedEvent)) == 0  # its snapshot holds

@@ -112,7 +112,7 @@ async def test_an_expired_grant_is_refused_at_admission_then_ended_by_the_leader
     assert len(org.anthropic.message_requests()) == 1
     assert "(from an explicit grant)" in text_of(await org.command("U1", "/claude", "status"))
 
-    jobs = JobScheduler(sessions=org.sessions, clock=org.clock, settings=org.runtime.settings,
+    jobs = JobScheduler(db=org.runtime.db, clock=org.clock, settings=org.runtime.settings,
                         client=org.runtime.client, workspace=org.runtime.workspace, holder="leader")
     assert await jobs.keep_leadership()
     try:
@@ -131,9 +131,9 @@ async def test_an_expired_grant_is_refused_at_admission_then_ended_by_the_leader
 async def test_a_follower_does_not_end_grants(org: Harness) -> None:
     await org.command("UADMIN", ADMIN, "grant U1 power for=1h")
     org.clock.advance(7200)
-    leader = JobScheduler(sessions=org.sessions, clock=org.clock, settings=org.runtime.settings,
+    leader = JobScheduler(db=org.runtime.db, clock=org.clock, settings=org.runtime.settings,
                           client=org.runtime.client, holder="a")
-    follower = JobScheduler(sessions=org.sessions, clock=org.clock, settings=org.runtime.settings,
+    follower = JobScheduler(db=org.runtime.db, clock=org.clock, settings=org.runtime.settings,
                             client=org.runtime.client, holder="b")
     try:
         assert await leader.keep_leadership() and not await follower.keep_leadership()

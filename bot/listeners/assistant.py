@@ -74,7 +74,7 @@ class AssistantPanel:
                                 set_suggested_prompts: AsyncSetSuggestedPrompts) -> None:
         thread = body["event"]["assistant_thread"]  # its shape is checked in bot/slack/payloads.py
         # first, and on every delivery: the thread's messages are answered as the panel's from now on
-        await remember_panel_thread(self.runtime.sessions, self.runtime.clock, channel_id=thread["channel_id"],
+        await remember_panel_thread(self.runtime.db, self.runtime.clock, channel_id=thread["channel_id"],
                                     thread_ts=thread["thread_ts"], user_id=thread["user_id"])
         if not await self.conversations.first_delivery(body):
             return
@@ -93,7 +93,7 @@ class AssistantPanel:
         asker = context["requester"]
         # In the panel and in an agent DM alike the thread's root is the person's own message (``parent_user_id``
         # is the asker): a panel thread is one whose assistant_thread_started was recorded.
-        if not await is_panel_thread(self.runtime.sessions, channel_id=event["channel"], thread_ts=event["thread_ts"],
+        if not await is_panel_thread(self.runtime.db, channel_id=event["channel"], thread_ts=event["thread_ts"],
                                      user_id=event["user"]):
             await self.conversations.converse(event, body, client, asker, surface="dm")
             return

@@ -116,7 +116,7 @@ class Conversations:
             return
         if not self.follow_ups or not may_be_follow_up(event):
             return
-        if await asked_in_thread(self.runtime.sessions, channel_id=event["channel"], thread_ts=event["thread_ts"],
+        if await asked_in_thread(self.runtime.db, channel_id=event["channel"], thread_ts=event["thread_ts"],
                                  user_id=event["user"]):
             await self.converse(event, body, client, context["requester"], surface="follow_up")
 
@@ -128,7 +128,7 @@ class Conversations:
         event_id = body.get("event_id")
         if not event_id:
             return True
-        first = await claim_event(self.runtime.sessions, self.runtime.clock, event_id)
+        first = await claim_event(self.runtime.db, self.runtime.clock, event_id)
         if not first:
             log_taken(event_id)
         return first
@@ -258,7 +258,7 @@ class Conversations:
         lets the request through under that channel's rules: otherwise the gate refuses it there (switched off,
         roles, model) with nothing about the channel looked up."""
         user_id = request.requester.user_id
-        viewed = await viewed_channel(self.runtime.sessions, user_id)
+        viewed = await viewed_channel(self.runtime.db, user_id)
         if viewed is None:
             return None, ("I do not know which channel you mean: open it in Slack with this conversation beside "
                           "it, then ask again.")

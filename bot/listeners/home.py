@@ -13,7 +13,6 @@ from bot.domain.requests import Requester
 from bot.domain.roles import Right
 from bot.services.admin.overview import admin_overview, budget_overview, usage_today
 from bot.services.conversation.places import remember_viewing
-from bot.services.keys.registry import list_keys
 from bot.slack.directory import LazyRequester
 from bot.slack.payloads import asker_id
 from bot.slack.render import reply_blocks
@@ -86,7 +85,7 @@ class AppHome:
             log.debug("app_context_changed names nobody (no user, no single person in authorizations): ignored")
             return
         channel, team = channel_in_view(event.get("context"))
-        await remember_viewing(self.runtime.sessions, self.runtime.clock, user_id=user_id, channel_id=channel,
+        await remember_viewing(self.runtime.db, self.runtime.clock, user_id=user_id, channel_id=channel,
                                team_id=team)
 
     async def blocks(self, requester: Requester) -> list[dict[str, Any]]:
@@ -95,8 +94,8 @@ class AppHome:
         settings, now = self.runtime.settings, self.runtime.clock()
         tz = settings.budget_zone  # "today" is a day on the budget calendar
         if self.runtime.admin.trusted(caller, Right.MANAGE_ROLES):  # admins and owners: roles, groups, keys
-            keys = await list_keys(self.runtime.sessions, self.runtime.clock, settings)
-            async with self.runtime.reads() as session:  # no write lock (SQLite)
+            keys = await self.runtime.keys.list_keys()
+            async with self.runtime.db.reads() as session:  # no write lock (SQLite)
                 overview = await admin_overview(session, now=now, tz=tz, keys=keys)
                 budgets = await budget_overview(session, settings, now=now)
             _, more = reply_blocks(overview)
@@ -104,7 +103,7 @@ class AppHome:
             if budgets is not None:
                 blocks += [{"type": "divider"}, *reply_blocks(budgets)[1]]
         elif self.runtime.admin.trusted(caller, Right.VIEW_USAGE):  # billing: usage, cost and budgets only
-            async with self.runtime.reads() as session:  # no write lock (SQLite)
+            async with self.runtime.db.reads() as session:  # no write lock (SQLite)
                 _, more = reply_blocks(await usage_today(session, now=now, tz=tz))
                 budgets = await budget_overview(session, settings, now=now)
             blocks += [{"type": "divider"}, *more]

@@ -24,7 +24,7 @@ def register(runtime: Runtime) -> None:
         trigger_id = body.get("trigger_id")
         if (isinstance(trigger_id, str) and trigger_id and body.get("type") != "event_callback"
                 and "command" not in body):  # slash commands: claimed after their ack (first_run, in the listener)
-            if not await claim_event(runtime.sessions, runtime.clock, trigger_claim(trigger_id)):
+            if not await claim_event(runtime.db, runtime.clock, trigger_claim(trigger_id)):
                 log.info("dropped a replayed interaction (its trigger_id was used before)")
                 return BoltResponse(status=200, body="")
         return await next()
@@ -41,7 +41,7 @@ async def first_run(runtime: Runtime, body: dict[str, Any]) -> bool:
     acknowledged like the original and does nothing else."""
     trigger_id = body.get("trigger_id")
     if isinstance(trigger_id, str) and trigger_id and not await claim_event(
-            runtime.sessions, runtime.clock, trigger_claim(trigger_id)):
+            runtime.db, runtime.clock, trigger_claim(trigger_id)):
         log.info("dropped a replayed slash command (its trigger_id was used before)")
         return False
     return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
@@ -100,10 +101,28 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def read_only(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
-    """Sessions for work that only reads (reports, exports, the App Home). On SQLite their transactions begin
-    deferred, so they never take the write lock: a long `claude-gate usage` or export beside `serve` does not stop
-    its writes (WAL lets one writer and many readers work at once). A write through them still works (SQLite
-    takes the lock at the first write) but may meet a busy database at once: write through the ordinary
-    sessions. On PostgreSQL the option changes nothing."""
-    return async_sessionmaker(sessions.kw["bind"].execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+@dataclass(frozen=True)
+class Database:
+    """The one database object services are built with (bot/services/base.py), made once per process by
+    bot/app.py or the command line: the engine (Core statements, locks, the dialect), the ORM sessions, and the
+    read-only engine and sessions.
+
+    The read-only ones are for work that only reads (reports, exports, the App Home, the gate's first phase). On
+    SQLite their transactions begin deferred, so they never take the write lock: a long `claude-gate usage` or
+    export beside `serve` does not stop its writes (WAL lets one writer and many readers work at once). A write
+    through them still works (SQLite takes the lock at the first write) but may meet a busy database at once:
+    write through the ordinary sessions. On PostgreSQL the option changes nothing."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    reader: AsyncEngine  # the engine with the read-only option
+    reads: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def of(cls, engine: AsyncEngine) -> Database:
+        reader = engine.execution_options(**{READ_ONLY: True})
+        return cls(engine=engine, sessions=session_factory(engine), reader=reader, reads=session_factory(reader))
+
+    @property
+    def on_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"

@@ -15,11 +15,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.domain.access_requests import (
@@ -29,18 +29,18 @@ from bot.domain.access_requests import (
     RequestStatus,
     requestable_above,
 )
-from bot.domain.commands import ParsedCommand
 from bot.domain.mentions import mention
-from bot.domain.replies import Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Role, may_manage_role
 from bot.domain.secrets import SecretPolicy, kinds_phrase, screen
 from bot.services.access.role_changes import GivenRole, give_role_in
 from bot.services.access.roles import SCHEDULER_ACTOR, SHELL_ACTOR, RoleChangeDenied
-from bot.services.admin.dispatcher import Caller
+from bot.services.base import Service
 from bot.services.conversation.access import effective_role
 from bot.services.data.audit import add_audit
+from bot.services.ports import Workspace
 from bot.store.clock import Clock
+from bot.store.db import Database
 from bot.store.models import (
     AccessRequest,
     AccessRequestMessage,
@@ -121,12 +121,10 @@ def may_ask(requester: Requester, settings: Settings) -> bool:
             and (settings.allow_guests or not requester.is_guest))
 
 
-class AccessRequests:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
+class AccessRequests(Service):
+    def __init__(self, *, db: Database, settings: Settings, clock: Clock, workspace: Workspace,
                  board: RequestBoard) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self.clock = clock
+        super().__init__(db=db, settings=settings, clock=clock, workspace=workspace)
         self.board = board
 
     # -- asking -------------------------------------------------------------------------------------------
@@ -395,50 +393,3 @@ def requester_dm(request: AccessRequestView, given: GivenRole | None) -> str:
                 f"{then} Ask your question again: it was not kept.")
     return (f"Your request for the Claude Gate role *{request.role}* was denied by "
             f"{request.decision_text.removeprefix('Denied by ').rstrip('.')}. Ask them if you need to know why.")
-
-
-class AccessRequestCommands:
-    """`/claude-admin requests`, `requests approve <id> [for=<n>d]`, `requests deny <id>` (plugged into the admin
-    dispatcher)."""
-
-    def __init__(self, requests: AccessRequests) -> None:
-        self.requests = requests
-
-    def handlers(self) -> dict[str, Any]:
-        return {"requests": self.list, "requests approve": self.approve, "requests deny": self.deny}
-
-    async def list(self, caller: Caller, _command: ParsedCommand) -> Reply:
-        pending = await self.requests.pending()
-        lines = [f"*#{r.id}* {mention(r.user_id)} asks for *{r.role}* · {r.created_at:%Y-%m-%d %H:%M} UTC · "
-                 f"“{_quoted(r.reason)}”" for r in pending]
-        return Reply(f"{len(pending)} pending access request(s)",
-                     lines=lines or ["None: a refusal's *Request access* button sends one."],
-                     footer="Approve or deny from the request's message, or `/claude-admin requests approve <id> "
-                            "[for=<n>d]` · `/claude-admin requests deny <id>`." if pending else None)
-
-    async def approve(self, caller: Caller, command: ParsedCommand) -> Reply:
-        return self._reply(await self.requests.decide(self._actor(caller), command["id"], approve=True,
-                                                      duration=command["for"]))
-
-    async def deny(self, caller: Caller, command: ParsedCommand) -> Reply:
-        return self._reply(await self.requests.decide(self._actor(caller), command["id"], approve=False))
-
-    @staticmethod
-    def _actor(caller: Caller) -> Requester | None:
-        """The shell (`claude-gate requests …`) decides with every right; anyone else as themselves."""
-        return None if caller.user_id == SHELL_ACTOR else caller.requester
-
-    @staticmethod
-    def _reply(decision: Decision) -> Reply:
-        match decision.kind:
-            case DecisionKind.DECIDED:
-                return Reply(f":white_check_mark: Request #{decision.request.id if decision.request else ''}: "
-                             f"{decision.message}")
-            case DecisionKind.REFUSED:
-                return Reply.denied(decision.message)
-        return Reply.error(decision.message)
-
-
-def _quoted(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= 120 else flat[:119] + "…"

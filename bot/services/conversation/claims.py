@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.clock import Clock
-from bot.store.db import DATABASE_FAULTS
+from bot.store.db import DATABASE_FAULTS, Database
 from bot.store.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
@@ -34,23 +34,23 @@ async def claim_in(connection: AsyncConnection, event_id: str, now: datetime) ->
     return result.first() is not None
 
 
-async def claim_event(sessions: async_sessionmaker[AsyncSession], clock: Clock, event_id: str) -> bool:
+async def claim_event(db: Database, clock: Clock, event_id: str) -> bool:
     """True for the first claim of ``event_id`` in any process; False for a retry or a duplicate.
 
     Conversations claim their event in the gate's transaction (``claim_in``); this is for the other events. If
     the database cannot be reached the event is treated as new, which beats ignoring the user.
     """
     try:
-        async with sessions.kw["bind"].begin() as connection:  # Core: one INSERT, no unit of work
+        async with db.engine.begin() as connection:  # Core: one INSERT, no unit of work
             return await claim_in(connection, event_id, clock())
     except DATABASE_FAULTS as exc:
         log.warning("could not record event %s (database unreachable: %s)", event_id, type(exc).__name__)
     return True
 
 
-async def prune_events(sessions: async_sessionmaker[AsyncSession], clock: Clock, *, keep_hours: int = 24) -> int:
+async def prune_events(db: Database, clock: Clock, *, keep_hours: int = 24) -> int:
     """Slack retries for minutes, not days: forget event ids older than ``keep_hours``."""
-    async with sessions.begin() as session:
+    async with db.sessions.begin() as session:
         result = await session.execute(
             delete(ProcessedEvent).where(ProcessedEvent.received_at < clock() - timedelta(hours=keep_hours)))
     return result.rowcount or 0

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.clock import Clock
+from bot.store.db import Database
 from bot.store.models import AnsweredThread, ViewingContext
 
 
@@ -51,41 +51,41 @@ ASKED_HERE = select(AnsweredThread.slack_user_id).where(
     AnsweredThread.slack_user_id == bindparam("user_id"))
 
 
-async def remember_viewing(sessions: async_sessionmaker[AsyncSession], clock: Clock, *, user_id: str,
+async def remember_viewing(db: Database, clock: Clock, *, user_id: str,
                            channel_id: str | None, team_id: str | None) -> None:
-    async with sessions.kw["bind"].begin() as connection:
+    async with db.engine.begin() as connection:
         await connection.execute(UPSERT_VIEWING[connection.dialect.name],
                                  {"user_id": user_id, "channel_id": channel_id, "team_id": team_id, "now": clock()})
 
 
-async def viewed_channel(sessions: async_sessionmaker[AsyncSession], user_id: str) -> str | None:
-    async with sessions.kw["bind"].connect() as connection:
+async def viewed_channel(db: Database, user_id: str) -> str | None:
+    async with db.engine.connect() as connection:
         return (await connection.execute(VIEWED_CHANNEL, {"user_id": user_id})).scalar_one_or_none()
 
 
-async def asked_in_thread(sessions: async_sessionmaker[AsyncSession], *, channel_id: str, thread_ts: str,
+async def asked_in_thread(db: Database, *, channel_id: str, thread_ts: str,
                           user_id: str) -> bool:
     """Whether ``user_id`` asked the bot in this channel thread: one primary-key lookup."""
-    async with sessions.kw["bind"].connect() as connection:
+    async with db.engine.connect() as connection:
         row = (await connection.execute(ASKED_HERE, {"channel_id": channel_id, "thread_ts": thread_ts,
                                                      "user_id": user_id})).first()
     return row is not None
 
 
-async def remember_panel_thread(sessions: async_sessionmaker[AsyncSession], clock: Clock, *, channel_id: str,
+async def remember_panel_thread(db: Database, clock: Clock, *, channel_id: str,
                                 thread_ts: str, user_id: str) -> None:
     """Slack opened an assistant panel thread for ``user_id`` (``assistant_thread_started``); a replay changes
     nothing."""
-    async with sessions.kw["bind"].begin() as connection:
+    async with db.engine.begin() as connection:
         await connection.execute(INSERT_PANEL[connection.dialect.name],
                                  {"channel_id": channel_id, "thread_ts": thread_ts, "user_id": user_id, "now": clock()})
 
 
-async def is_panel_thread(sessions: async_sessionmaker[AsyncSession], *, channel_id: str, thread_ts: str,
+async def is_panel_thread(db: Database, *, channel_id: str, thread_ts: str,
                           user_id: str) -> bool:
     """Whether this thread was opened as ``user_id``'s assistant panel thread: one primary-key lookup. (The thread's
     root is the person's own message in the panel and in an agent DM alike, so nothing in the message tells.)"""
-    async with sessions.kw["bind"].connect() as connection:
+    async with db.engine.connect() as connection:
         panel = (await connection.execute(PANEL_THREAD, {"channel_id": channel_id, "thread_ts": thread_ts,
                                                          "user_id": user_id})).scalar_one_or_none()
     return bool(panel)

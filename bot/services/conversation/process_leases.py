@@ -29,12 +29,11 @@ import uuid
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.services.conversation.gate import Gate
 from bot.services.conversation.records import Swept, close_orphaned, close_records_of, in_flight_processes
 from bot.services.ports import Workspace
 from bot.store.clock import Clock
+from bot.store.db import Database
 from bot.store.leases import drop_lapsed_process_leases, drop_process_lease, renew_process_lease
 
 log = logging.getLogger(__name__)
@@ -68,10 +67,10 @@ def gone_from_this_host(holder: str) -> bool:
 class ProcessLease:
     """This process's lease and the check for lapsed ones, two background tasks (started by `serve` and `chat`)."""
 
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], clock: Clock, workspace: Workspace, gate: Gate,
+    def __init__(self, *, db: Database, clock: Clock, workspace: Workspace, gate: Gate,
                  lease_seconds: float = PROCESS_LEASE_SECONDS, renew_seconds: float | None = None,
                  check_seconds: float | None = None, holder: str | None = None) -> None:
-        self.sessions = sessions
+        self.db = db
         self.clock = clock
         self.workspace = workspace
         self.gate = gate
@@ -85,7 +84,7 @@ class ProcessLease:
 
     @property
     def on_sqlite(self) -> bool:
-        return self.sessions.kw["bind"].dialect.name == "sqlite"
+        return self.db.on_sqlite
 
     async def start(self) -> None:
         """Take the lease (a database fault here stops the start), on SQLite close what this host's dead processes
@@ -100,7 +99,7 @@ class ProcessLease:
     async def renew(self, *, raise_faults: bool = False) -> bool:
         now = self.clock()
         try:
-            async with self.sessions.begin() as session:
+            async with self.db.sessions.begin() as session:
                 await renew_process_lease(session, self.holder, now, self.lease_seconds)
         except Exception as exc:
             if raise_faults:
@@ -126,16 +125,16 @@ class ProcessLease:
         if not self.may_judge:
             return []
         now = self.clock()
-        swept = await close_orphaned(self.sessions, self.workspace, holder=self.holder, now=now)
-        async with self.sessions.begin() as session:
+        swept = await close_orphaned(self.db.sessions, self.workspace, holder=self.holder, now=now)
+        async with self.db.sessions.begin() as session:
             await drop_lapsed_process_leases(session, now)
         return swept
 
     async def close_gone_from_this_host(self) -> list[Swept]:
         """SQLite's start-up rule: the records of this host's processes whose pid no longer runs, closed at once."""
-        gone = [holder for holder in await in_flight_processes(self.sessions)
+        gone = [holder for holder in await in_flight_processes(self.db.sessions)
                 if holder != self.holder and gone_from_this_host(holder)]
-        return await close_records_of(self.sessions, self.workspace, gone)
+        return await close_records_of(self.db.sessions, self.workspace, gone)
 
     async def _renewing(self) -> None:
         while True:
@@ -163,7 +162,7 @@ class ProcessLease:
         self._tasks = []
         self.gate.process_id = None
         try:
-            async with self.sessions.begin() as session:
+            async with self.db.sessions.begin() as session:
                 await drop_process_lease(session, self.holder)
         except Exception as exc:  # it lapses by itself
             log.warning("could not drop this process's lease: %s", type(exc).__name__)

@@ -6,26 +6,25 @@ that bot/slack/answers.py renders); a request the caller can fix raises a GateEr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.config import Settings
 from bot.domain.commands import ParsedCommand
-from bot.services.base import Service
-from bot.services.keys import offboarding, reminders
-from bot.services.keys import registry as keys
-from bot.services.keys import sync as key_sync
+from bot.services.base import Caller, Handler, Service
+from bot.services.keys.offboarding import Offboarded, Offboarding
+from bot.services.keys.registry import KeyAdded, KeyListing, KeyRegistry, KeyRevoked
+from bot.services.keys.reminders import ReminderRun, Reminders, ReminderSchedule
+from bot.services.keys.sync import KeySync, OrgKeys
+from bot.services.ports import Workspace
 from bot.store.clock import Clock
-
-if TYPE_CHECKING:
-    from bot.services.admin.dispatcher import Caller, Handler
+from bot.store.db import Database
 
 
 class KeyAdministration(Service):
-    @property
-    def context(self) -> tuple[async_sessionmaker[AsyncSession], Clock, Settings]:
-        return self.sessions, self.clock, self.settings
+    def __init__(self, *, db: Database, settings: Settings, clock: Clock, workspace: Workspace) -> None:
+        super().__init__(db=db, settings=settings, clock=clock, workspace=workspace)
+        self.registry = KeyRegistry(db=db, settings=settings, clock=clock, workspace=workspace)
+        self.org_keys = OrgKeys(db=db, settings=settings, clock=clock, workspace=workspace)
+        self.reminders = Reminders(db=db, settings=settings, clock=clock, workspace=workspace)
+        self.offboarding = Offboarding(db=db, settings=settings, clock=clock, workspace=workspace)
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -38,26 +37,26 @@ class KeyAdministration(Service):
             "offboard": self.offboard,
         }
 
-    async def list(self, caller: Caller, command: ParsedCommand) -> keys.KeyListing:
-        return await keys.list_keys(*self.context)
+    async def list(self, caller: Caller, command: ParsedCommand) -> KeyListing:
+        return await self.registry.list_keys()
 
-    async def add(self, caller: Caller, command: ParsedCommand) -> keys.KeyAdded:
-        return await keys.add_key(*self.context, actor_id=caller.user_id, label=command["label"],
-                                  env_var=command["env_var"], workspace=command["workspace"],
-                                  rotate_days=command["rotate_days"], anthropic_id=command["anthropic_id"])
+    async def add(self, caller: Caller, command: ParsedCommand) -> KeyAdded:
+        return await self.registry.add_key(actor_id=caller.user_id, label=command["label"],
+                                           env_var=command["env_var"], workspace=command["workspace"],
+                                           rotate_days=command["rotate_days"], anthropic_id=command["anthropic_id"])
 
-    async def revoke(self, caller: Caller, command: ParsedCommand) -> keys.KeyRevoked:
-        return await keys.revoke_key(*self.context, actor_id=caller.user_id, label=command["label"])
+    async def revoke(self, caller: Caller, command: ParsedCommand) -> KeyRevoked:
+        return await self.registry.revoke_key(actor_id=caller.user_id, label=command["label"])
 
-    async def sync(self, caller: Caller, command: ParsedCommand) -> key_sync.KeySync:
-        return await key_sync.sync_keys(*self.context, actor_id=caller.user_id)
+    async def sync(self, caller: Caller, command: ParsedCommand) -> KeySync:
+        return await self.org_keys.sync_keys(actor_id=caller.user_id)
 
-    async def schedule(self, caller: Caller, command: ParsedCommand) -> reminders.ReminderSchedule:
-        return await reminders.reminder_schedule(*self.context)
+    async def schedule(self, caller: Caller, command: ParsedCommand) -> ReminderSchedule:
+        return await self.reminders.reminder_schedule()
 
-    async def run_reminders(self, caller: Caller, command: ParsedCommand) -> reminders.ReminderRun:
-        return await reminders.run_reminders(*self.context, self.workspace, actor_id=caller.user_id)
+    async def run_reminders(self, caller: Caller, command: ParsedCommand) -> ReminderRun:
+        return await self.reminders.run_reminders(actor_id=caller.user_id)
 
-    async def offboard(self, caller: Caller, command: ParsedCommand) -> offboarding.Offboarded:
-        return await offboarding.offboard_user(*self.context, self.workspace, actor_id=caller.user_id,
-                                               actor_role=caller.role.role, user_id=command["user"])
+    async def offboard(self, caller: Caller, command: ParsedCommand) -> Offboarded:
+        return await self.offboarding.offboard_user(actor_id=caller.user_id, actor_role=caller.role.role,
+                                                    user_id=command["user"])

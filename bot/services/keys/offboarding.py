@@ -10,18 +10,19 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import Settings
 from bot.domain.keys import KeyStatus
 from bot.domain.mentions import mention
 from bot.domain.replies import Answer
 from bot.domain.roles import Role
 from bot.services.access.roles import revoke_role
+from bot.services.base import Service
 from bot.services.data.audit import add_audit
 from bot.services.keys.admin_api import AdminApiError, AnthropicAdmin, OrgKey
 from bot.services.keys.choice import USABLE_STATUSES, KeyGuard
 from bot.services.keys.registry import Step, StepOutcome
 from bot.services.ports import SlackCallFailed, Workspace
 from bot.store.clock import Clock
+from bot.store.db import Database
 from bot.store.models import ApiKey, GroupMember, GroupRoleMapping
 
 log = logging.getLogger(__name__)
@@ -40,47 +41,49 @@ class Offboarded(Answer):
     registered_keys: list[str]  # keys this person registered in Claude Gate (their secrets are not theirs)
 
 
-async def offboard_user(sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
-                        slack: Workspace, *, actor_id: str, actor_role: Role | None,
-                        user_id: str) -> Offboarded:
-    """Revoke ``user_id``'s explicit role, then (with ANTHROPIC_ADMIN_KEY) find the Anthropic user with their Slack
-    email and deactivate every active key they created. Each step is audited and reported.
+class Offboarding(Service):
+    """`offboard <user>`: the role first, then the Anthropic keys they created."""
 
-    ``actor_role`` is the caller's role (None from the shell). Raises RoleChangeDenied when the caller may not
-    change that person's role; nothing is changed then.
-    """
-    steps: list[Step] = []
-    async with sessions.begin() as session:
-        previous = await revoke_role(session, clock, actor_id=actor_id, actor_role=actor_role, target_id=user_id)
-        group_roles = await _group_roles(session, user_id)
-        registered = list(await session.scalars(
-            select(ApiKey.label).where(ApiKey.created_by == user_id, ApiKey.env_var.is_not(None),
-                                       ApiKey.status.in_(USABLE_STATUSES))))
-    steps.append(Step("Role", StepOutcome.DONE, f"explicit role *{previous}* removed." if previous
-                      else "had no explicit role."))
-    email, anthropic_user_id, deactivated, failed = None, None, [], []
-    admin = AnthropicAdmin.from_settings(settings)
-    if admin is None:
-        steps.append(Step("Anthropic keys", StepOutcome.SKIPPED,
-                          "ANTHROPIC_ADMIN_KEY is not set: deactivate the keys they created in the Console."))
-    else:
-        email = await _slack_email(slack, user_id, steps)
-        if email is not None:
-            async with admin:
-                anthropic_user_id, keys = await _their_active_keys(admin, email, steps)
-                for key in keys:
-                    try:
-                        await admin.deactivate_key(key.id)
-                        deactivated.append(key)
-                    except AdminApiError as exc:
-                        failed.append(f"{key.name} ({key.id}): {exc}")
-            if anthropic_user_id is not None:
-                steps.append(_keys_step(email, deactivated, failed))
-    await _record(sessions, clock, actor_id=actor_id, user_id=user_id, previous=previous,
-                  anthropic_user_id=anthropic_user_id, deactivated=deactivated, failed=failed)
-    return Offboarded(user_id=user_id, previous_role=previous, email=email, anthropic_user_id=anthropic_user_id,
-                      steps=steps, deactivated=[f"{k.name} ({k.id})" for k in deactivated], failed=failed,
-                      group_roles=group_roles, registered_keys=registered)
+    async def offboard_user(self, *, actor_id: str, actor_role: Role | None, user_id: str) -> Offboarded:
+        """Revoke ``user_id``'s explicit role, then (with ANTHROPIC_ADMIN_KEY) find the Anthropic user with their Slack
+        email and deactivate every active key they created. Each step is audited and reported.
+
+        ``actor_role`` is the caller's role (None from the shell). Raises RoleChangeDenied when the caller may not
+        change that person's role; nothing is changed then.
+        """
+        steps: list[Step] = []
+        async with self.sessions.begin() as session:
+            previous = await revoke_role(session, self.clock, actor_id=actor_id, actor_role=actor_role,
+                                         target_id=user_id)
+            group_roles = await _group_roles(session, user_id)
+            registered = list(await session.scalars(
+                select(ApiKey.label).where(ApiKey.created_by == user_id, ApiKey.env_var.is_not(None),
+                                           ApiKey.status.in_(USABLE_STATUSES))))
+        steps.append(Step("Role", StepOutcome.DONE, f"explicit role *{previous}* removed." if previous
+                          else "had no explicit role."))
+        email, anthropic_user_id, deactivated, failed = None, None, [], []
+        admin = AnthropicAdmin.from_settings(self.settings)
+        if admin is None:
+            steps.append(Step("Anthropic keys", StepOutcome.SKIPPED,
+                              "ANTHROPIC_ADMIN_KEY is not set: deactivate the keys they created in the Console."))
+        else:
+            email = await _slack_email(self.workspace, user_id, steps)
+            if email is not None:
+                async with admin:
+                    anthropic_user_id, keys = await _their_active_keys(admin, email, steps)
+                    for key in keys:
+                        try:
+                            await admin.deactivate_key(key.id)
+                            deactivated.append(key)
+                        except AdminApiError as exc:
+                            failed.append(f"{key.name} ({key.id}): {exc}")
+                if anthropic_user_id is not None:
+                    steps.append(_keys_step(email, deactivated, failed))
+        await _record(self.db, self.clock, actor_id=actor_id, user_id=user_id, previous=previous,
+                      anthropic_user_id=anthropic_user_id, deactivated=deactivated, failed=failed)
+        return Offboarded(user_id=user_id, previous_role=previous, email=email, anthropic_user_id=anthropic_user_id,
+                          steps=steps, deactivated=[f"{k.name} ({k.id})" for k in deactivated], failed=failed,
+                          group_roles=group_roles, registered_keys=registered)
 
 
 async def _group_roles(session: AsyncSession, user_id: str) -> list[str]:
@@ -132,20 +135,20 @@ def _keys_step(email: str, deactivated: list[OrgKey], failed: list[str]) -> Step
                 f"{names}.")
 
 
-async def _record(sessions: async_sessionmaker[AsyncSession], clock: Clock, *, actor_id: str, user_id: str,
+async def _record(db: Database, clock: Clock, *, actor_id: str, user_id: str,
                   previous: Role | None, anthropic_user_id: str | None, deactivated: list[OrgKey],
                   failed: list[str]) -> None:
     """Audit the offboarding; keys of theirs that Claude Gate used are revoked locally too (Anthropic refuses them),
     under the same key locks as `keys revoke` (KeyGuard), so no call starts with them once this is acknowledged."""
     now = clock()
-    async with sessions() as session:
+    async with db.sessions() as session:
         labels = list(await session.scalars(select(ApiKey.label).where(
             ApiKey.anthropic_key_id.in_([key.id for key in deactivated])))) if deactivated else []
-    guard = KeyGuard(sessions.kw["bind"])
+    guard = KeyGuard(db.engine)
     async with AsyncExitStack() as locks:
         for label in sorted(labels):
             await locks.enter_async_context(guard.revoking(label))
-        await _record_locked(sessions, now, actor_id=actor_id, user_id=user_id, previous=previous,
+        await _record_locked(db.sessions, now, actor_id=actor_id, user_id=user_id, previous=previous,
                              anthropic_user_id=anthropic_user_id, deactivated=deactivated, failed=failed)
 
 

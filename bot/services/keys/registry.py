@@ -14,7 +14,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.domain.commands import parse_user
@@ -22,6 +22,7 @@ from bot.domain.errors import KeyCommandError as KeyCommandError
 from bot.domain.keys import NOT_AN_API_KEY, KeyStatus, Rotation, rotation_of
 from bot.domain.mentions import mention
 from bot.domain.replies import Answer
+from bot.services.base import Service
 from bot.services.data.audit import add_audit
 from bot.services.keys.admin_api import AdminApiError, AnthropicAdmin, OrgKey
 from bot.services.keys.choice import USABLE_STATUSES, KeyGuard, active_key, secret_of, usable_key
@@ -184,18 +185,126 @@ async def keys_in_use(session: AsyncSession) -> dict[str, str]:
     return chosen
 
 
-async def list_keys(sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings) -> KeyListing:
-    """Every key: usable ones first (by workspace), then revoked and retired ones."""
-    now, zone = clock(), ZoneInfo(settings.reminder_tz)
-    async with sessions() as session:
-        rows = list(await session.scalars(select(ApiKey)))
-        in_use = set((await keys_in_use(session)).values())
-    rows.sort(key=lambda r: (r.status not in USABLE_STATUSES, r.env_var is None, r.workspace, r.label))
-    synced = [r.synced_at for r in rows if r.synced_at is not None]
-    return KeyListing(keys=[key_view(r, now, zone, in_use=r.label in in_use) for r in rows],
-                      today=now.astimezone(zone).date(), remind_before_days=settings.remind_before_days,
-                      admin_api=settings.anthropic_admin_key is not None,
-                      last_synced_at=max(synced) if synced else None)
+class KeyRegistry(Service):
+    """The registry's use cases: `keys`, `keys add`, `keys revoke` (and the App Home's list of keys)."""
+
+    async def list_keys(self) -> KeyListing:
+        """Every key: usable ones first (by workspace), then revoked and retired ones."""
+        now, zone = self.clock(), ZoneInfo(self.settings.reminder_tz)
+        async with self.sessions() as session:
+            rows = list(await session.scalars(select(ApiKey)))
+            in_use = set((await keys_in_use(session)).values())
+        rows.sort(key=lambda r: (r.status not in USABLE_STATUSES, r.env_var is None, r.workspace, r.label))
+        synced = [r.synced_at for r in rows if r.synced_at is not None]
+        return KeyListing(keys=[key_view(r, now, zone, in_use=r.label in in_use) for r in rows],
+                          today=now.astimezone(zone).date(), remind_before_days=self.settings.remind_before_days,
+                          admin_api=self.settings.anthropic_admin_key is not None,
+                          last_synced_at=max(synced) if synced else None)
+
+    async def add_key(self, *, actor_id: str, label: str, env_var: str, workspace: str | None = None,
+                      rotate_days: int | None = None, anthropic_id: str | None = None) -> KeyAdded:
+        """Register a key whose secret is in environment variable ``env_var`` (`keys add`).
+
+        The newest active key of a workspace serves it, so adding a key to a workspace rotates to it. With
+        ANTHROPIC_ADMIN_KEY and ``anthropic_id``, Anthropic's hint, creation date and creator are recorded.
+        The arguments were checked by the command grammar (bot/domain/commands.py, for Slack and the shell alike).
+        Raises KeyCommandError for anything the admin can fix (a variable without an API key, a taken label, …).
+        """
+        workspace = workspace or DEFAULT_WORKSPACE
+        rotate_days = self.settings.rotation_days if rotate_days is None else rotate_days
+        secret = _registered_secret(env_var)
+        notes: list[str] = []
+        org_key = await _anthropic_key(self.settings, anthropic_id, notes) if anthropic_id else None
+        if org_key is not None and org_key.status != KeyStatus.ACTIVE:
+            raise KeyCommandError(f"Anthropic says key `{anthropic_id}` is {org_key.status}: it cannot serve requests.")
+        now, zone = self.clock(), ZoneInfo(self.settings.reminder_tz)
+        async with self.sessions.begin() as session:
+            await _refuse_duplicates(session, label, env_var, secret, anthropic_id)
+            before = await active_key(session, workspace)
+            row = await session.scalar(select(ApiKey).where(ApiKey.anthropic_key_id == anthropic_id)) \
+                if anthropic_id else None
+            if row is None:  # a key seen only by `keys sync` is adopted rather than duplicated
+                row = ApiKey(anthropic_key_id=anthropic_id)
+                session.add(row)
+            row.label, row.workspace, row.env_var, row.rotate_days = label, workspace, env_var, rotate_days
+            row.status, row.created_by, row.created_at = KeyStatus.ACTIVE.value, actor_id, now  # newest serves
+            row.key_hint = (org_key.hint if org_key else None) or row.key_hint or key_hint(secret)
+            if org_key is not None:
+                record_org_key(row, org_key, now)
+            add_audit(session, at=now, actor=actor_id, action="keys.add", target=label, workspace=workspace,
+                      env_var=env_var, rotate_days=rotate_days, anthropic_id=anthropic_id)
+            await session.flush()
+            after = await active_key(session, workspace)
+            roles = list(await session.scalars(select(RolePolicyRow.role).where(RolePolicyRow.workspace == workspace)))
+            view = key_view(row, now, zone, in_use=after is not None and after.label == label)
+        replaces = before.label if before is not None and view.in_use else None
+        if replaces:
+            notes.append(f"Workspace `{workspace}` now uses `{label}` instead of `{replaces}`. Once every process has "
+                         f"`{env_var}`, stop the old key with `keys revoke {replaces}`.")
+        elif not view.in_use and after is not None:
+            notes.append(f"Workspace `{workspace}` keeps using `{after.label}` (newer).")
+        if not roles:
+            notes.append(f"No role uses workspace `{workspace}` yet: `/claude-admin policy set <role> workspace "
+                         f"{workspace}`.")
+        notes.append(f"Every process that serves Claude Gate needs `{env_var}`; a process without it skips this key.")
+        return KeyAdded(view, replaces, notes)
+
+    async def revoke_key(self, *, actor_id: str, label: str) -> KeyRevoked:
+        """Stop using key ``label`` in every process at once (`keys revoke`), then deactivate it at Anthropic.
+
+        The local revoke is committed first and stays whatever the Admin API says; each step is reported. Running
+        it again for a revoked key retries the Anthropic step. Raises KeyCommandError if there is no such key.
+        It takes the key's lock (KeyGuard) first: calls whose check of this key is under way start before the revoke
+        commits, and every later check, in any process, sees it revoked.
+        """
+        now = self.clock()
+        steps: list[Step] = []
+        async with KeyGuard(self.db.engine).revoking(label), self.sessions.begin() as session:
+            row = await session.scalar(select(ApiKey).where(ApiKey.label == label).with_for_update())
+            if row is None:
+                raise KeyCommandError(f"There is no key `{label}`. `keys` lists them.")
+            workspace, anthropic_id, anthropic_status = row.workspace, row.anthropic_key_id, row.anthropic_status
+            if row.status == KeyStatus.REVOKED:
+                when = f" on {row.revoked_at:%Y-%m-%d %H:%M} UTC" if row.revoked_at else ""
+                steps.append(Step("Claude Gate", StepOutcome.DONE, f"already revoked by {row.revoked_by}{when}."))
+            else:
+                previous = row.status
+                row.status, row.revoked_by, row.revoked_at = KeyStatus.REVOKED.value, actor_id, now
+                add_audit(session, at=now, actor=actor_id, action="keys.revoke", target=label, workspace=workspace,
+                          previous=previous, anthropic_id=anthropic_id)
+                steps.append(Step("Claude Gate", StepOutcome.DONE, "no process uses it from now on."))
+            await session.flush()
+            successor = await active_key(session, workspace)
+        steps.append(await self._deactivate_at_anthropic(actor_id=actor_id, label=label, anthropic_id=anthropic_id,
+                                                         anthropic_status=anthropic_status))
+        return KeyRevoked(label, workspace, steps, successor.label if successor else None)
+
+    async def _deactivate_at_anthropic(self, *, actor_id: str, label: str, anthropic_id: str | None,
+                                       anthropic_status: str | None) -> Step:
+        if anthropic_id is None:
+            return Step("Anthropic", StepOutcome.SKIPPED, "no Anthropic key id is known for it: deactivate it in the "
+                        "Console (or register keys with `anthropic_id=`, or run `keys sync`).")
+        if anthropic_status in (KeyStatus.INACTIVE, KeyStatus.ARCHIVED, KeyStatus.EXPIRED):
+            return Step("Anthropic", StepOutcome.DONE, f"`{anthropic_id}` is already {anthropic_status} at Anthropic.")
+        admin = AnthropicAdmin.from_settings(self.settings)
+        if admin is None:
+            return Step("Anthropic", StepOutcome.SKIPPED, f"ANTHROPIC_ADMIN_KEY is not set: deactivate "
+                        f"`{anthropic_id}` in the Console.")
+        try:
+            async with admin:
+                key = await admin.deactivate_key(anthropic_id)
+        except AdminApiError as exc:
+            async with self.sessions.begin() as session:
+                add_audit(session, at=self.clock(), actor=actor_id, action="keys.deactivate", target=label,
+                          anthropic_id=anthropic_id, outcome="failed", error=str(exc))
+            return Step("Anthropic", StepOutcome.FAILED, f"{exc} The local revoke stays; run `keys revoke {label}` "
+                        "again to retry.")
+        async with self.sessions.begin() as session:
+            await session.execute(update(ApiKey).where(ApiKey.anthropic_key_id == anthropic_id)
+                                  .values(anthropic_status=key.status).execution_options(synchronize_session=False))
+            add_audit(session, at=self.clock(), actor=actor_id, action="keys.deactivate", target=label,
+                      anthropic_id=anthropic_id, outcome=key.status)
+        return Step("Anthropic", StepOutcome.DONE, f"`{anthropic_id}` is now {key.status} at Anthropic.")
 
 
 def _registered_secret(env_var: str) -> str:
@@ -208,56 +317,6 @@ def _registered_secret(env_var: str) -> str:
     if secret is None:
         raise KeyCommandError(NOT_AN_API_KEY)
     return secret
-
-
-async def add_key(sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings, *, actor_id: str,
-                  label: str, env_var: str, workspace: str | None = None, rotate_days: int | None = None,
-                  anthropic_id: str | None = None) -> KeyAdded:
-    """Register a key whose secret is in environment variable ``env_var`` (`keys add`).
-
-    The newest active key of a workspace serves it, so adding a key to a workspace rotates to it. With
-    ANTHROPIC_ADMIN_KEY and ``anthropic_id``, Anthropic's hint, creation date and creator are recorded.
-    The arguments were checked by the command grammar (bot/domain/commands.py, for Slack and the shell alike).
-    Raises KeyCommandError for anything the admin can fix (a variable without an API key, a taken label, …).
-    """
-    workspace = workspace or DEFAULT_WORKSPACE
-    rotate_days = settings.rotation_days if rotate_days is None else rotate_days
-    secret = _registered_secret(env_var)
-    notes: list[str] = []
-    org_key = await _anthropic_key(settings, anthropic_id, notes) if anthropic_id else None
-    if org_key is not None and org_key.status != KeyStatus.ACTIVE:
-        raise KeyCommandError(f"Anthropic says key `{anthropic_id}` is {org_key.status}: it cannot serve requests.")
-    now, zone = clock(), ZoneInfo(settings.reminder_tz)
-    async with sessions.begin() as session:
-        await _refuse_duplicates(session, label, env_var, secret, anthropic_id)
-        before = await active_key(session, workspace)
-        row = await session.scalar(select(ApiKey).where(ApiKey.anthropic_key_id == anthropic_id)) \
-            if anthropic_id else None
-        if row is None:  # a key seen only by `keys sync` is adopted rather than duplicated
-            row = ApiKey(anthropic_key_id=anthropic_id)
-            session.add(row)
-        row.label, row.workspace, row.env_var, row.rotate_days = label, workspace, env_var, rotate_days
-        row.status, row.created_by, row.created_at = KeyStatus.ACTIVE.value, actor_id, now  # newest serves
-        row.key_hint = (org_key.hint if org_key else None) or row.key_hint or key_hint(secret)
-        if org_key is not None:
-            record_org_key(row, org_key, now)
-        add_audit(session, at=now, actor=actor_id, action="keys.add", target=label, workspace=workspace,
-                  env_var=env_var, rotate_days=rotate_days, anthropic_id=anthropic_id)
-        await session.flush()
-        after = await active_key(session, workspace)
-        roles = list(await session.scalars(select(RolePolicyRow.role).where(RolePolicyRow.workspace == workspace)))
-        view = key_view(row, now, zone, in_use=after is not None and after.label == label)
-    replaces = before.label if before is not None and view.in_use else None
-    if replaces:
-        notes.append(f"Workspace `{workspace}` now uses `{label}` instead of `{replaces}`. Once every process has "
-                     f"`{env_var}`, stop the old key with `keys revoke {replaces}`.")
-    elif not view.in_use and after is not None:
-        notes.append(f"Workspace `{workspace}` keeps using `{after.label}` (newer).")
-    if not roles:
-        notes.append(f"No role uses workspace `{workspace}` yet: `/claude-admin policy set <role> workspace "
-                     f"{workspace}`.")
-    notes.append(f"Every process that serves Claude Gate needs `{env_var}`; a process without it skips this key.")
-    return KeyAdded(view, replaces, notes)
 
 
 async def _anthropic_key(settings: Settings, anthropic_id: str, notes: list[str]) -> OrgKey | None:
@@ -298,64 +357,3 @@ def record_org_key(row: ApiKey, key: OrgKey, now: datetime) -> None:
     row.anthropic_creator_id = key.creator_id if key.creator_type == "user" else row.anthropic_creator_id
     row.key_hint = key.hint or row.key_hint
     row.anthropic_created_at, row.synced_at = key.created_at, now
-
-
-async def revoke_key(sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings, *,
-                     actor_id: str, label: str) -> KeyRevoked:
-    """Stop using key ``label`` in every process at once (`keys revoke`), then deactivate it at Anthropic.
-
-    The local revoke is committed first and stays whatever the Admin API says; each step is reported. Running
-    it again for a revoked key retries the Anthropic step. Raises KeyCommandError if there is no such key.
-    It takes the key's lock (KeyGuard) first: calls whose check of this key is under way start before the revoke
-    commits, and every later check, in any process, sees it revoked.
-    """
-    now = clock()
-    steps: list[Step] = []
-    async with KeyGuard(sessions.kw["bind"]).revoking(label), sessions.begin() as session:
-        row = await session.scalar(select(ApiKey).where(ApiKey.label == label).with_for_update())
-        if row is None:
-            raise KeyCommandError(f"There is no key `{label}`. `keys` lists them.")
-        workspace, anthropic_id, anthropic_status = row.workspace, row.anthropic_key_id, row.anthropic_status
-        if row.status == KeyStatus.REVOKED:
-            when = f" on {row.revoked_at:%Y-%m-%d %H:%M} UTC" if row.revoked_at else ""
-            steps.append(Step("Claude Gate", StepOutcome.DONE, f"already revoked by {row.revoked_by}{when}."))
-        else:
-            previous = row.status
-            row.status, row.revoked_by, row.revoked_at = KeyStatus.REVOKED.value, actor_id, now
-            add_audit(session, at=now, actor=actor_id, action="keys.revoke", target=label, workspace=workspace,
-                      previous=previous, anthropic_id=anthropic_id)
-            steps.append(Step("Claude Gate", StepOutcome.DONE, "no process uses it from now on."))
-        await session.flush()
-        successor = await active_key(session, workspace)
-    steps.append(await _deactivate_at_anthropic(sessions, clock, settings, actor_id=actor_id, label=label,
-                                                anthropic_id=anthropic_id, anthropic_status=anthropic_status))
-    return KeyRevoked(label, workspace, steps, successor.label if successor else None)
-
-
-async def _deactivate_at_anthropic(sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings, *,
-                                   actor_id: str, label: str, anthropic_id: str | None,
-                                   anthropic_status: str | None) -> Step:
-    if anthropic_id is None:
-        return Step("Anthropic", StepOutcome.SKIPPED, "no Anthropic key id is known for it: deactivate it in the "
-                    "Console (or register keys with `anthropic_id=`, or run `keys sync`).")
-    if anthropic_status in (KeyStatus.INACTIVE, KeyStatus.ARCHIVED, KeyStatus.EXPIRED):
-        return Step("Anthropic", StepOutcome.DONE, f"`{anthropic_id}` is already {anthropic_status} at Anthropic.")
-    admin = AnthropicAdmin.from_settings(settings)
-    if admin is None:
-        return Step("Anthropic", StepOutcome.SKIPPED, f"ANTHROPIC_ADMIN_KEY is not set: deactivate `{anthropic_id}` "
-                    "in the Console.")
-    try:
-        async with admin:
-            key = await admin.deactivate_key(anthropic_id)
-    except AdminApiError as exc:
-        async with sessions.begin() as session:
-            add_audit(session, at=clock(), actor=actor_id, action="keys.deactivate", target=label,
-                      anthropic_id=anthropic_id, outcome="failed", error=str(exc))
-        return Step("Anthropic", StepOutcome.FAILED, f"{exc} The local revoke stays; run `keys revoke {label}` "
-                    "again to retry.")
-    async with sessions.begin() as session:
-        await session.execute(update(ApiKey).where(ApiKey.anthropic_key_id == anthropic_id)
-                              .values(anthropic_status=key.status).execution_options(synchronize_session=False))
-        add_audit(session, at=clock(), actor=actor_id, action="keys.deactivate", target=label,
-                  anthropic_id=anthropic_id, outcome=key.status)
-    return Step("Anthropic", StepOutcome.DONE, f"`{anthropic_id}` is now {key.status} at Anthropic.")

@@ -16,16 +16,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import Settings
 from bot.cron import cron_trigger, upcoming_fires
 from bot.domain.keys import Rotation, rotation_of
 from bot.domain.mentions import channel_link, mention
 from bot.domain.replies import Answer
+from bot.services.base import Service
 from bot.services.data.audit import add_audit
 from bot.services.keys.choice import USABLE_STATUSES
 from bot.services.keys.registry import KeyCommandError, creator_of, rotation_start, slack_user_of
 from bot.services.ports import SlackCallFailed, Workspace
-from bot.store.clock import Clock
 from bot.store.leases import current_lease, last_run, mark_run
 from bot.store.models import ApiKey
 
@@ -107,59 +106,61 @@ def _by_urgency(keys: list[DueKey]) -> list[DueKey]:
     return sorted(keys, key=lambda k: (k.rotation.days_left, k.workspace, k.label))
 
 
-async def reminder_schedule(sessions: async_sessionmaker[AsyncSession], clock: Clock,
-                            settings: Settings) -> ReminderSchedule:
-    """The schedule (`reminders`): cron, time zone, the next three runs, the last run, the leader, keys due now."""
-    now, zone = clock(), ZoneInfo(settings.reminder_tz)
-    trigger = cron_trigger(settings.reminder_cron, zone)
-    async with sessions() as session:
-        last = await last_run(session, REMINDERS_JOB)
-        lease = await current_lease(session, LEADER_LEASE, now)
-        rows = list(await session.scalars(select(ApiKey).where(ApiKey.status.in_(USABLE_STATUSES))))
-    due = [_due_key(row, rotation) for row in rows
-           if (rotation := rotation_of(rotation_start(row), row.rotate_days, now, zone)).due_within(
-               settings.remind_before_days)]
-    return ReminderSchedule(
-        cron=settings.reminder_cron, timezone=settings.reminder_tz, channel=settings.reminder_channel,
-        remind_before_days=settings.remind_before_days, rotation_days=settings.rotation_days,
-        next_runs=[fire.astimezone(zone) for fire in upcoming_fires(trigger, now, 3)],
-        last_run_at=last, leader=lease.holder if lease else None, due=_by_urgency(due))
+class Reminders(Service):
+    """Rotation reminders: the schedule (`reminders`) and a run (`reminders run`, `claude-gate remind --now`, the
+    scheduled job)."""
 
+    async def reminder_schedule(self) -> ReminderSchedule:
+        """The schedule (`reminders`): cron, time zone, the next three runs, the last run, the leader, keys due now."""
+        now, zone = self.clock(), ZoneInfo(self.settings.reminder_tz)
+        trigger = cron_trigger(self.settings.reminder_cron, zone)
+        async with self.sessions() as session:
+            last = await last_run(session, REMINDERS_JOB)
+            lease = await current_lease(session, LEADER_LEASE, now)
+            rows = list(await session.scalars(select(ApiKey).where(ApiKey.status.in_(USABLE_STATUSES))))
+        due = [_due_key(row, rotation) for row in rows
+               if (rotation := rotation_of(rotation_start(row), row.rotate_days, now, zone)).due_within(
+                   self.settings.remind_before_days)]
+        return ReminderSchedule(
+            cron=self.settings.reminder_cron, timezone=self.settings.reminder_tz,
+            channel=self.settings.reminder_channel, remind_before_days=self.settings.remind_before_days,
+            rotation_days=self.settings.rotation_days,
+            next_runs=[fire.astimezone(zone) for fire in upcoming_fires(trigger, now, 3)],
+            last_run_at=last, leader=lease.holder if lease else None, due=_by_urgency(due))
 
-async def run_reminders(sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
-                        slack: Workspace, *, actor_id: str = SCHEDULER_ACTOR) -> ReminderRun:
-    """Post one message to REMINDER_CHANNEL listing keys due or overdue that were not reminded today, and DM each
-    key's creator when known (`reminders run`, `claude-gate remind --now`, the scheduled job).
+    async def run_reminders(self, *, actor_id: str = SCHEDULER_ACTOR) -> ReminderRun:
+        """Post one message to REMINDER_CHANNEL listing keys due or overdue that were not reminded today, and DM each
+        key's creator when known (`reminders run`, `claude-gate remind --now`, the scheduled job).
 
-    Raises KeyCommandError when REMINDER_CHANNEL is unset or Slack refuses the post (the keys stay unreminded).
-    """
-    channel = settings.reminder_channel
-    if not channel:
-        raise KeyCommandError("REMINDER_CHANNEL is not set: set it to the ID of the channel for rotation reminders "
-                              "(and invite the bot there).")
-    now, zone = clock(), ZoneInfo(settings.reminder_tz)
-    today = now.astimezone(zone).date()
-    claims, already = await _claim_due_keys(sessions, now, zone, settings.remind_before_days)
-    reminded = _by_urgency([claim.key for claim in claims])
-    message_ts = None
-    if reminded:
-        message = ReminderMessage(reminded, today=today, remind_before_days=settings.remind_before_days)
-        try:
-            message_ts = await slack.deliver(channel, message)
-        except Exception as exc:
-            await _give_back(sessions, claims, today)
-            if isinstance(exc, SlackCallFailed):
-                raise KeyCommandError(f"Slack refused the reminder for {channel_link(channel)} ({exc.reason}): "
-                                      "invite the bot to that channel or fix REMINDER_CHANNEL.") from exc
-            raise
-    sent, failures = await _tell_creators(slack, claims, today)
-    async with sessions.begin() as session:
-        await mark_run(session, REMINDERS_JOB, now)
+        Raises KeyCommandError when REMINDER_CHANNEL is unset or Slack refuses the post (the keys stay unreminded).
+        """
+        channel = self.settings.reminder_channel
+        if not channel:
+            raise KeyCommandError("REMINDER_CHANNEL is not set: set it to the ID of the channel for rotation reminders "
+                                  "(and invite the bot there).")
+        now, zone = self.clock(), ZoneInfo(self.settings.reminder_tz)
+        today = now.astimezone(zone).date()
+        claims, already = await _claim_due_keys(self.sessions, now, zone, self.settings.remind_before_days)
+        reminded = _by_urgency([claim.key for claim in claims])
+        message_ts = None
         if reminded:
-            add_audit(session, at=now, actor=actor_id, action="reminders.run", target=channel,
-                      keys=[key.label for key in reminded], direct_messages=len(sent), dm_failures=len(failures))
-    return ReminderRun(ran_at=now, today=today, channel=channel, reminded=reminded, already_reminded=already,
-                       message_ts=message_ts, direct_messages=sent, dm_failures=failures)
+            message = ReminderMessage(reminded, today=today, remind_before_days=self.settings.remind_before_days)
+            try:
+                message_ts = await self.workspace.deliver(channel, message)
+            except Exception as exc:
+                await _give_back(self.sessions, claims, today)
+                if isinstance(exc, SlackCallFailed):
+                    raise KeyCommandError(f"Slack refused the reminder for {channel_link(channel)} ({exc.reason}): "
+                                          "invite the bot to that channel or fix REMINDER_CHANNEL.") from exc
+                raise
+        sent, failures = await _tell_creators(self.workspace, claims, today)
+        async with self.sessions.begin() as session:
+            await mark_run(session, REMINDERS_JOB, now)
+            if reminded:
+                add_audit(session, at=now, actor=actor_id, action="reminders.run", target=channel,
+                          keys=[key.label for key in reminded], direct_messages=len(sent), dm_failures=len(failures))
+        return ReminderRun(ran_at=now, today=today, channel=channel, reminded=reminded, already_reminded=already,
+                           message_ts=message_ts, direct_messages=sent, dm_failures=failures)
 
 
 async def _claim_due_keys(sessions: async_sessionmaker[AsyncSession], now: datetime, zone: ZoneInfo,

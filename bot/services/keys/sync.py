@@ -6,16 +6,14 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import Settings
 from bot.domain.keys import RETIRED_AT_ANTHROPIC, KeyStatus, label_for_imported_key
 from bot.domain.replies import Answer
+from bot.services.base import Service
 from bot.services.data.audit import add_audit
 from bot.services.keys.admin_api import AdminApiError, AnthropicAdmin, OrgKey, OrgUser
 from bot.services.keys.choice import USABLE_STATUSES
 from bot.services.keys.registry import KeyCommandError, record_org_key
-from bot.store.clock import Clock
 from bot.store.models import ApiKey
 
 log = logging.getLogger(__name__)
@@ -35,56 +33,59 @@ class KeySync(Answer):
     notes: list[str] = field(default_factory=list)
 
 
-async def sync_keys(sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings, *,
-                    actor_id: str) -> KeySync:
-    """Page through the organisation's keys and record id, name, workspace, hint, creator, created_at, status.
+class OrgKeys(Service):
+    """`keys sync`: the organisation's keys as the Admin API lists them."""
 
-    A key Claude Gate uses that Anthropic reports inactive, archived or expired stops being used. Raises
-    KeyCommandError without ANTHROPIC_ADMIN_KEY or when the Admin API fails (nothing is changed then).
-    """
-    admin = AnthropicAdmin.from_settings(settings)
-    if admin is None:
-        raise KeyCommandError(NO_ADMIN_KEY)
-    notes: list[str] = []
-    try:
-        async with admin:
-            listing = await admin.list_keys()
-            users = await _creators(admin, listing.keys, notes)
-    except AdminApiError as exc:
-        raise KeyCommandError(str(exc)) from exc
-    now = clock()
-    result = KeySync(pages=listing.pages, seen=len(listing.keys), notes=notes)
-    async with sessions.begin() as session:
-        rows = list(await session.scalars(select(ApiKey).with_for_update()))
-        by_id = {row.anthropic_key_id: row for row in rows if row.anthropic_key_id}
-        taken = {row.label for row in rows}
-        local_workspace = {row.anthropic_workspace_id: row.workspace for row in rows
-                           if row.env_var is not None and row.anthropic_workspace_id}
-        for key in listing.keys:
-            row = by_id.get(key.id)
-            if row is None:
-                row = _new_row(key, taken, local_workspace, settings.rotation_days)
-                session.add(row)
-                taken.add(row.label)
-                result.added.append(row.label)
-            else:
-                result.updated.append(row.label)
-                if row.env_var is not None and row.status in USABLE_STATUSES and key.status in RETIRED_AT_ANTHROPIC:
-                    row.status = key.status
-                    result.retired.append(row.label)
-                    add_audit(session, at=now, actor=actor_id, action="keys.retired", target=row.label,
-                              anthropic_id=key.id, anthropic_status=key.status)
-                elif row.env_var is None and row.status != KeyStatus.REVOKED:
-                    row.status = key.status
-            record_org_key(row, key, now)
-            user = users.get(key.creator_id or "")
-            row.creator_email = user.email if user else row.creator_email
-        listed = {key.id for key in listing.keys}
-        result.missing.extend(row.label for row in rows if row.anthropic_key_id and row.anthropic_key_id not in listed)
-        add_audit(session, at=now, actor=actor_id, action="keys.sync", pages=listing.pages, seen=len(listing.keys),
-                  added=len(result.added), updated=len(result.updated), retired=result.retired,
-                  missing=result.missing)
-    return result
+    async def sync_keys(self, *, actor_id: str) -> KeySync:
+        """Page through the organisation's keys and record id, name, workspace, hint, creator, created_at, status.
+
+        A key Claude Gate uses that Anthropic reports inactive, archived or expired stops being used. Raises
+        KeyCommandError without ANTHROPIC_ADMIN_KEY or when the Admin API fails (nothing is changed then).
+        """
+        admin = AnthropicAdmin.from_settings(self.settings)
+        if admin is None:
+            raise KeyCommandError(NO_ADMIN_KEY)
+        notes: list[str] = []
+        try:
+            async with admin:
+                listing = await admin.list_keys()
+                users = await _creators(admin, listing.keys, notes)
+        except AdminApiError as exc:
+            raise KeyCommandError(str(exc)) from exc
+        now = self.clock()
+        result = KeySync(pages=listing.pages, seen=len(listing.keys), notes=notes)
+        async with self.sessions.begin() as session:
+            rows = list(await session.scalars(select(ApiKey).with_for_update()))
+            by_id = {row.anthropic_key_id: row for row in rows if row.anthropic_key_id}
+            taken = {row.label for row in rows}
+            local_workspace = {row.anthropic_workspace_id: row.workspace for row in rows
+                               if row.env_var is not None and row.anthropic_workspace_id}
+            for key in listing.keys:
+                row = by_id.get(key.id)
+                if row is None:
+                    row = _new_row(key, taken, local_workspace, self.settings.rotation_days)
+                    session.add(row)
+                    taken.add(row.label)
+                    result.added.append(row.label)
+                else:
+                    result.updated.append(row.label)
+                    if row.env_var is not None and row.status in USABLE_STATUSES and key.status in RETIRED_AT_ANTHROPIC:
+                        row.status = key.status
+                        result.retired.append(row.label)
+                        add_audit(session, at=now, actor=actor_id, action="keys.retired", target=row.label,
+                                  anthropic_id=key.id, anthropic_status=key.status)
+                    elif row.env_var is None and row.status != KeyStatus.REVOKED:
+                        row.status = key.status
+                record_org_key(row, key, now)
+                user = users.get(key.creator_id or "")
+                row.creator_email = user.email if user else row.creator_email
+            listed = {key.id for key in listing.keys}
+            result.missing.extend(row.label for row in rows
+                                  if row.anthropic_key_id and row.anthropic_key_id not in listed)
+            add_audit(session, at=now, actor=actor_id, action="keys.sync", pages=listing.pages, seen=len(listing.keys),
+                      added=len(result.added), updated=len(result.updated), retired=result.retired,
+                      missing=result.missing)
+        return result
 
 
 async def _creators(admin: AnthropicAdmin, keys: list[OrgKey], notes: list[str]) -> dict[str, OrgUser]:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from bot.config import Settings
 from bot.domain.budgets import Period
 from bot.domain.commands import SELF, ParsedCommand, subcommands_of
 from bot.domain.pricing import format_usd
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
+from bot.services.base import Service
 from bot.services.conversation.access import access_snapshot
 from bot.services.conversation.gate import rate_window
 from bot.services.data.audit import add_audit
@@ -19,14 +17,10 @@ from bot.services.personal.preferences import preferred_model, set_preferred_mod
 from bot.services.spend.counters import tokens_today
 from bot.services.spend.report import BudgetLine, budgets_of_person, cache_line
 from bot.services.spend.usage import usage_summary
-from bot.store.clock import Clock
 
 
-class PersonalService:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self.clock = clock
+class PersonalService(Service):
+    """`/claude` for everyone; its own grammar (bot/domain/commands.py `SELF`) is dispatched by `run`."""
 
     async def run(self, requester: Requester, command: ParsedCommand) -> Reply:
         match command.name:
