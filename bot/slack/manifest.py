@@ -17,6 +17,8 @@ View = Literal["agent", "assistant"]
 # Web API methods Claude Gate calls → the bot scopes they need (docs.slack.dev/reference/methods).
 METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "auth.test": (),
+    # with the app-level token (its connections:write is that token's scope, set when the token is made): no bot scope
+    "apps.connections.open": (),
     "users.info": ("users:read",),  # guests and Slack Connect users are told apart by their profile
     "users.lookupByEmail": ("users:read.email",),  # reminders and offboarding find people by email
     "usergroups.list": ("usergroups:read",),  # user groups mapped to roles
