@@ -199,19 +199,21 @@ def require_database(settings: Settings) -> None:
                        "current one)")
 
 
-def with_sessions(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    from bot.store.db import create_engine, session_factory
+def with_database(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run ``work`` with the database object services are built with (bot.store.db.Database), on an upgraded
+    database; the engine is disposed of after."""
+    from bot.store.db import Database, create_engine
     from bot.store.migrate import upgrade_database
 
     require_database(settings)
     upgrade_database(settings.database_url)
 
     async def run() -> Any:
-        engine = create_engine(settings.database_url)
+        db = Database.of(create_engine(settings.database_url))
         try:
-            return await work(session_factory(engine))
+            return await work(db)
         finally:
-            await engine.dispose()
+            await db.engine.dispose()
 
     return asyncio.run(run())
 
@@ -240,8 +242,9 @@ def _duration(text: str | None) -> Any:
 
 
 def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli_reports import NoSlack
     from bot.domain.grants import may_be_time_bound
-    from bot.services.access.role_changes import give_role
+    from bot.services.access.role_changes import RoleChanges
     from bot.services.access.roles import SHELL_ACTOR, RoleChangeDenied
     from bot.store.clock import system_clock
 
@@ -249,12 +252,13 @@ def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
     if duration is not None and not may_be_time_bound(role):
         raise CliError("a grant of owner cannot be time-bound: owners are permanent")
 
-    async def work(sessions: Any) -> Any:
-        return await give_role(sessions, system_clock, settings, actor_id=SHELL_ACTOR, actor_role=None,
-                               target_id=user, role=role, duration=duration)
+    async def work(db: Any) -> Any:
+        changes = RoleChanges(db=db, settings=settings, clock=system_clock, workspace=NoSlack())
+        return await changes.give_role(actor_id=SHELL_ACTOR, actor_role=None, target_id=user, role=role,
+                                       duration=duration)
 
     try:
-        given = with_sessions(settings, work)
+        given = with_database(settings, work)
     except RoleChangeDenied as exc:
         raise CliError(str(exc).replace("*", "")) from None
     if given.expires_at is None:
@@ -271,12 +275,12 @@ def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
     user = _user_id(args.user)
 
-    async def work(sessions: Any) -> Role | None:
-        async with sessions.begin() as session:
+    async def work(db: Any) -> Role | None:
+        async with db.sessions.begin() as session:
             return await revoke_role(session, system_clock, actor_id=SHELL_ACTOR, actor_role=None, target_id=user)
 
     try:
-        old = with_sessions(settings, work)
+        old = with_database(settings, work)
     except RoleChangeDenied as exc:
         raise CliError(str(exc)) from None
     print(f"{user} had no explicit role" if old is None else f"{user} is no longer {old}")
@@ -290,11 +294,11 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
 
     role = Role(args.role) if args.role else None
 
-    async def work(sessions: Any) -> tuple[list[Any], list[Any]]:
-        async with sessions() as session:
+    async def work(db: Any) -> tuple[list[Any], list[Any]]:
+        async with db.sessions() as session:
             return await list_grants(session, role), await list_timed_grants(session, system_clock(), role)
 
-    grants, timed = with_sessions(settings, work)
+    grants, timed = with_database(settings, work)
     if not grants and not timed:
         print("no explicit grants")
     else:

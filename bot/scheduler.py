@@ -28,7 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Settings
 from bot.cron import cron_trigger, fires_between
 from bot.services.access.requests import AccessRequests
-from bot.services.access.role_changes import end_expired_grants_and_tell
+from bot.services.access.role_changes import RoleChanges
 from bot.services.access.roles import EndedGrant
 from bot.services.conversation.claims import prune_events
 from bot.services.conversation.process_leases import process_name
@@ -78,6 +78,7 @@ class JobScheduler:
                                              board=SlackRequestBoard(client))
         self.access_requests = access_requests
         self.reminders = Reminders(db=db, settings=settings, clock=clock, workspace=workspace)
+        self.role_changes = RoleChanges(db=db, settings=settings, clock=clock, workspace=workspace)
         self.holder = holder or process_name()
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
@@ -213,7 +214,7 @@ class JobScheduler:
         if not self.leading:
             return []
         try:
-            ended = await end_expired_grants_and_tell(self.db.sessions, self.clock, self.settings, self.workspace)
+            ended = await self.role_changes.end_expired_grants_and_tell()
         except Exception:
             log.exception("ending expired grants failed")
             ended = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.domain.grants import describe_duration, until_text
@@ -13,8 +13,8 @@ from bot.domain.mentions import mention
 from bot.domain.roles import Role
 from bot.services.access.policies import describe_policy, load_policy
 from bot.services.access.roles import EndedGrant, end_expired_grants, grant_role
+from bot.services.base import Service
 from bot.services.conversation.access import EffectiveRole, effective_role
-from bot.services.ports import Workspace
 from bot.store.clock import Clock
 
 
@@ -70,25 +70,25 @@ async def give_role_in(session: AsyncSession, clock: Clock, settings: Settings, 
     return GivenRole(target_id, role, describe_policy(policy, settings.models.aliases), duration, expires_at, then)
 
 
-async def give_role(sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings, *, actor_id: str,
-                    actor_role: Role | None, target_id: str, role: Role, duration: timedelta | None = None,
-                    team_id: str | None = None) -> GivenRole:
-    async with sessions.begin() as session:
-        return await give_role_in(session, clock, settings, actor_id=actor_id, actor_role=actor_role,
-                                  target_id=target_id, role=role, duration=duration, team_id=team_id)
+class RoleChanges(Service):
+    """Giving a role (`grant`, `claude-gate grant`) and ending the time-bound ones (the scheduler leader)."""
 
+    async def give_role(self, *, actor_id: str, actor_role: Role | None, target_id: str, role: Role,
+                        duration: timedelta | None = None, team_id: str | None = None) -> GivenRole:
+        async with self.sessions.begin() as session:
+            return await give_role_in(session, self.clock, self.settings, actor_id=actor_id, actor_role=actor_role,
+                                      target_id=target_id, role=role, duration=duration, team_id=team_id)
 
-async def end_expired_grants_and_tell(sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
-                                      workspace: Workspace) -> list[EndedGrant]:
-    """The scheduler leader's job: end time-bound grants that have passed (audited) and DM each person their
-    role now. The gate never waited for this: it compares the end with the clock at every admission."""
-    now = clock()
-    async with sessions.begin() as session:
-        ended = await end_expired_grants(session, now)
-    for grant in ended:
-        async with sessions() as session:
-            now_role = await effective_role(session, grant.user_id, settings.default_role, clock())
-        await workspace.send_dm(grant.user_id, f"Your time-bound Claude Gate role *{grant.role}* ended at "
-                                f"{until_text(grant.expired_at)}. Your role is now *{now_role.role}* "
-                                f"(from {now_role.source_text}).")
-    return ended
+    async def end_expired_grants_and_tell(self) -> list[EndedGrant]:
+        """The scheduler leader's job: end time-bound grants that have passed (audited) and DM each person their
+        role now. The gate never waited for this: it compares the end with the clock at every admission."""
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            ended = await end_expired_grants(session, now)
+        for grant in ended:
+            async with self.sessions() as session:
+                now_role = await effective_role(session, grant.user_id, self.settings.default_role, self.clock())
+            await self.workspace.send_dm(grant.user_id, f"Your time-bound Claude Gate role *{grant.role}* ended at "
+                                         f"{until_text(grant.expired_at)}. Your role is now *{now_role.role}* "
+                                         f"(from {now_role.source_text}).")
+        return ended
