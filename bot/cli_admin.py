@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 from bot.domain.commands import ADMIN, GroupRef, parse_command, subcommands_of
@@ -30,9 +30,13 @@ from bot.domain.replies import Answer, Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Role
 from bot.services.access.roles import SHELL_ACTOR
-from bot.services.admin.dispatcher import Caller
+from bot.services.base import Caller
 from bot.services.conversation.access import EffectiveRole
 from bot.terminal import plain, render_answer
+
+if TYPE_CHECKING:
+    from bot.services.admin.dispatcher import AdminService
+    from bot.store.db import Database
 
 SHELL = Caller(Requester(user_id=SHELL_ACTOR, name="shell"), EffectiveRole(Role.OWNER, "explicit"))
 
@@ -151,12 +155,9 @@ def run_admin(settings: Settings, text: str, *, as_json: bool = False, out: str 
     if why and settings.slack_bot_token is None:
         raise CliError(f"{command.name} needs Slack, as {why}: set SLACK_BOT_TOKEN (and SLACK_API_URL for "
                        "GovSlack) in the environment or .env")
-    from bot.cli import with_sessions
+    from bot.cli import with_database
 
-    async def work(sessions: Any) -> tuple[Answer, ShellWorkspace]:
-        from bot.services.admin.dispatcher import AdminService
-        from bot.store.clock import system_clock
-
+    async def work(db: Database) -> tuple[Answer, ShellWorkspace]:
         client = None
         slack = None
         if settings.slack_bot_token is not None:
@@ -168,19 +169,49 @@ def run_admin(settings: Settings, text: str, *, as_json: bool = False, out: str 
             slack = SlackWorkspace(client, UserDirectory(client, ttl_seconds=settings.user_cache_seconds))
         workspace = ShellWorkspace(slack, out)
         try:
-            service = AdminService(sessions=sessions, settings=settings, clock=system_clock, workspace=workspace)
-            return await service.run(SHELL, command), workspace
+            return await shell_admin(db, settings, workspace, client).run(SHELL, command), workspace
         finally:
             if client is not None and client.session is not None:
                 await client.session.close()
 
     try:
-        answer, workspace = with_sessions(settings, work)
+        answer, workspace = with_database(settings, work)
     except CliError:
         raise
     except GateError as exc:
         return emit(Reply.error(exc.message, exc.usage), as_json=as_json, out=out)
     return emit(answer, as_json=as_json, out=None if workspace.wrote else out)
+
+
+def shell_admin(db: Database, settings: Settings, workspace: Any, client: Any | None) -> AdminService:
+    """The `/claude-admin` dispatcher as the shell runs it. With a Slack client (SLACK_BOT_TOKEN) an access request
+    decided here updates its messages there and tells the requester; without one it is decided in the database
+    only, and its messages keep their buttons until the next click there says it was decided."""
+    from bot.services.access.requests import AccessRequests
+    from bot.services.admin.dispatcher import AdminService
+    from bot.store.clock import system_clock
+
+    if client is not None:
+        from bot.slack.access_requests import SlackRequestBoard
+
+        board: Any = SlackRequestBoard(client)
+    else:
+        board = NoBoard()
+    requests = AccessRequests(db=db, settings=settings, clock=system_clock, workspace=workspace, board=board)
+    return AdminService(db=db, settings=settings, clock=system_clock, workspace=workspace, requests=requests)
+
+
+class NoBoard:
+    """The request board of a shell without SLACK_BOT_TOKEN: nothing is shown or sent."""
+
+    async def post_request(self, destination: str, request: Any) -> None:
+        return None
+
+    async def show_request(self, channel: str, ts: str, request: Any) -> None:
+        return None
+
+    async def send_dm(self, user_id: str, text: str) -> None:
+        return None
 
 
 def emit(answer: Answer, *, as_json: bool, out: str | None) -> int:

@@ -183,7 +183,7 @@ def test_chat_prints_no_library_chatter_unless_debug(tmp_path: Path, database_ur
 
 def test_terminal_output_has_no_slack_markup() -> None:
     from bot.domain.replies import Reply
-    from bot.services.admin.dispatcher import usage_lines
+    from bot.services.spend.commands import usage_lines
     from bot.services.spend.usage import UsageSummary
     from bot.terminal import plain, render_reply, table
 

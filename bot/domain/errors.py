@@ -28,9 +28,14 @@ class GateError(Exception):
 
 
 class Denied(GateError):
-    """The caller may not do this (a right they lack). `/claude-admin` audits it as ``denied``."""
+    """The caller may not do this (a right they lack). `/claude-admin` audits it as ``denied``, with ``target``
+    (what was refused: a group, a role) or else the command's user."""
 
     code = "denied"
+
+    def __init__(self, message: str, usage: str | None = None, *, target: str | None = None) -> None:
+        super().__init__(message, usage)
+        self.target = target
 
 
 class CommandError(GateError):

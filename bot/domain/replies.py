@@ -36,3 +36,13 @@ class Reply(Answer):
         if self.footer:
             parts.append(self.footer)
         return "\n".join(parts)
+
+
+MAX_LISTED = 60  # lines of a listing in one answer
+
+
+def truncated(lines: list[str], limit: int = MAX_LISTED) -> list[str]:
+    """The first ``limit`` lines of a listing, and how many more there are."""
+    if len(lines) <= limit:
+        return lines
+    return [*lines[:limit], f"…and {len(lines) - limit} more"]

@@ -20,7 +20,6 @@ from bot.domain.channels import (
     ChannelRef,
     ChannelSettings,
 )
-from bot.domain.commands import ParsedCommand
 from bot.domain.mentions import channel_link, mention
 from bot.domain.replies import Reply
 from bot.domain.secrets import SecretPolicy, kinds_phrase, secret_kinds
@@ -29,8 +28,6 @@ from bot.services.conversation.access import channel_roles
 from bot.services.data.audit import add_audit
 from bot.services.ports import ChannelNotFound
 from bot.store.models import ChannelSetting
-
-MAX_LISTED = 60
 
 
 def settings_of(row: ChannelSetting) -> ChannelSettings:
@@ -73,23 +70,7 @@ def _shown_value(change: ChannelChange) -> str:
 
 
 class ChannelService(Service):
-
-    async def list_channels(self, _caller: Any, _command: ParsedCommand) -> Reply:
-        async with self.sessions() as session:
-            channels = await configured_channels(session)
-        lines = [summary_line(channel) for channel in channels]
-        if len(lines) > MAX_LISTED:
-            lines = [*lines[:MAX_LISTED], f"…and {len(lines) - MAX_LISTED} more"]
-        return Reply(f"{len(channels)} channel(s) with their own settings",
-                     lines=lines or ["None: Claude answers in every channel it is in, by each person's role."],
-                     footer="`/claude-admin channel #channel` shows one; DMs follow only the role.")
-
-    async def channel(self, caller: Any, command: ParsedCommand) -> Reply:
-        ref: ChannelRef = command["channel"]
-        change: ChannelChange | None = command["change"]
-        if change is None:
-            return await self.show(ref)
-        return await self.change(caller.user_id, ref, change)
+    """One channel's settings, shown or changed (`/claude-admin channel`, bot/services/channels/commands.py)."""
 
     async def show(self, ref: ChannelRef) -> Reply:
         async with self.sessions() as session:

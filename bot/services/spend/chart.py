@@ -10,7 +10,6 @@ event loop (other people's acknowledgements and answers) should not wait for.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import threading
 from dataclasses import dataclass
@@ -20,17 +19,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.commands import DEFAULT_CHART_DAYS, ParsedCommand
 from bot.domain.days import local_day, midnight
-from bot.domain.pricing import format_usd
-from bot.domain.replies import Reply
-from bot.services.base import Service
 from bot.store.models import RequestRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from bot.services.admin.dispatcher import Caller, Handler
 
 MAX_SERIES = 8  # role · model pairs drawn apiece, the costliest first; the rest are summed as "other"
 WIDTH_PX, HEIGHT_PX, DPI = 1200, 560, 100
@@ -110,28 +104,3 @@ def render_png(chart: DailyCost, *, title: str) -> bytes:
 def period_text(chart: DailyCost) -> str:
     first, last = chart.days[0], chart.days[-1]
     return f"{first:%-d %b %Y} to {last:%-d %b %Y} ({chart.zone})"
-
-
-class UsageChart(Service):
-    """The `usage chart` row of `/claude-admin`: a handler of the one admin dispatcher (AdminService), which checks
-    the caller's rights (those of `usage`) first."""
-
-    def handlers(self) -> dict[str, Handler]:
-        return {"usage chart": self.chart}
-
-    async def chart(self, caller: Caller, command: ParsedCommand) -> Reply:
-        days = command["days"] or DEFAULT_CHART_DAYS
-        now = self.clock()
-        tz = self.settings.budget_zone
-        async with self.sessions() as session:
-            chart = await daily_cost(session, now=now, days=days, tz=tz, model_name=self.settings.models.alias_of)
-        if chart.total == 0:
-            return Reply(f"No spend in the last {days} day(s), {period_text(chart)}: there is nothing to chart.")
-        title = f"Claude Gate: daily cost by role and model, {period_text(chart)}"
-        png = await asyncio.to_thread(render_png, chart, title=title)
-        filename = f"claude-gate-cost-{chart.days[-1]:%Y%m%d}-{days}d.png"
-        comment = f"Daily cost by role and model, {period_text(chart)}: {format_usd(chart.total)} in all (estimated)."
-        where = await self.workspace.upload_file(caller.user_id, filename=filename, content=png, title=title,
-                                                 comment=comment)
-        return Reply(f":white_check_mark: The chart of the last {days} day(s) ({format_usd(chart.total)} in all) is "
-                     f"in {where}.")
