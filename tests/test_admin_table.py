@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bot.domain.commands import ADMIN, subcommands_of
+from bot.domain.roles import Role
 from bot.services.admin.dispatcher import AdminService, compose
 from bot.services.base import Caller, Handler
 from tests.conftest import Harness
@@ -97,3 +98,21 @@ def test_a_table_that_doubles_misses_or_invents_a_subcommand_is_refused(tables: 
     with pytest.raises(ValueError, match="^" + re.escape(error)):
         compose(own, [Table(names) for names in tables])
     assert sorted(compose(own, [Table(GRAMMAR[1:])])) == sorted(GRAMMAR)
+
+
+@pytest.mark.parametrize(("text", "name", "target"), [
+    ("groups map <!subteam^S0001|@eng> owner", "groups map", "@eng"),
+    ("policy set owner rpm_limit 1", "policy set", "owner"),
+    ("forget <@UOWNER>", "forget", "UOWNER"),
+    ("budget set owner daily 5", "budget set", None),
+])
+async def test_a_capability_refusal_is_audited_by_the_dispatcher_with_its_target(harness: Harness, text: str,
+                                                                                 name: str, target: str | None) -> None:
+    """A capability raises a Denied (with what was refused); the dispatcher audits it and answers one line."""
+    for user, role in (("UOWNER", Role.OWNER), ("UADMIN", Role.ADMIN)):
+        harness.slack.add_user(user, name=user.lower())
+        await harness.grant(user, role)
+    answer = await harness.command("UADMIN", ADMIN, text)
+    assert ":no_entry:" in answer["text"] and "Only an owner can" in answer["text"]
+    denied = [entry for entry in await harness.audit() if entry.action == "denied"]
+    assert [(e.actor, e.target, (e.detail or {}).get("command")) for e in denied] == [("UADMIN", target, name)]
