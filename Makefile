@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench manifest clean
+.PHONY: run test test-unit test-app test-processes lint bench manifest clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,12 @@ run: $(STAMP)
 	$(BIN)/claude-gate serve
 
 test: $(STAMP)
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# One tier at a time (what each costs: tests/unit seconds, tests/app minutes, tests/processes the slowest)
+test-unit test-app test-processes: $(STAMP)
+	$(BIN)/python -m pytest tests/$(subst test-,,$@)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot tests bench

@@ -8,6 +8,8 @@ from bench import (
     gate_overhead,
     ignored_messages,
     metrics_overhead,
+    price_table,
+    reconcile,
     scale_out,
     secret_scan,
     sqlite_driver,
@@ -21,5 +23,7 @@ scale_out.main()
 caching.main()
 metrics_overhead.main()
 secret_scan.main()
+price_table.main()
+reconcile.main()
 ignored_messages.main()
 crash_recovery.main()

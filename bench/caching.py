@@ -1,4 +1,4 @@
-"""Dollars per 10-turn thread, with and without prompt caching (PRODUCT §6).
+"""Dollars per 10-turn thread, with and without prompt caching (docs/spend.md).
 
 The real app in this process (SQLite, this round's features on: bench/harness.py) against the fake Anthropic, which
 reports cache_creation_input_tokens and cache_read_input_tokens the way the API does, with each model's minimum

@@ -35,7 +35,7 @@ from bench.harness import (
 )
 from bot.config import Settings
 from bot.services.conversation.records import INTERRUPTED_LINE
-from tests.fakes import FakeAnthropic, FakeSlack
+from tests.support.fakes import FakeAnthropic, FakeSlack
 
 TARGET_SECONDS = 60.0
 LONG_ANSWER = "word " * 20_000  # 5,000 chunks of 20 characters every 0.05 s: over four minutes

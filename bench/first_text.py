@@ -1,7 +1,7 @@
 """First visible text: from the moment Claude produces its first token to the moment Slack receives it.
 
 Runs the real app (signed HTTP events → Bolt → gate → Anthropic SDK → slack_sdk) against the fake Slack and
-fake Anthropic of tests/fakes on 127.0.0.1, with a 200 ms first-token delay and 50 ms between deltas. Both
+fake Anthropic of tests/support/fakes on 127.0.0.1, with a 200 ms first-token delay and 50 ms between deltas. Both
 fakes note their times on the same clock (time.monotonic()). Also prints how many chat.appendStream calls per
 minute many concurrent answers make, against Slack's Tier 4 budget. Run: ``python -m bench.first_text``.
 """
@@ -25,9 +25,9 @@ from bot.services.access.roles import grant_role
 from bot.slack.stream import APPENDS_PER_MINUTE
 from bot.store.clock import system_clock
 from bot.store.migrate import upgrade_database
-from tests.fakes import FakeAnthropic, FakeSlack
-from tests.fakes.anthropic import last_user_text
-from tests.fakes.signing import event_body, json_body, sign
+from tests.support.fakes import FakeAnthropic, FakeSlack
+from tests.support.fakes.anthropic import last_user_text
+from tests.support.fakes.signing import event_body, json_body, sign
 
 SECRET = "bench-signing-secret"
 ANSWERS = 20

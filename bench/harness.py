@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from sqlalchemy.engine import make_url
 
-from tests.fakes import FakeAnthropic, FakeSlack
-from tests.fakes.signing import command_body, event_body, json_body, sign
+from tests.support.fakes import FakeAnthropic, FakeSlack
+from tests.support.fakes.signing import command_body, event_body, json_body, sign
 
 if TYPE_CHECKING:
     from bot.config import Settings

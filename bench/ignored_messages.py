@@ -32,8 +32,8 @@ from bot.config import Settings
 from bot.listeners.events import may_be_follow_up
 from bot.runtime import Runtime
 from bot.store.migrate import upgrade_database
-from tests.fakes import FakeAnthropic, FakeSlack
-from tests.fakes.signing import event_body, json_body, sign
+from tests.support.fakes import FakeAnthropic, FakeSlack
+from tests.support.fakes.signing import event_body, json_body, sign
 
 N = int(os.environ.get("BENCH_MESSAGES", "2000"))
 ROUNDS = int(os.environ.get("BENCH_IGNORED_ROUNDS", "8"))  # alternating batches of N / ROUNDS per app

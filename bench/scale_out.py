@@ -33,7 +33,7 @@ from bench.harness import (
     print_table,
     spread,
 )
-from tests.fakes import FakeAnthropic, FakeSlack
+from tests.support.fakes import FakeAnthropic, FakeSlack
 
 PROCESSES = (1, 2, 4)
 GROWTH_TARGET = 0.15

@@ -30,16 +30,19 @@ from bot.services.conversation.gate import Gate
 from bot.services.conversation.observer import Observers
 from bot.services.conversation.records import RecordWriter
 from bot.services.conversation.secret_alerts import SecretAlerts
+from bot.services.conversation.stops import AnswerStops
 from bot.services.keys.alerts import KeyAlerts
 from bot.services.keys.registry import KeyRegistry
 from bot.services.personal.commands import PersonalService
+from bot.services.schedules.service import ScheduledPrompts
 from bot.services.spend.alerts import BudgetAlerts
 from bot.services.spend.report import budget_lines
 from bot.slack.access_requests import SlackRequestBoard
 from bot.slack.client import SlackErrorCounter
 from bot.slack.directory import UserDirectory
 from bot.slack.safe_text import SafeWebClient
-from bot.slack.workspace import SlackWorkspace
+from bot.slack.scheduled_runs import SlackScheduleRunner
+from bot.slack.slack_port import SlackApiPort
 from bot.store.clock import Clock, system_clock
 from bot.store.db import Database, create_engine
 
@@ -63,7 +66,7 @@ NO_SLACK_TOKEN = "xoxb-not-configured"
 
 def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWebClient:
     """One client with one aiohttp session: without it slack_sdk opens a new session, and so a new connection
-    (and a DNS lookup in a thread), for every API call. It neutralises whatever it posts (PRODUCT §2)."""
+    (and a DNS lookup in a thread), for every API call. It neutralises whatever it posts (docs/security.md)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else NO_SLACK_TOKEN
     try:
         asyncio.get_running_loop()
@@ -109,24 +112,26 @@ def build_app(settings: Settings, *, clock: Clock = system_clock, engine: AsyncE
     )
     directory = UserDirectory(client, ttl_seconds=settings.user_cache_seconds)
     claude = ClaudeGateway(base_url=settings.anthropic_base_url)
-    workspace = SlackWorkspace(client, directory, connected=settings.slack_bot_token is not None)
+    slack = SlackApiPort(client, directory, connected=settings.slack_bot_token is not None)
     records = RecordWriter(db.engine, settings.prices, settings.budget_zone)
-    gate = Gate(db=db, settings=settings, clock=clock, workspace=workspace, records=records)
+    gate = Gate(db=db, settings=settings, clock=clock, slack=slack, records=records)
     metrics.watch_record_backlog(lambda: records.backlog)
     metrics.budget_source = partial(pooled_budget_uses, db.sessions, settings, clock)
-    observer = Observers(metrics, KeyAlerts(db=db, settings=settings, clock=clock, workspace=workspace),
-                         SecretAlerts(db=db, settings=settings, clock=clock, workspace=workspace),
-                         BudgetAlerts(db=db, settings=settings, clock=clock, workspace=workspace))
-    chat = ChatService(db=db, settings=settings, clock=clock, workspace=workspace, gate=gate, claude=claude,
-                       observer=observer)
-    access_requests = AccessRequests(db=db, settings=settings, clock=clock, workspace=workspace,
+    observer = Observers(metrics, KeyAlerts(db=db, settings=settings, clock=clock, slack=slack),
+                         SecretAlerts(db=db, settings=settings, clock=clock, slack=slack),
+                         BudgetAlerts(db=db, settings=settings, clock=clock, slack=slack))
+    chat = ChatService(db=db, settings=settings, clock=clock, slack=slack, gate=gate, claude=claude,
+                       observer=observer, stops=AnswerStops(db=db, settings=settings, clock=clock, slack=slack))
+    access_requests = AccessRequests(db=db, settings=settings, clock=clock, slack=slack,
                                      board=SlackRequestBoard(client))
-    admin = AdminService(db=db, settings=settings, clock=clock, workspace=workspace, requests=access_requests)
-    personal = PersonalService(db=db, settings=settings, clock=clock, workspace=workspace)
+    admin = AdminService(db=db, settings=settings, clock=clock, slack=slack, requests=access_requests)
+    personal = PersonalService(db=db, settings=settings, clock=clock, slack=slack)
     runtime = Runtime(settings=settings, clock=clock, db=db, client=client, bolt=bolt,
-                      directory=directory, workspace=workspace, claude=claude, gate=gate, records=records, chat=chat,
+                      directory=directory, slack=slack, claude=claude, gate=gate, records=records, chat=chat,
                       admin=admin, personal=personal, metrics=metrics, access_requests=access_requests,
-                      user_groups=UserGroupSync(db=db, settings=settings, clock=clock, workspace=workspace),
-                      keys=KeyRegistry(db=db, settings=settings, clock=clock, workspace=workspace))
+                      user_groups=UserGroupSync(db=db, settings=settings, clock=clock, slack=slack),
+                      keys=KeyRegistry(db=db, settings=settings, clock=clock, slack=slack),
+                      schedules=ScheduledPrompts(db=db, settings=settings, clock=clock, slack=slack,
+                                                 runner=SlackScheduleRunner(client, chat), gate=gate))
     register_listeners(runtime)
     return runtime

@@ -1,17 +1,16 @@
-"""Every setting of Claude Gate in one typed place (PRODUCT §5), validated at start."""
+"""Every setting of Claude Gate in one typed place (docs/configuration.md), validated at start."""
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -20,9 +19,10 @@ from bot.domain.errors import ConfigError as ConfigError
 from bot.domain.errors import StartupRefused
 from bot.domain.keys import is_api_key
 from bot.domain.models import ModelCatalog
-from bot.domain.pricing import DEFAULT_PRICES, Price
+from bot.domain.pricing import Price, PriceTable
 from bot.domain.roles import Role
 from bot.domain.secrets import SecretPolicy
+from bot.price_source import list_prices, override_price, with_overrides
 from bot.sdk_models import default_model_ids
 
 _DEFAULT_MODELS = default_model_ids()
@@ -39,8 +39,8 @@ HOW_TO_GET: dict[str, str] = {
     "REMINDER_TZ": "an IANA time zone such as UTC or Europe/Berlin",
     "BUDGET_TZ": "an IANA time zone such as UTC or Europe/Berlin",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
-    "MODEL_PRICES": 'JSON dollars per million input/output tokens by model ID or family, '
-    'e.g. {"claude-opus-4-1": [15, 75], "opus": [5, 25]}',
+    "MODEL_PRICES": 'JSON dollars per million tokens by model ID or alias, e.g. {"claude-opus-4-1": [15, 75]} or '
+    '{"m": {"input": 2, "output": 10, "cache_read": 0.1}} (docs/spend.md)',
     "PORT": "a TCP port number, 1-65535",
     "LOG_FORMAT": "text or json",
     "SECRET_POLICY": "one of block, redact, off",
@@ -122,6 +122,7 @@ def serving_gaps(*, bot_token: str | None, signing_secret: str | None, app_token
 class Settings(BaseSettings):
     # A blank variable (`SLACK_BOT_TOKEN=` as in .env.example) counts as unset: its default, or missing.
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, env_ignore_empty=True)
+    _prices: PriceTable | None = PrivateAttr(default=None)  # the price table, built on first use
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -145,8 +146,10 @@ class Settings(BaseSettings):
     remind_before_days: int = Field(14, ge=0)
 
     admin_alert_channel: str | None = None
+    # a UTC day whose recorded cost differs from Anthropic's cost report by more than this is alerted
+    reconcile_drift_percent: float = Field(default=5.0, ge=0, le=1000)
     log_prompts: bool = False
-    secret_policy: SecretPolicy = SecretPolicy.BLOCK  # credentials in prompts (PRODUCT §7)
+    secret_policy: SecretPolicy = SecretPolicy.BLOCK  # credentials in prompts (docs/channels-and-data.md)
     retention_days: int = Field(90, ge=1)  # stored prompt text, feedback, thread references
     audit_retention_days: int | None = Field(None, ge=1)  # unset: the audit log is kept
     log_level: str = "INFO"
@@ -157,9 +160,11 @@ class Settings(BaseSettings):
     model_sonnet: str = _DEFAULT_MODELS["sonnet"]
     model_opus: str = _DEFAULT_MODELS["opus"]
 
-    # Prices on top of the built-in table, US dollars per million input/output tokens, keyed by model ID or
-    # family: {"claude-opus-4-1": [15, 75], "opus": [5, 25]} (JSON)
-    model_prices: dict[str, tuple[float, float]] = {}
+    # Prices on top of the price source's (genai-prices), US dollars per million tokens, keyed by model ID or
+    # family (JSON): {"claude-opus-4-1": [15, 75]}, or {"m": {"input": 2, "output": 10, "cache_read": 0.1,
+    # "tier_above": 100000, "tier": {...}, "from": "2026-10-07"}}; an override replaces the model's whole entry
+    # (a dated one, from its day on)
+    model_prices: dict[str, tuple[Price, ...]] = {}
 
     thread_follow_ups: bool = True  # answer follow-ups in a channel thread the bot answered without a mention
 
@@ -167,7 +172,7 @@ class Settings(BaseSettings):
         "You are Claude, answering inside Slack in {channel}. "
         "Be concise; use Markdown that reads well in Slack."
     )
-    budget_tz: str = "UTC"  # the calendar of daily and monthly budgets (PRODUCT §6)
+    budget_tz: str = "UTC"  # the calendar of daily and monthly budgets (docs/spend.md)
     budget_alert_percent: int = Field(80, ge=1, le=99)
     # The sweep closes records in flight longer than ANSWER_TIMEOUT_SECONDS + SWEEP_MARGIN_SECONDS, every
     # SWEEP_INTERVAL_SECONDS (scheduler leader only) and at start-up.
@@ -258,18 +263,22 @@ class Settings(BaseSettings):
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
-    @field_validator("model_prices")
+    @field_validator("model_prices", mode="before")
     @classmethod
-    def _valid_prices(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
-        for name, pair in value.items():
-            if not all(math.isfinite(p) and 0 <= p <= 10_000 for p in pair):
-                raise ValueError(f"the price of {name!r} must be two amounts from 0 to 10000")
-        return {name.strip().lower(): pair for name, pair in value.items()}
+    def _valid_prices(cls, value: Any) -> dict[str, tuple[Price, ...]]:
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object of prices by model ID or family")
+        return {str(name).strip().lower(): override_price(str(name), price) for name, price in value.items()}
 
     @property
-    def prices(self) -> dict[str, Price]:
-        """Prices by model ID and by family: the built-in table, with MODEL_PRICES on top."""
-        return DEFAULT_PRICES | {name: Price.usd(*pair) for name, pair in self.model_prices.items()}
+    def prices(self) -> PriceTable:
+        """Prices by model ID and by family: the price source's table, with MODEL_PRICES on top (built once)."""
+        if self._prices is None:
+            aliases = self.models.aliases  # "haiku" prices the family and the model MODEL_HAIKU names
+            overrides = {target: periods for name, periods in self.model_prices.items()
+                         if (target := aliases.get(name)) and target not in self.model_prices}
+            self._prices = with_overrides(list_prices(), self.model_prices | overrides)
+        return self._prices
 
     @property
     def budget_zone(self) -> ZoneInfo:
@@ -351,6 +360,32 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
+# pydantic's error types → what an operator reads (the input is quoted; the rest comes from the error's context)
+PLAIN_ERRORS = {
+    "int_parsing": "{input!r} is not a whole number",
+    "int_from_float": "{input!r} is not a whole number",
+    "float_parsing": "{input!r} is not a number",
+    "bool_parsing": "{input!r} is not true or false (true/false, yes/no, on/off or 1/0)",
+    "greater_than": "{input!r} is too small: it must be above {gt}",
+    "greater_than_equal": "{input!r} is too small: it must be at least {ge}",
+    "less_than": "{input!r} is too large: it must be below {lt}",
+    "less_than_equal": "{input!r} is too large: it must be at most {le}",
+    "string_too_short": "it must not be empty",
+    "url_parsing": "{input!r} is not a URL",
+}
+
+
+def _plain_message(error: Any) -> str:
+    """One pydantic error in an operator's words, naming the value given and what is accepted."""
+    template = PLAIN_ERRORS.get(str(error["type"]))
+    if template is not None:
+        try:
+            return template.format(input=error.get("input"), **(error.get("ctx") or {}))
+        except (KeyError, IndexError):
+            pass
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def _problems(exc: ValidationError) -> list[SettingProblem]:
     problems: dict[str, SettingProblem] = {}
     for error in exc.errors():
@@ -361,6 +396,6 @@ def _problems(exc: ValidationError) -> list[SettingProblem]:
         if error["type"] == "enum" and how:  # pydantic's message lists the choices HOW_TO_GET names too
             message = f"{error['input']!r} is not accepted"
         else:
-            message = str(error["msg"]).removeprefix("Value error, ")
+            message = _plain_message(error)
         problems[name] = SettingProblem(name, False, message + (f" (expected {how})" if how else ""))
     return list(problems.values())

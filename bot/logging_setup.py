@@ -42,11 +42,12 @@ class RedactSecrets(logging.Filter):
 # Loggers that write request and response bodies at DEBUG (prompts, answers, Slack payloads): on only when
 # LOG_LEVEL=DEBUG and LOG_PROMPTS=true, since prompt text is not kept anywhere else unless LOG_PROMPTS is set.
 PAYLOAD_LOGGERS = ("slack_sdk.web", "slack_sdk.socket_mode", "slack_bolt", "anthropic", "websockets")
-# SQL with its parameters and rows (INFO already echoes them): WARNING unless LOG_LEVEL=DEBUG and LOG_PROMPTS=true
-SQL_LOGGERS = ("sqlalchemy.engine", "sqlalchemy.pool")
+# SQL with its parameters and rows (INFO already echoes them), and psycopg's connection attempts (host, database):
+# WARNING unless LOG_LEVEL=DEBUG and LOG_PROMPTS=true
+SQL_LOGGERS = ("sqlalchemy.engine", "sqlalchemy.pool", "psycopg")
 # Library chatter: Alembic's plugin set-up, per-request SQL, one INFO line per HTTP request (httpx, under the
 # Anthropic SDK). Only with LOG_LEVEL=DEBUG.
-CHATTY_LOGGERS = ("alembic", "httpx", "httpcore", "httpx2", "httpcore2", "apscheduler")
+CHATTY_LOGGERS = ("alembic", "httpx", "httpcore", "httpx2", "httpcore2", "apscheduler", "matplotlib")
 # slack_sdk's Web API clients write "A retry handler found: …" at INFO for each retry, but only while their own
 # logger's level is NOTSET or DEBUG: WARNING silences those lines (and nothing above INFO) unless LOG_LEVEL=DEBUG.
 RETRY_NOTICE_LOGGERS = ("slack_sdk.web.async_base_client", "slack_sdk.web.base_client")

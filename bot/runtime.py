@@ -33,10 +33,11 @@ from bot.services.conversation.process_leases import ProcessLease
 from bot.services.conversation.records import RecordWriter
 from bot.services.keys.registry import KeyRegistry, ensure_default_key
 from bot.services.personal.commands import PersonalService
+from bot.services.schedules.service import ScheduledPrompts
 from bot.slack.connection import SlackLink
 from bot.slack.directory import UserDirectory
 from bot.slack.listener_tasks import InFlightListeners
-from bot.slack.workspace import SlackWorkspace
+from bot.slack.slack_port import SlackApiPort
 from bot.store.clock import Clock
 from bot.store.db import Database
 
@@ -59,7 +60,7 @@ class Runtime:
     client: AsyncWebClient
     bolt: AsyncApp
     directory: UserDirectory
-    workspace: SlackWorkspace  # the Workspace port services reach Slack through
+    slack: SlackApiPort  # the Slack port services reach Slack through
     claude: ClaudeGateway
     gate: Gate
     records: RecordWriter  # the one writer of finishes and held refusals (the gate inserts admissions itself)
@@ -70,11 +71,12 @@ class Runtime:
     access_requests: AccessRequests
     keys: KeyRegistry  # the App Home lists the keys
     user_groups: UserGroupSync  # Slack's user-group events applied to the stored groups
+    schedules: ScheduledPrompts  # `/claude schedule…`, and the runs the scheduler leader starts
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     listeners: InFlightListeners = field(default_factory=InFlightListeners)  # Bolt's listener tasks under way
     jobs: JobScheduler | None = None  # started by start_jobs() (`serve`), never by build_app
     lease: ProcessLease | None = None  # this process's own lease: hold_lease() (`serve`, `chat`), never by build_app
-    slack: SlackLink = field(default_factory=SlackLink)  # what /healthz says of Slack (`serve` checks it)
+    slack_link: SlackLink = field(default_factory=SlackLink)  # what /healthz says of Slack (`serve` checks it)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -85,7 +87,7 @@ class Runtime:
         return self.db.sessions
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
-        """Run work in the background, keeping a strong reference until it ends (PITFALLS: asyncio)."""
+        """Run work in the background, keeping a strong reference until it ends (asyncio holds tasks weakly)."""
         task = asyncio.create_task(coro, name=name)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
@@ -110,7 +112,7 @@ class Runtime:
     async def hold_lease(self) -> ProcessLease:
         """Hold this process's lease (its admitted records carry it) and close, now and every few seconds, the answers
         of processes whose lease lapsed. `serve` and `chat` call this before they take requests."""
-        self.lease = ProcessLease(db=self.db, clock=self.clock, workspace=self.workspace, gate=self.gate,
+        self.lease = ProcessLease(db=self.db, clock=self.clock, slack=self.slack, gate=self.gate,
                                   lease_seconds=self.settings.process_lease_seconds)
         await self.lease.start()
         return self.lease
@@ -121,9 +123,13 @@ class Runtime:
         from bot.scheduler import JobScheduler
 
         self.jobs = JobScheduler(db=self.db, clock=self.clock, settings=self.settings, client=self.client,
-                                 workspace=self.workspace, access_requests=self.access_requests,
+                                 slack=self.slack, access_requests=self.access_requests, schedules=self.schedules,
                                  holder=self.lease.holder if self.lease is not None else None)
         await self.jobs.start()
+        from bot.services.conversation.listed_models import watch
+
+        # Anthropic's model list, read now and daily: retired models are refused with what to do
+        self.spawn(watch(self.gate.models, self.db, self.settings, self.clock, self.slack), name="model list")
         return self.jobs
 
     async def close(self, *, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
@@ -136,6 +142,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
         await self.claude.close()
+        await self.chat.stops.close()
         await self.records.close()
         if self.lease is not None:  # after the records are written: then nothing of this process is in flight
             await self.lease.stop()
@@ -187,7 +194,7 @@ class Runtime:
             # 503 only when the database is down: Slack unreachable (or still connecting) is said, not failed on
             ok = await self.database_ok()
             return web.json_response({"ok": ok, "database": "ok" if ok else "unreachable",
-                                      "slack": await self.slack.status()}, status=200 if ok else 503)
+                                      "slack": await self.slack_link.status()}, status=200 if ok else 503)
 
         async def metrics(request: web.Request) -> web.Response:
             token = self.settings.metrics_token.get_secret_value() if self.settings.metrics_token else None

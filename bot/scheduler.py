@@ -8,8 +8,8 @@
 - The in-memory store cannot know fires missed while no process ran; the last run is kept in the database,
   and a process that becomes leader runs the reminders once if a fire passed since then ("down across three
   fires → exactly one run on start").
-- Retention (PRODUCT §7) runs once a day: an hourly check by the leader purges when the last purge, kept in the
-  database, is a day old (so a restart neither skips nor repeats it).
+- Retention (docs/channels-and-data.md) runs daily: an hourly check by the leader purges when the last purge, kept
+  in the database, is a day old (so a restart neither skips nor repeats it).
 - Housekeeping prunes processed Slack event ids. The rpm limit has no state of its own to prune: its window is
   the admitted rows of `request_records` in the last 60 s, and those rows are the usage history, kept.
 """
@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -27,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.cron import cron_trigger, fires_between
+from bot.domain.replies import Reply
 from bot.services.access.requests import AccessRequests
 from bot.services.access.role_changes import RoleChanges
 from bot.services.access.roles import EndedGrant
@@ -36,7 +39,10 @@ from bot.services.conversation.records import Swept, sweep_in_flight
 from bot.services.data.retention import PurgeResult, purge_expired
 from bot.services.keys.registry import KeyCommandError
 from bot.services.keys.reminders import LEADER_LEASE, REMINDERS_JOB, SCHEDULER_ACTOR, ReminderRun, Reminders
-from bot.services.ports import Workspace
+from bot.services.ports import SlackPort
+from bot.services.schedules.service import CHECK_SECONDS, Ran, ScheduledPrompts
+from bot.services.spend.digest import DIGEST_JOB, Digest
+from bot.services.spend.reconcile import RECONCILE_JOB, Reconciler, Reconciliation
 from bot.store.clock import Clock
 from bot.store.db import Database
 from bot.store.leases import claim_lease, last_run, mark_run, release_lease
@@ -49,9 +55,11 @@ MISFIRE_GRACE_SECONDS = 6 * 3600  # a reminder up to six hours late is still wor
 HOUSEKEEPING_MINUTES = 60
 ACCESS_EXPIRY_SECONDS = 60  # time-bound grants are ended (and people told) within a minute of their end
 EVENT_RETENTION_HOURS = 24
+T = TypeVar("T")
 RETENTION_JOB = "retention"
 RETENTION_PERIOD = timedelta(days=1)
 RETENTION_CHECK_MINUTES = 60
+SCHEDULES_JOB = "scheduled_prompts"
 
 
 class JobScheduler:
@@ -59,26 +67,27 @@ class JobScheduler:
 
     def __init__(self, *, db: Database, clock: Clock, settings: Settings,
                  client: AsyncWebClient, holder: str | None = None, lease_seconds: float = LEASE_SECONDS,
-                 renew_seconds: float = RENEW_SECONDS, workspace: Workspace | None = None,
-                 access_requests: AccessRequests | None = None) -> None:
+                 renew_seconds: float = RENEW_SECONDS, slack: SlackPort | None = None,
+                 access_requests: AccessRequests | None = None, schedules: ScheduledPrompts | None = None) -> None:
         self.db = db
         self.clock = clock
         self.settings = settings
         self.client = client
-        if workspace is None:
+        if slack is None:
             from bot.slack.directory import UserDirectory
-            from bot.slack.workspace import SlackWorkspace
+            from bot.slack.slack_port import SlackApiPort
 
-            workspace = SlackWorkspace(client, UserDirectory(client))
-        self.workspace = workspace
+            slack = SlackApiPort(client, UserDirectory(client))
+        self.slack = slack
         if access_requests is None:
             from bot.slack.access_requests import SlackRequestBoard
 
-            access_requests = AccessRequests(db=db, settings=settings, clock=clock, workspace=workspace,
+            access_requests = AccessRequests(db=db, settings=settings, clock=clock, slack=slack,
                                              board=SlackRequestBoard(client))
         self.access_requests = access_requests
-        self.reminders = Reminders(db=db, settings=settings, clock=clock, workspace=workspace)
-        self.role_changes = RoleChanges(db=db, settings=settings, clock=clock, workspace=workspace)
+        self.reminders = Reminders(db=db, settings=settings, clock=clock, slack=slack)
+        self.role_changes = RoleChanges(db=db, settings=settings, clock=clock, slack=slack)
+        self.schedules = schedules  # scheduled prompts run here (the Runtime's, with its Slack runner); None: not
         self.holder = holder or process_name()
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
@@ -119,6 +128,17 @@ class JobScheduler:
                                                                      timezone=self.zone),
                                id=RETENTION_JOB, name="retention purge (daily)",
                                next_run_time=datetime.now(self.zone) + timedelta(minutes=1))
+        self.scheduler.add_job(self.daily_digest, IntervalTrigger(minutes=RETENTION_CHECK_MINUTES, timezone=self.zone),
+                               id=DIGEST_JOB, name="the admins' daily digest (08:00 BUDGET_TZ)",
+                               next_run_time=datetime.now(self.zone) + timedelta(minutes=1))
+        if self.settings.anthropic_admin_key is not None:  # Anthropic's cost report needs the Admin API
+            self.scheduler.add_job(self.daily_reconciliation, IntervalTrigger(minutes=RETENTION_CHECK_MINUTES,
+                                                                              timezone=self.zone),
+                                   id=RECONCILE_JOB, name="reconciliation with Anthropic's cost report (daily)",
+                                   next_run_time=datetime.now(self.zone) + timedelta(minutes=2))
+        if self.schedules is not None:
+            self.scheduler.add_job(self.scheduled_prompts, IntervalTrigger(seconds=CHECK_SECONDS, timezone=self.zone),
+                                   id=SCHEDULES_JOB, name="scheduled prompts (each occurrence once)")
         self.scheduler.start()
         await self.keep_leadership()
         if self.reminders_enabled:
@@ -201,7 +221,7 @@ class JobScheduler:
         if not self.leading:
             return []
         try:
-            return await sweep_in_flight(self.db.sessions, self.workspace, now=self.clock(),
+            return await sweep_in_flight(self.db.sessions, self.slack, now=self.clock(),
                                          answer_timeout_seconds=self.settings.answer_timeout_seconds,
                                          margin_seconds=self.settings.sweep_margin_seconds)
         except Exception:
@@ -243,6 +263,38 @@ class JobScheduler:
             return result
         except Exception:
             log.exception("the retention purge failed; it is tried again within the hour")
+            return None
+
+    async def daily_digest(self) -> Reply | None:
+        """Leader only: yesterday's digest for the admins, once a day from 08:00 in BUDGET_TZ (a missed one runs
+        at the next hourly check)."""
+        return await self._hourly_as_leader("the daily digest", Digest(
+            db=self.db, settings=self.settings, clock=self.clock, slack=self.slack).run_due)
+
+    async def daily_reconciliation(self) -> Reconciliation | None:
+        """Leader only: yesterday's cost beside Anthropic's, once a day, alerting a drift (bot/services/spend)."""
+        return await self._hourly_as_leader("the daily reconciliation", Reconciler(
+            db=self.db, settings=self.settings, clock=self.clock, slack=self.slack).daily)
+
+    async def scheduled_prompts(self) -> list[Ran]:
+        """Leader only: every due occurrence of a scheduled prompt, once across processes (bot/services/schedules)."""
+        if self.schedules is None or not self.leading:
+            return []
+        try:
+            return await self.schedules.run_due()
+        except Exception:
+            log.exception("the scheduled prompts' check failed; it runs again within a minute")
+            return []
+
+    async def _hourly_as_leader(self, what: str, work: Callable[[], Awaitable[T]]) -> T | None:
+        """An hourly job's ``work`` (which decides itself whether today's run is due), on the leader only; a
+        failure is logged and the job is tried again at the next check."""
+        if not self.leading:
+            return None
+        try:
+            return await work()
+        except Exception:
+            log.exception("%s failed; it is tried again within the hour", what)
             return None
 
     async def housekeeping(self) -> int:

@@ -46,5 +46,9 @@ def sdk_model_ids() -> list[str]:
 
 
 def default_model_ids() -> dict[str, str]:
+    """Each alias's default: the newest model that both the SDK and the price source know (an unpriced model
+    would be refused under every USD budget)."""
+    from bot.price_source import priced_model_ids
+
     fallback = {"haiku": "claude-haiku-4-5", "sonnet": "claude-sonnet-4-5", "opus": "claude-opus-4-5"}
-    return fallback | newest_known_models(sdk_model_ids())
+    return fallback | newest_known_models(set(sdk_model_ids()) & priced_model_ids())

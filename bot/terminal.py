@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from bot.domain.marks import Icon, unmarked
 from bot.domain.mentions import plain_mentions
 from bot.domain.replies import Answer, Reply
 
@@ -21,6 +22,10 @@ SHORTCODES = {
     "no_entry_sign": "✗", "hourglass": "…", "hourglass_flowing_sand": "…", "key": "", "lock": "",
     "bar_chart": "", "bell": "", "information_source": "i",
 }
+
+# The bot's icons (bot/domain/marks.py) as a terminal shows them; one without a glyph goes with the space after it
+GLYPHS = {Icon.DONE: "✓", Icon.WARNING: "!", Icon.DENIED: "✗", Icon.MONEY: "", Icon.ALERT: "",
+          Icon.THUMBS_UP: "👍", Icon.THUMBS_DOWN: "👎", Icon.STOP: "⏹"}
 
 _SHORTCODE = re.compile(r"(?<![\w:]):([a-z0-9_+\-]+):(?![\w:])( ?)")
 _LINK = re.compile(r"<(https?://[^|>\s]+)(?:\|([^>]*))?>")
@@ -35,7 +40,9 @@ _FENCE = re.compile(r"^```\w*\n?|\n?```$", re.MULTILINE)
 
 
 def plain(text: str) -> str:
-    """Slack mrkdwn → plain text: no shortcodes, bold/italic/strike marks, backticks or angle-bracket references."""
+    """The bot's marks (bot/domain/marks.py) and Slack mrkdwn → plain text: no icons, shortcodes, bold/italic/strike
+    marks, backticks or angle-bracket references."""
+    text = unmarks(text)
     text = plain_mentions(text)  # the bot's own mention tokens (bot/domain/mentions.py) as Slack's markup first
     text = _FENCE.sub("", text)
     text = text.replace("`", "")
@@ -52,6 +59,12 @@ def plain(text: str) -> str:
     text = _STRIKE.sub(r"\1", text)
     text = html.unescape(text)  # Slack escapes &, < and > in mrkdwn
     return "\n".join(line.rstrip() for line in text.splitlines())
+
+
+def unmarks(text: str) -> str:
+    """Only the bot's marks made plain (icons as this terminal's glyphs), leaving any other text as it is: for
+    Claude's streamed answer, whose Markdown a terminal shows as written."""
+    return unmarked(text, GLYPHS)
 
 
 def table(rows: Iterable[Sequence[object]], header: Sequence[str] | None = None) -> str:

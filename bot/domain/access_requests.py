@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.domain.grants import describe_duration, until_text
+from bot.domain.marks import strong
 from bot.domain.mentions import mention
 from bot.domain.roles import Role
 
@@ -51,10 +52,10 @@ class AccessRequestView:
         who = _who(self.decided_by)
         match self.status:
             case RequestStatus.APPROVED if self.grant_until is not None and self.duration is not None:
-                return (f"Approved by {who}: *{self.role}* for {describe_duration(self.duration)}, "
+                return (f"Approved by {who}: {strong(self.role)} for {describe_duration(self.duration)}, "
                         f"until {until_text(self.grant_until)}.")
             case RequestStatus.APPROVED:
-                return f"Approved by {who}: *{self.role}* permanently."
+                return f"Approved by {who}: {strong(self.role)} permanently."
             case RequestStatus.DENIED:
                 return f"Denied by {who}."
             case RequestStatus.EXPIRED:

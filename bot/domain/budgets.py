@@ -1,4 +1,4 @@
-"""USD and token budgets (PRODUCT §6): scopes, periods in BUDGET_TZ, and how many tokens fit the room left.
+"""USD and token budgets (docs/spend.md): scopes, periods in BUDGET_TZ, and how many tokens fit the room left.
 
 Pure: no I/O. The gate reads the limits and the spend of every budget that applies to a request, asks
 :func:`fit_tokens` how many output tokens each leaves room for, and reserves the worst case.
@@ -13,7 +13,8 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from bot.domain.days import local_day, midnight
-from bot.domain.pricing import CACHE_WRITE_PERCENT, Price, cost_micros, format_usd
+from bot.domain.marks import code
+from bot.domain.pricing import MICROS_PER_USD, Price, format_usd
 
 MIN_GRANT_TOKENS = 256  # below this a request is refused rather than answered with a stub
 
@@ -30,6 +31,7 @@ class Period(StrEnum):
 class ScopeKind(StrEnum):
     ORG = "org"
     GROUP = "group"  # a Slack user group's pooled budget (its ID)
+    CHANNEL = "channel"  # a channel's pooled budget (its ID): every answer the channel's rules applied to
     USER = "user"  # a person's own budget (their Slack user ID)
     ROLE = "role"  # a role's per-person budget (shown, never stored as a budget row)
 
@@ -54,6 +56,10 @@ class Scope:
     @classmethod
     def group(cls, group_id: str) -> Scope:
         return cls(ScopeKind.GROUP, group_id)
+
+    @classmethod
+    def channel(cls, channel_id: str) -> Scope:
+        return cls(ScopeKind.CHANNEL, channel_id)
 
     @classmethod
     def user(cls, user_id: str) -> Scope:
@@ -132,19 +138,21 @@ def fit_tokens(limit: Limit, spent: int, input_estimate: int, price: Price | Non
     if limit.tokens:
         return room - input_estimate
     assert price is not None
-    # the input is priced as if all of it were written to the prompt cache (1.25 × input): the dearest it can be
-    input_hundredths = input_estimate * price.input_micros * CACHE_WRITE_PERCENT
-    if price.output_micros == 0:
-        return None if room * 100_000_000 >= input_hundredths else -1
-    # reservation_micros(E, M) = ceil((1.25·E·in + M·out) / 10⁶) ≤ room  ⇔  125·E·in + 100·M·out ≤ room · 10⁸
-    return (room * 100_000_000 - input_hundredths) // (100 * price.output_micros)
+    rates = price.bound(input_estimate)  # the estimate bounds the prompt: past a tier's threshold, the tier's too
+    input_part = input_estimate * rates.dearest_input
+    if rates.output == 0:
+        return None if room * MICROS_PER_USD >= input_part else -1
+    # reservation_micros(E, M) = ceil((E·in + M·out) / 10⁶) ≤ room  ⇔  E·in + M·out ≤ room · 10⁶
+    return (room * MICROS_PER_USD - input_part) // rates.output
 
 
 def reservation_micros(price: Price, input_estimate: int, max_tokens: int) -> int:
-    """The worst case of a request: every input token written to the prompt cache (the system prompt and the
-    history carry ``cache_control``; a write costs 1.25 × input), every output token used. Its real cost is never
-    above this, so a budget's counter never rises when an answer ends."""
-    return cost_micros(price, input_tokens=0, cache_write_tokens=input_estimate, output_tokens=max_tokens)
+    """The worst case of a request: every prompt token at the dearest rate it can be billed at (written to the
+    prompt cache: the system prompt and the history carry ``cache_control``), at the long-prompt tier when the
+    estimate (an upper bound) passes its threshold, and every output token used. Its real cost is never above
+    this, so a budget's counter never rises when an answer ends."""
+    rates = price.bound(input_estimate)
+    return -(-(input_estimate * rates.dearest_input + max_tokens * rates.output) // MICROS_PER_USD)
 
 
 MAX_BUDGET_USD = 10_000_000
@@ -165,7 +173,7 @@ def parse_usd(text: str) -> int | None:
     match = _AMOUNT.match(value)
     if not match or int(match.group("whole")) > MAX_BUDGET_USD:
         shown = value[:40] or "(nothing)"
-        raise AmountError(f"`{shown}` is not an amount in US dollars: use a number such as `5` or `$12.50` "
-                          f"(at most ${MAX_BUDGET_USD:,}), or `none`.")
+        raise AmountError(f"{code(shown)} is not an amount in US dollars: use a number such as {code('5')} or "
+                          f"{code('$12.50')} (at most ${MAX_BUDGET_USD:,}), or {code('none')}.")
     fraction = (match.group("fraction") or "").ljust(6, "0")
     return int(match.group("whole")) * 1_000_000 + int(fraction)

@@ -1,4 +1,5 @@
-"""Per-channel settings (PRODUCT §7): on/off, a default model, a prompt added there, the roles that may ask there.
+"""Per-channel settings (docs/channels-and-data.md): on/off, a default model, a prompt added there, the roles that may
+ask there.
 
 Pure values and the grammar of `channel <#channel> …`; stored by bot/services/channels, read by the gate with the
 access statement.
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from bot.domain.marks import code
+from bot.domain.mentions import channel_link
 from bot.domain.roles import Role
 
 MAX_CHANNEL_PROMPT = 2_000  # characters added to the system prompt in a channel
@@ -25,7 +28,7 @@ class ChannelRef:
     name: str | None = None  # as Slack wrote it in the mention, if it did
 
     def __str__(self) -> str:
-        return f"<#{self.id}>"
+        return channel_link(self.id)
 
 
 def parse_channel(text: str) -> ChannelRef | None:
@@ -40,7 +43,7 @@ def parse_channel(text: str) -> ChannelRef | None:
 
 def is_channel(channel_id: str | None) -> bool:
     """Channels (public C…, private G…) have settings; DMs (D…) are personal and follow only the role."""
-    return bool(channel_id) and channel_id[:1] in ("C", "G")
+    return channel_id is not None and channel_id[:1] in ("C", "G")
 
 
 class ChannelField(StrEnum):
@@ -71,17 +74,17 @@ def parse_channel_change(text: str) -> ChannelChange:
     word, rest = word.lower(), rest.strip()
     if word in ("on", "off"):
         if rest:
-            raise ChannelChangeError(f"`{word}` takes nothing after it.")
+            raise ChannelChangeError(f"{code(word)} takes nothing after it.")
         return ChannelChange(ChannelField.ENABLED, word == "on")
     if word == "model":
         if not rest or " " in rest:
-            raise ChannelChangeError("Give one model alias (haiku, sonnet, opus), a model ID, or `none`.")
+            raise ChannelChangeError(f"Give one model alias (haiku, sonnet, opus), a model ID, or {code('none')}.")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", rest):
-            raise ChannelChangeError(f"`{rest[:40]}` is not a model name.")
+            raise ChannelChangeError(f"{code(rest[:40])} is not a model name.")
         return ChannelChange(ChannelField.MODEL, None if rest.lower() == "none" else rest)
     if word == "prompt":
         if not rest:
-            raise ChannelChangeError("Give the text to add to the system prompt here, or `none`.")
+            raise ChannelChangeError(f"Give the text to add to the system prompt here, or {code('none')}.")
         if rest.lower() == "none":
             return ChannelChange(ChannelField.PROMPT, None)
         if len(rest) > MAX_CHANNEL_PROMPT:
@@ -90,7 +93,7 @@ def parse_channel_change(text: str) -> ChannelChange:
         return ChannelChange(ChannelField.PROMPT, rest)
     if word == "roles":
         if not rest:
-            raise ChannelChangeError("Give a comma list of roles, or `all`.")
+            raise ChannelChangeError(f"Give a comma list of roles, or {code('all')}.")
         if rest.lower() == "all":
             return ChannelChange(ChannelField.ROLES, None)
         roles: list[Role] = []
@@ -99,14 +102,14 @@ def parse_channel_change(text: str) -> ChannelChange:
                 continue
             role = Role.parse(name)
             if role is None:
-                raise ChannelChangeError(f"`{name[:40]}` is not a role. Roles: {', '.join(Role)}.")
+                raise ChannelChangeError(f"{code(name[:40])} is not a role. Roles: {', '.join(Role)}.")
             if role not in roles:
                 roles.append(role)
         if not roles:
-            raise ChannelChangeError("Give a comma list of roles, or `all`.")
+            raise ChannelChangeError(f"Give a comma list of roles, or {code('all')}.")
         return ChannelChange(ChannelField.ROLES, tuple(sorted(roles, key=lambda r: r.rank)))
     shown = word[:40].replace("`", "'")
-    raise ChannelChangeError(f"`{shown}` is not a channel setting." if shown else "Say what to change.")
+    raise ChannelChangeError(f"{code(shown)} is not a channel setting." if shown else "Say what to change.")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ from bot.domain.channels import ChannelChangeError, parse_channel, parse_channel
 from bot.domain.errors import CommandError as CommandError
 from bot.domain.grants import DurationError, parse_duration
 from bot.domain.keys import ANTHROPIC_ID, ENV_VAR, LABEL, MAX_ROTATE_DAYS, WORKSPACE
+from bot.domain.marks import code
 from bot.domain.roles import Right, Role
+from bot.domain.schedules import ScheduleError, parse_schedule
 
 _USER = re.compile(r"^(?:<@(?P<mention>[UW][A-Z0-9]{1,20})(?:\|[^>]*)?>|(?P<plain>[UW][A-Z0-9]{1,20}))$")
 _GROUP = re.compile(r"^(?:<!subteam\^(?P<mention>S[A-Z0-9]{2,20})(?:\|(?P<handle>@?[^>]*))?>|(?P<plain>S[A-Z0-9]{2,20})"
@@ -28,6 +30,7 @@ MAX_INT = 10_000_000
 MAX_REPORT_DAYS = 3660  # reports reach back ten years at most
 DEFAULT_CHART_DAYS = 30
 MAX_CHART_DAYS = 366  # a bar a day: a year is the most a chart shows legibly
+MAX_RECONCILE_DAYS = 31  # the longest range of Anthropic's cost report
 
 
 def whole_number(text: str, minimum: int, maximum: int) -> int | None:
@@ -91,10 +94,11 @@ class Kind(StrEnum):
     CHANNEL_CHANGE = "channel_change"  # the rest of the text, as typed: on|off · model … · prompt … · roles …
     TARGET = "target"  # a budget's target: a role, a user, a user group, or "org"
     PERIOD = "period"  # daily / monthly
+    SCHEDULE = "schedule"  # the rest of the text, as typed: "<when>" <prompt> (bot/domain/schedules.py)
 
 
 POLICY_FIELDS = ("models", "max_tokens", "rpm_limit", "daily_token_budget", "daily_usd", "monthly_usd", "workspace",
-                 "attachments")
+                 "attachments", "schedules")
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ class Subcommand:
             label = _PLACEHOLDER.get(param.kind, f"<{param.name}>")
             parts.append(f"[{label}]" if param.optional else label)
         parts.extend(f"[{name}={_PLACEHOLDER.get(p.kind, '<' + name + '>')}]" for name, p in self.options.items())
-        return "`" + " ".join(parts) + "`"
+        return code(" ".join(parts))
 
 
 _PLACEHOLDER = {
@@ -147,9 +151,10 @@ _PLACEHOLDER = {
     Kind.CHANNEL_CHANGE: "on|off | model <alias>|none | prompt <text>|none | roles <role,…>|all",
     Kind.TARGET: "<target>",
     Kind.PERIOD: "daily|monthly",
+    Kind.SCHEDULE: '"<when>" <prompt>',
 }
 
-_TRAILING = (Kind.REST, Kind.CHANNEL_CHANGE)  # a last parameter that takes the rest of the text
+_TRAILING = (Kind.REST, Kind.CHANNEL_CHANGE, Kind.SCHEDULE)  # a last parameter that takes the rest of the text
 
 ADMIN = "/claude-admin"
 SELF = "/claude"
@@ -193,13 +198,13 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(ADMIN, ("policy", "set"), (Param("role", Kind.ROLE), Param("field", Kind.FIELD),
                                           Param("value", Kind.REST)),
                summary="edit a role's models, max_tokens, rpm_limit, daily_token_budget, daily_usd, monthly_usd, "
-               "workspace or attachments",
+               "workspace, attachments or schedules",
                right=Right.EDIT_POLICY),
     Subcommand(ADMIN, ("budget",), summary="USD budgets, with spend this period and % used", right=Right.VIEW_USAGE),
     Subcommand(ADMIN, ("budget", "set"), (Param("target", Kind.TARGET), Param("period", Kind.PERIOD),
                                           Param("amount", Kind.REST)),
-               summary="a daily or monthly USD budget (`none` removes it); <target>: a role (per person), a user, "
-               "a user group (pooled) or `org`", right=Right.EDIT_POLICY),
+               summary=f"a daily or monthly USD budget ({code('none')} removes it); <target>: a role (per person), "
+               f"a user, a user group or a channel (pooled) or {code('org')}", right=Right.EDIT_POLICY),
     Subcommand(ADMIN, ("usage",), (Param("subject", Kind.SUBJECT, optional=True),),
                {"days": Param("days", Kind.INT, minimum=1, maximum=MAX_REPORT_DAYS)},
                summary="requests, tokens, estimated cost, refusals", right=Right.VIEW_USAGE),
@@ -207,6 +212,10 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
                                                                  maximum=MAX_CHART_DAYS)},
                summary=f"a PNG chart of daily cost by role and model, in your DM (default: the last "
                f"{DEFAULT_CHART_DAYS} days)", right=Right.VIEW_USAGE),
+    Subcommand(ADMIN, ("usage", "reconcile"), options={"days": Param("days", Kind.INT, minimum=1,
+                                                                     maximum=MAX_RECONCILE_DAYS)},
+               summary="our recorded cost beside Anthropic's cost report, per key, model and UTC day (default: "
+               "yesterday; needs ANTHROPIC_ADMIN_KEY)", right=Right.VIEW_USAGE),
     Subcommand(ADMIN, ("audit",), (Param("n", Kind.INT, optional=True, minimum=1),),
                summary="the last n admin actions", right=Right.VIEW_AUDIT),
     Subcommand(ADMIN, ("audit", "export"), options={"days": Param("days", Kind.INT, minimum=1,
@@ -230,6 +239,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(SELF, ("status",), summary="your role, limits, requests left, model"),
     Subcommand(SELF, ("model",), (Param("model", Kind.WORD),), summary="set your default model"),
     Subcommand(SELF, ("usage",), summary="your usage in the last 7 and 30 days"),
+    Subcommand(SELF, ("schedule",), (Param("schedule", Kind.SCHEDULE),),
+               summary="in a channel: ask Claude this on a schedule and post the answer there (when: five crontab "
+               "fields, or every day|weekday|mon,wed,… HH:MM, in your Slack time zone)"),
+    Subcommand(SELF, ("schedules",), summary="your scheduled prompts (admins: everyone's)"),
+    Subcommand(SELF, ("unschedule",), (Param("id", Kind.INT, minimum=1),), summary="remove a scheduled prompt"),
 )
 
 
@@ -261,8 +275,8 @@ def parse_command(command: str, text: str) -> ParsedCommand:
                         key=lambda s: len(s.words), reverse=True)
     if not candidates:
         known = ", ".join(sorted({s.words[0] for s in table}))
-        raise CommandError(f"Unknown subcommand `{_shown(tokens[0])}`. Known: {known}.",
-                           f"`{command} help` lists what you may run.")
+        raise CommandError(f"Unknown subcommand {code(_shown(tokens[0]))}. Known: {known}.",
+                           f"{code(command + ' help')} lists what you may run.")
     sub = candidates[0]
     return ParsedCommand(sub, _bind(sub, tokens[len(sub.words):], lambda index: _after(text, len(sub.words) + index)))
 
@@ -281,14 +295,14 @@ def _bind(sub: Subcommand, tokens: list[str], typed_rest: Any = None) -> dict[st
         if sep and key.lower() in sub.options:
             name = key.lower()
             if name in args:
-                raise CommandError(f"`{name}=` is given twice.", sub.usage)
+                raise CommandError(f"{code(name + '=')} is given twice.", sub.usage)
             args[name] = _convert(sub.options[name], value, sub)
         elif sub.params and sub.params[-1].kind in _TRAILING and len(positional) == len(sub.params) - 1:
-            trailing = sub.params[-1].kind is Kind.CHANNEL_CHANGE and typed_rest is not None
+            trailing = sub.params[-1].kind in (Kind.CHANNEL_CHANGE, Kind.SCHEDULE) and typed_rest is not None
             positional.append(typed_rest(index) if trailing else " ".join(tokens[index:]))
             break
         elif sep and not token.startswith("<"):
-            raise CommandError(f"Unknown option `{_shown(key)}=`.", sub.usage)
+            raise CommandError(f"Unknown option {code(_shown(key) + '=')}.", sub.usage)
         else:
             positional.append(token)
     required = [p for p in sub.params if not p.optional]
@@ -296,7 +310,7 @@ def _bind(sub: Subcommand, tokens: list[str], typed_rest: Any = None) -> dict[st
         missing = sub.params[len(positional)].name
         raise CommandError(f"Missing {missing}.", sub.usage)
     if len(positional) > len(sub.params):
-        raise CommandError(f"Unexpected `{_shown(positional[len(sub.params)])}`.", sub.usage)
+        raise CommandError(f"Unexpected {code(_shown(positional[len(sub.params)]))}.", sub.usage)
     for param, token in zip(sub.params, positional, strict=False):
         args[param.name] = _convert(param, token, sub)
     return args
@@ -320,56 +334,58 @@ def _convert(param: Param, token: str, sub: Subcommand) -> Any:
         case Kind.USER:
             user = parse_user(token)
             if user is None:
-                raise CommandError(f"`{shown}` is not a Slack user: mention them (@name) or give their ID.", sub.usage)
+                raise CommandError(f"{code(shown)} is not a Slack user: mention them (@name) or give their ID.",
+                                   sub.usage)
             return user
         case Kind.ROLE:
             role = Role.parse(token)
             if role is None:
-                raise CommandError(f"`{shown}` is not a role. Roles: {', '.join(Role)}.", sub.usage)
+                raise CommandError(f"{code(shown)} is not a role. Roles: {', '.join(Role)}.", sub.usage)
             return role
         case Kind.GROUP:
             group = parse_group(token)
             if group is None:
-                raise CommandError(f"`{shown}` is not a user group: mention it (@handle) or give its S… ID.",
+                raise CommandError(f"{code(shown)} is not a user group: mention it (@handle) or give its S… ID.",
                                    sub.usage)
             return group
         case Kind.LABEL:
             if not LABEL.fullmatch(token):
-                raise CommandError(f"`{shown}` is not a key label (1-64 letters, digits, . _ -, starting with a "
+                raise CommandError(f"{code(shown)} is not a key label (1-64 letters, digits, . _ -, starting with a "
                                    "letter or digit).", sub.usage)
             return token
         case Kind.ENV_VAR:
             name = token[4:] if token.startswith("env:") else None
             if name is None or not ENV_VAR.fullmatch(name):
-                raise CommandError(f"`{shown}` must be env:<VARIABLE>: a secret is never typed, only the name of the "
-                                   "environment variable that holds it.", sub.usage)
+                raise CommandError(f"{code(shown)} must be env:<VARIABLE>: a secret is never typed, only the name of "
+                                   "the environment variable that holds it.", sub.usage)
             return name
         case Kind.WORKSPACE:
             if not WORKSPACE.fullmatch(token):
-                raise CommandError(f"`{shown}` is not a workspace name (1-64 letters, digits, . _ -).", sub.usage)
+                raise CommandError(f"{code(shown)} is not a workspace name (1-64 letters, digits, . _ -).", sub.usage)
             return token
         case Kind.ANTHROPIC_ID:
             if not ANTHROPIC_ID.fullmatch(token):
-                raise CommandError(f"`{shown}` is not an Anthropic key id (like `apikey_01…`).", sub.usage)
+                raise CommandError(f"{code(shown)} is not an Anthropic key id (like {code('apikey_01…')}).", sub.usage)
             return token
         case Kind.INT:
             number = whole_number(token, param.minimum, param.maximum)
             if number is None:
-                raise CommandError(f"`{shown}` is not a whole number from {param.minimum} to {param.maximum:,} for "
+                raise CommandError(f"{code(shown)} is not a whole number from {param.minimum} to {param.maximum:,} for "
                                    f"{param.name}.", sub.usage)
             return number
         case Kind.FIELD:
             if token.lower() not in POLICY_FIELDS:
-                raise CommandError(f"`{shown}` is not a policy field. Fields: {', '.join(POLICY_FIELDS)}.", sub.usage)
+                raise CommandError(f"{code(shown)} is not a policy field. Fields: {', '.join(POLICY_FIELDS)}.",
+                                   sub.usage)
             return token.lower()
         case Kind.SUBJECT:
             subject = "all" if token.lower() == "all" else role_or_user(token)
             if subject is None:
-                raise CommandError(f"`{shown}` is not a user, a role or `all`.", sub.usage)
+                raise CommandError(f"{code(shown)} is not a user, a role or {code('all')}.", sub.usage)
             return subject
         case Kind.WORD:
             if not _WORD.fullmatch(token):
-                raise CommandError(f"`{shown}` is not a valid {param.name}.", sub.usage)
+                raise CommandError(f"{code(shown)} is not a valid {param.name}.", sub.usage)
             return token
         case Kind.REST:
             return token.strip()
@@ -381,7 +397,7 @@ def _convert(param: Param, token: str, sub: Subcommand) -> Any:
         case Kind.CHANNEL:
             channel = parse_channel(token)
             if channel is None:
-                raise CommandError(f"`{shown}` is not a channel: mention it (#name) or give its C… ID.", sub.usage)
+                raise CommandError(f"{code(shown)} is not a channel: mention it (#name) or give its C… ID.", sub.usage)
             return channel
         case Kind.CHANNEL_CHANGE:
             try:
@@ -389,12 +405,19 @@ def _convert(param: Param, token: str, sub: Subcommand) -> Any:
             except ChannelChangeError as exc:
                 raise CommandError(str(exc), sub.usage) from None
         case Kind.TARGET:
-            target = "org" if token.lower() == "org" else role_or_user(token) or parse_group(token)
+            target = ("org" if token.lower() == "org"
+                      else role_or_user(token) or parse_group(token) or parse_channel(token))
             if target is None:
-                raise CommandError(f"`{shown}` is not a role, a user, a user group or `org`.", sub.usage)
+                raise CommandError(f"{code(shown)} is not a role, a user, a user group, a channel or {code('org')}.",
+                                   sub.usage)
             return target
         case Kind.PERIOD:
             if token.lower() not in ("daily", "monthly"):
-                raise CommandError(f"`{shown}` is not a period: `daily` or `monthly`.", sub.usage)
+                raise CommandError(f"{code(shown)} is not a period: {code('daily')} or {code('monthly')}.", sub.usage)
             return token.lower()
+        case Kind.SCHEDULE:
+            try:
+                return parse_schedule(token)
+            except ScheduleError as exc:
+                raise CommandError(str(exc), sub.usage) from None
     raise AssertionError(param.kind)  # pragma: no cover

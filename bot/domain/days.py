@@ -1,4 +1,4 @@
-""""Today" in one place: days on the budget calendar (``BUDGET_TZ``, PRODUCT §6).
+""""Today" in one place: days on the budget calendar (``BUDGET_TZ``, docs/spend.md).
 
 Every "start of today" (daily budgets, the daily token budget, "requests today" in whois and the App Home, when a
 daily budget resets, the days of the usage chart) is midnight in the zone given, never the UTC midnight of the

@@ -19,6 +19,7 @@ class RefusalReason(StrEnum):
     SECRET = "secret"  # the message or its files hold a credential (SECRET_POLICY=block)
     MODEL_NOT_ALLOWED = "model_not_allowed"
     UNKNOWN_MODEL = "unknown_model"
+    MODEL_RETIRED = "model_retired"  # Anthropic's model list marks the model retired (or no longer has it)
     RATE_LIMITED = "rate_limited"
     BUDGET_EXHAUSTED = "budget_exhausted"
     MODEL_NOT_PRICED = "model_not_priced"  # a USD budget applies and the model has no price
@@ -56,7 +57,7 @@ class Admission:
     key_failing: bool = False  # the key was marked failing: an answer that gets through marks it active again
     attachments: bool = True  # the role may send files with a question
     max_tokens_limited_by: str = ""  # what set ``max_tokens`` (TokenGrant.limited_by), for the cut-off note
-    channel_prompt: str | None = None  # added to the system prompt in the channel asked in (PRODUCT §7)
+    channel_prompt: str | None = None  # added to the system prompt in the channel asked in (docs/channels-and-data.md)
     admitted_at: datetime | None = None
     input_estimate: int = 0  # upper bound of the input tokens, reserved
     reserved_micros: int = 0  # the worst case reserved against every budget in ``charged_to``
@@ -75,4 +76,5 @@ class Outcome(StrEnum):
     OK = "ok"
     ERROR = "error"
     INTERRUPTED = "interrupted"  # closed by the sweep: the process answering it died or lost the database
+    STOPPED = "stopped"  # the asker (or an admin) pressed Slack's stop button: charged what was generated
     REFUSED = "refused"

@@ -124,8 +124,8 @@ class ClaudeFailure(GateError):
     detail: str = field(default="", compare=False)
     should_retry: bool | None = None  # Anthropic's own word (``x-should-retry``), when it gave one
 
-    @property  # type: ignore[override]
-    def code(self) -> str:
+    @property
+    def code(self) -> str:  # type: ignore[override]  # the kind is the code (GateError's is a class attribute)
         return self.kind
 
     @property

@@ -1,4 +1,4 @@
-"""Files sent to Claude with a question (PRODUCT §2 "Files"): which ones fit, how they become content blocks, and
+"""Files sent to Claude with a question (docs/using.md): which ones fit, how they become content blocks, and
 what they cost in input tokens. Pure rules; downloading is bot/slack/files.py.
 
 Anthropic's limits are on the request: an image's 5 MB is the size of its base64 text (about 3.75 MB of file),
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.domain.marks import code
+
 MAX_FILES = 5  # files sent with one question, newest first
 MAX_DOWNLOADS = MAX_FILES + 2  # files read for one question: a few may turn out not to be what they say
 IMAGE_MAX_BASE64 = 5 * 1024 * 1024  # Anthropic: 5 MB per image, measured on its base64 source
@@ -25,6 +27,8 @@ TEXT_MAX_BYTES = 1024 * 1024  # code, CSV, Markdown…
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 PDF_TYPE = "application/pdf"
+# A file's name as shown inside code(): no backtick to end it early, no markup
+SAFE_NAME = {ord("`"): "'", ord("<"): "‹", ord(">"): "›", ord("&"): "+", ord("\n"): " "}
 REMOTE_TYPE = "application/vnd.slack-remote"  # a remote file (files.remote.*): its url_private is its external_url
 TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-yaml", "application/yaml",
                         "application/javascript", "application/x-sh", "application/sql", "application/toml"})
@@ -67,7 +71,7 @@ def slack_file(obj: Any) -> SlackFile | None:
         return None
     size = obj.get("size")
     name = str(obj.get("name") or obj.get("title") or obj["id"])[:200]
-    name = name.translate(str.maketrans({"`": "'", "<": "‹", ">": "›", "&": "+", "\n": " "}))  # safe in `code`
+    name = name.translate(SAFE_NAME)
     mimetype = str(obj.get("mimetype") or "").lower()
     external = obj.get("mode") == "external" or obj.get("is_external") is True or mimetype == REMOTE_TYPE
     return SlackFile(id=obj["id"], name=name, mimetype=mimetype, filetype=str(obj.get("filetype") or "").lower(),
@@ -114,7 +118,7 @@ class FileSelection:
     pdf_pages: int = 0  # pages of the PDFs among ``blocks``, as counted when they were read (the input estimate)
 
     def skip(self, file: SlackFile, reason: str) -> None:
-        self.skipped.append(f"`{file.name}`: {reason}")
+        self.skipped.append(f"{code(file.name)}: {reason}")
 
     def notice(self, shown: int = 10) -> str:
         """One line per file not sent (the first ``shown``), for the person who asked."""
@@ -139,7 +143,7 @@ def refusal_before_download(file: SlackFile, budget: FileBudget) -> str | None:
         return stored_outside_slack(file)
     kind = file.kind
     if kind is None:
-        return f"Claude reads images (PNG, JPEG, GIF, WebP), PDFs and text files, not `{file.mimetype or '?'}`."
+        return f"Claude reads images (PNG, JPEG, GIF, WebP), PDFs and text files, not {code(file.mimetype or '?')}."
     if file.size <= 0:  # remote files say 0; a hosted file with bytes never does
         return "Slack lists it as empty (0 bytes)."
     if budget.files <= 0:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from bot.domain.marks import code
 from bot.domain.roles import Role
 
 SHORTEST = timedelta(hours=1)
 LONGEST = timedelta(days=365)
-DURATION_HELP = "use <n>d or <n>h, from 1h to 365d (e.g. `for=7d`, `for=12h`)"
+DURATION_HELP = f"use <n>d or <n>h, from 1h to 365d (e.g. {code('for=7d')}, {code('for=12h')})"
 _DURATION = re.compile(r"(?P<n>[0-9]{1,7})(?P<unit>[dh])")  # ASCII digits: `²` or `٣` are no number
 
 
@@ -22,11 +23,11 @@ def parse_duration(text: str) -> timedelta:
     shown = text.strip()[:20].replace("`", "'")
     match = _DURATION.fullmatch(text.strip().lower())
     if not match:
-        raise DurationError(f"`{shown}` is not a duration: {DURATION_HELP}.")
+        raise DurationError(f"{code(shown)} is not a duration: {DURATION_HELP}.")
     n = int(match.group("n"))
     duration = timedelta(days=n) if match.group("unit") == "d" else timedelta(hours=n)
     if not SHORTEST <= duration <= LONGEST:
-        raise DurationError(f"`{shown}` is out of range: {DURATION_HELP}.")
+        raise DurationError(f"{code(shown)} is out of range: {DURATION_HELP}.")
     return duration
 
 

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
+from bot.domain.marks import code
+from bot.domain.words import counted
+
 
 class KeyStatus(StrEnum):
     ACTIVE = "active"  # used for requests of its workspace
@@ -30,8 +33,9 @@ MAX_ROTATE_DAYS = 3650
 # What a workspace API key looks like (`sk-ant-api03-…`). A variable holding anything else (a Slack token, a
 # database URL, an Admin API key, nothing) is never registered and never sent to Anthropic.
 _API_KEY = re.compile(r"sk-ant-api[0-9]{2}-[A-Za-z0-9_-]{8,256}")
-NOT_AN_API_KEY = ("That variable does not hold an Anthropic API key (`sk-ant-api…`) in this process. Put a workspace "
-                  "API key from console.anthropic.com in it on every process, restart, then register it again.")
+NOT_AN_API_KEY = (f"That variable does not hold an Anthropic API key ({code('sk-ant-api…')}) in this process. Put a "
+                  "workspace API key from console.anthropic.com in it on every process, restart, then register it "
+                  "again.")
 
 
 def is_api_key(value: str | None) -> bool:
@@ -58,10 +62,10 @@ class Rotation:
     def phrase(self) -> str:
         if self.days_left < 0:
             late = -self.days_left
-            return f"overdue by {late} day{'s' if late != 1 else ''}"
+            return f"overdue by {counted(late, 'day')}"
         if self.days_left == 0:
             return "due today"
-        return f"due in {self.days_left} day{'s' if self.days_left != 1 else ''}"
+        return f"due in {counted(self.days_left, 'day')}"
 
 
 def rotation_of(created_at: datetime, rotate_days: int, now: datetime, zone: tzinfo) -> Rotation:

@@ -52,6 +52,11 @@ def live_tokens(text: str) -> list[tuple[str, str]]:
     return parts
 
 
+def mention_ids(text: str) -> str:
+    """What is stored, never rendered: each of this process's tokens as its bare ID, anything token-like too."""
+    return TOKEN_LIKE.sub(lambda m: m.group(2) or "", TOKEN.sub(lambda m: m.group(2), text))
+
+
 def plain_mentions(text: str) -> str:
     """For a terminal: this process's tokens as Slack's markup (``<@U…>``), anything token-like as its ID."""
     text = TOKEN.sub(lambda m: f"<{m.group(1)}{m.group(2)}>", text)

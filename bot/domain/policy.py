@@ -1,9 +1,10 @@
-"""Role policies: which models, how many tokens, how often (PRODUCT §1 defaults)."""
+"""Role policies: which models, how many tokens, how often (the defaults of docs/admin.md)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.domain.marks import strong
 from bot.domain.roles import Role
 
 RPM_WINDOW_SECONDS = 60
@@ -20,6 +21,7 @@ class RolePolicy:
     attachments: bool = True  # files (images, PDFs, text) may go to Claude with a question
     daily_usd_micros: int | None = None  # per person, a day in BUDGET_TZ (policy field daily_usd)
     monthly_usd_micros: int | None = None  # per person, a calendar month (policy field monthly_usd)
+    schedules: int = 0  # how many scheduled prompts a person keeps (0: none; docs/using.md)
 
     @property
     def allows_chat(self) -> bool:
@@ -30,11 +32,11 @@ _ALL = ("haiku", "sonnet", "opus")
 
 DEFAULT_POLICIES: dict[Role, RolePolicy] = {
     Role.VIEWER: RolePolicy(Role.VIEWER),
-    Role.USER: RolePolicy(Role.USER, ("haiku",), 512, 10),
-    Role.POWER: RolePolicy(Role.POWER, _ALL, 4096, 60),
+    Role.USER: RolePolicy(Role.USER, ("haiku",), 512, 10, schedules=2),
+    Role.POWER: RolePolicy(Role.POWER, _ALL, 4096, 60, schedules=10),
     Role.BILLING: RolePolicy(Role.BILLING),
-    Role.ADMIN: RolePolicy(Role.ADMIN, _ALL, 8192, 200),
-    Role.OWNER: RolePolicy(Role.OWNER, _ALL, 8192, 200),
+    Role.ADMIN: RolePolicy(Role.ADMIN, _ALL, 8192, 200, schedules=20),
+    Role.OWNER: RolePolicy(Role.OWNER, _ALL, 8192, 200, schedules=20),
 }
 
 
@@ -48,8 +50,8 @@ class TokenGrant:
 
 def granted_max_tokens(policy: RolePolicy, tokens_left_today: int | None) -> TokenGrant:
     """The one place a request's ``max_tokens`` is decided: the role's ``max_tokens``, less only where a budget
-    has less room left (PRODUCT §2 "max_tokens")."""
-    grant = TokenGrant(policy.max_tokens, f"the {policy.max_tokens:,}-token limit of your role *{policy.role}*")
+    has less room left (docs/spend.md)."""
+    grant = TokenGrant(policy.max_tokens, f"the {policy.max_tokens:,}-token limit of your role {strong(policy.role)}")
     if tokens_left_today is not None and tokens_left_today < grant.tokens:
         left = max(tokens_left_today, 1)
         grant = TokenGrant(left, f"the {left:,} tokens left of your daily budget of {policy.daily_token_budget:,}")

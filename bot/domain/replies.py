@@ -1,12 +1,15 @@
 """What a command answers, independent of Slack. Rendered by bot/slack/answers.py.
 
 Every `/claude-admin` and `/claude` subcommand answers with an Answer: a Reply (a title, fields, lines) or a richer
-report of its own service (the key list, a reminder run, an offboarding), each with its renderer in bot/slack.
+report of its own service (the key list, a reminder run, an offboarding), each with its renderer in bot/slack. Their
+words carry marks (bot/domain/marks.py), never Slack markup: each surface renders them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from bot.domain.marks import Icon, icon
 
 
 class Answer:
@@ -25,11 +28,11 @@ class Reply(Answer):
 
     @classmethod
     def error(cls, message: str, usage: str | None = None) -> Reply:
-        return cls(title=f":warning: {message}", footer=f"Usage: {usage}" if usage else None, ok=False)
+        return cls(title=f"{icon(Icon.WARNING)} {message}", footer=f"Usage: {usage}" if usage else None, ok=False)
 
     @classmethod
     def denied(cls, message: str) -> Reply:
-        return cls(title=f":no_entry: {message}", ok=False)
+        return cls(title=f"{icon(Icon.DENIED)} {message}", ok=False)
 
     def plain_text(self) -> str:
         parts = [self.title, *(f"{k}: {v}" for k, v in self.fields), *self.lines]

@@ -23,6 +23,7 @@ class Requester:
     is_guest: bool = False  # is_restricted / is_ultra_restricted
     is_bot: bool = False
     email: str | None = None
+    tz: str | None = None  # the IANA time zone of their Slack profile (users.info ``tz``), e.g. "America/New_York"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The six built-in roles, their rank and their rights (PRODUCT §1)."""
+"""The six built-in roles, their rank and their rights (docs/admin.md)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class Right(StrEnum):
     MANAGE_KEYS = "manage_keys"
     EDIT_POLICY = "edit_policy"
     VIEW_AUDIT = "view_audit"
-    MANAGE_CHANNELS = "manage_channels"  # per-channel settings (PRODUCT §7)
+    MANAGE_CHANNELS = "manage_channels"  # per-channel settings (docs/channels-and-data.md)
 
 
 _RANK = {role: rank for rank, role in enumerate(Role)}

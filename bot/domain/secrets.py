@@ -1,4 +1,4 @@
-"""Credentials in what people send to Claude (PRODUCT §7, `SECRET_POLICY`): a curated set of compiled patterns.
+"""Credentials in what people send to Claude (docs/security.md, `SECRET_POLICY`): a curated set of compiled patterns.
 
 Each detector has literal triggers checked first (``in`` on the text is a fast C scan), so ordinary text costs a
 few substring searches and no regular expression at all; only a text holding a trigger runs that detector's
@@ -108,7 +108,7 @@ SLACK_MARKERS = "_*~`"  # _italic_, *bold*, ~strike~, `code`: around a token the
 def _without(text: str, pattern: re.Pattern[str], group: int | str = 0) -> tuple[str, list[int] | None]:
     """``text`` without the ``group`` of each match of ``pattern``, and for each character kept its index in
     ``text`` (None: nothing removed)."""
-    last, pieces, kept = 0, [], []
+    last, pieces, kept = 0, [], list[int]()
     for match in pattern.finditer(text):
         start, end = match.span(group)
         pieces.append(text[last:start])

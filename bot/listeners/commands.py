@@ -18,6 +18,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot.domain.commands import ADMIN, SELF, parse_command
 from bot.domain.replies import Answer
 from bot.listeners.replays import first_run
+from bot.services.schedules.service import SCHEDULE_COMMANDS
 from bot.slack.answers import answer_blocks
 from bot.slack.directory import LazyRequester
 
@@ -52,6 +53,10 @@ class SlashCommands:
         if not await first_run(self.runtime, command):
             return
         parsed = parse_command(SELF, command.get("text") or "")
+        if parsed.name in SCHEDULE_COMMANDS:
+            await self.answer(respond, await self.runtime.schedules.run(await requester.resolve(), parsed,
+                                                                        channel_id=command.get("channel_id")))
+            return
         await self.answer(respond, await self.runtime.personal.run(await requester.resolve(), parsed))
 
     @staticmethod

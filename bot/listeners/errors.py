@@ -35,7 +35,7 @@ def register(runtime: Runtime) -> None:
     @runtime.bolt.error
     async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond | None,
                        response: BoltResponse | None) -> BoltResponse | None:
-        event = body.get("event") if isinstance(body.get("event"), dict) else {}
+        event: dict[str, Any] = body["event"] if isinstance(body.get("event"), dict) else {}
         where = f"{body.get('type')}/{event.get('type') or body.get('command')}"
         if isinstance(error, GateError):
             log.info("%s for %s refused (%s): %s", where, body.get("user_id") or event.get("user"), error.code,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -26,7 +27,8 @@ from bot.services.conversation.places import asked_in_thread, viewed_channel
 from bot.slack.directory import LazyRequester
 from bot.slack.files import FileFetcher, file_hosts
 from bot.slack.render import refusal_blocks
-from bot.slack.render_answers import feedback_blocks, question_hint, thread_title
+from bot.slack.render_answers import feedback_blocks, question_hint, reading_step, thread_title
+from bot.slack.sessions import ACTIVE, LOADING_MESSAGES, THINKING, AgentSessions, end_agent_session
 from bot.slack.stream import SlackAnswer, SlackRelay
 from bot.slack.threads import both_members, channel_digest, readable_text, strip_mention, thread_turns
 
@@ -36,8 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SORRY = ":warning: Something went wrong on my side while answering. Please try again."
-THINKING = "is thinking…"
-LOADING_MESSAGES = ["Reading the thread…", "Thinking it through…", "Writing the answer…"]
 WHERE = {"mention": "channel <#{channel}>", "follow_up": "channel <#{channel}>", "dm": "a direct message",
          "assistant": "Slack's assistant panel (a private thread with you)"}
 SPOKEN_SUBTYPES = ("file_share", "thread_broadcast")  # still a person speaking (with files, or also
@@ -93,6 +93,7 @@ class Conversations:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.relay = SlackRelay(runtime.client)
+        self.sessions = AgentSessions()
         self.follow_ups = runtime.settings.thread_follow_ups
         token = runtime.settings.slack_bot_token
         self.files = FileFetcher(runtime.client, token.get_secret_value() if token else "",
@@ -140,12 +141,13 @@ class Conversations:
         channel, user_id = event["channel"], event["user"]
         thread_ts = event.get("thread_ts") or event["ts"]
         answer: SlackAnswer | None = None
+        session: asyncio.Task[bool] | None = None  # the answer's agent session, once admitted
         try:
             requester = await asker.resolve()
             home = await self.runtime.directory.installation()
             # Slack's markup as it came: mentions are looked up only once the gate's first phase lets the asker in
             model, raw = split_model_flag(strip_mention(event.get("text") or "", home.bot_user_id))
-            shared = event.get("files") if isinstance(event.get("files"), list) else []
+            shared: list[Any] = event["files"] if isinstance(event.get("files"), list) else []
             if not raw.strip() and shared:
                 raw = "Please look at the attached files."
             if not raw.strip():
@@ -173,6 +175,7 @@ class Conversations:
                                        team_id=requester.team_id or home.team_id)
 
             untitled = False  # the panel thread's first question: it names the thread once admitted
+            read: list[int] = [0, 0]  # earlier messages of the thread, files: the answer's first step
 
             async def history() -> list[Turn]:
                 nonlocal untitled
@@ -185,9 +188,12 @@ class Conversations:
                 if "thread_ts" in event:
                     turns += await thread_turns(client, self.runtime.directory, channel=channel, thread_ts=thread_ts,
                                                 before_ts=event["ts"], files=earlier)
+                read[0] = len(turns)
                 if shared or earlier:
-                    turns += await self.files_of(client, event, [*shared, *reversed(earlier)], screened,
-                                                 requester.name, private=surface in CHANNEL_SURFACES)
+                    files = await self.files_of(client, event, [*shared, *reversed(earlier)], screened,
+                                                requester.name, private=surface in CHANNEL_SURFACES)
+                    read[1] = sum(len(turn.blocks) for turn in files)
+                    turns += files
                 untitled = panel is not None and not any(turn.role == "user" and turn.text for turn in turns)
                 return turns
 
@@ -195,17 +201,17 @@ class Conversations:
             screened: list[tuple[str, bool]] = []  # (role, files allowed), known before the history is fetched
 
             async def admitted(admission: Admission, asked: ChatRequest) -> None:
+                nonlocal session
                 assert answer is not None
                 admissions.append(admission)
                 if panel is not None and untitled:  # a refused message (a blocked secret…) never names a thread;
                     # an admitted one by its screened text, redacted under SECRET_POLICY=redact
                     self.runtime.spawn(panel.name_after(asked.text), name=f"title-{channel}-{thread_ts}")
                 answer.feedback_blocks = feedback_blocks(admission.record_id)
-                # beside the call to Claude, not before it: the status (awaited by the answer before its first
-                # write) and, in a channel, that the asker may follow up here without a mention
-                answer.before_first_write = self.runtime.spawn(
-                    self.prepare_thread(client, channel, thread_ts, panel),
-                    name=f"prepare-{channel}-{thread_ts}")
+                step = reading_step(*read)
+                if step is not None:
+                    answer.step("context", step, "complete")
+                session = self.start_session(client, answer, user_id=user_id, question=asked.text, panel=panel)
 
             result = await self.runtime.chat.answer(request, history, answer, on_admitted=admitted, words=words,
                                                     on_screened=lambda role, files: screened.append((role, files)))
@@ -213,7 +219,9 @@ class Conversations:
                 log_taken(result.decision.event_id)
             elif isinstance(result.decision, Refusal):
                 if surface == "follow_up" and result.decision.reason is RefusalReason.CHANNEL_OFF:
-                    return  # PRODUCT §7: a mention there is told who switched Claude off; a thread reply gets nothing
+                    # a channel switched off (docs/channels-and-data.md): a mention there is told who switched
+                    # Claude off; a thread reply gets nothing
+                    return
                 fallback, blocks = refusal_blocks(result.decision)
                 await self.tell(client, event, fallback, blocks, privately=panel is None)
         except Exception:
@@ -225,18 +233,45 @@ class Conversations:
         finally:
             if answer is not None:
                 answer.abandon()
+            if session is not None:
+                await asyncio.shield(self.end_session(client, channel, thread_ts, session, answer))
 
-    async def prepare_thread(self, client: AsyncWebClient, channel: str, thread_ts: str,
-                             panel: PanelThread | None) -> None:
-        """The thinking status (the gate already remembered a channel thread for follow-ups with the admission)."""
+    def start_session(self, client: AsyncWebClient, answer: SlackAnswer, *, user_id: str, question: str,
+                      panel: PanelThread | None = None) -> asyncio.Task[bool]:
+        """Open the agent session of an admitted answer beside the call to Claude, not before it (the answer
+        awaits it before its first write); end it with :meth:`end_session` whatever happens."""
+        async def open_session() -> bool:
+            opened = await self.begin_session(client, answer.channel, answer.thread_ts, user_id, question, panel)
+            if opened:
+                answer.session_status = ACTIVE  # the answer's last chat.stopStream ends it
+            return opened
+
+        session = self.runtime.spawn(open_session(), name=f"session-{answer.channel}-{answer.thread_ts}")
+        answer.before_first_write = session
+        return session
+
+    async def begin_session(self, client: AsyncWebClient, channel: str, thread_ts: str, user_id: str, question: str,
+                            panel: PanelThread | None) -> bool:
+        """The answer's agent session in ``processing``, titled after the (screened) question; where sessions are
+        not available, the thinking status. True when a session was opened."""
         try:
-            if panel is not None:
-                await panel.thinking()
-            else:  # DMs and channel threads show it too (setStatus outside the panel needs chat:write)
-                await client.assistant_threads_setStatus(channel_id=channel, thread_ts=thread_ts, status=THINKING,
-                                                         loading_messages=LOADING_MESSAGES)
+            return await self.sessions.begin(client, channel=channel, thread_ts=thread_ts, asker=user_id,
+                                             title=thread_title(question),
+                                             thinking=panel.thinking if panel is not None else None)
         except Exception:
-            log.warning("could not show the thinking status in %s", channel, exc_info=True)
+            log.warning("could not show the answer's status in %s", channel, exc_info=True)
+            return False
+
+    @staticmethod
+    async def end_session(client: AsyncWebClient, channel: str, thread_ts: str, session: asyncio.Task[bool],
+                          answer: SlackAnswer | None) -> None:
+        """Never left ``processing``: unless the answer's last ``chat.stopStream`` ended it, one more call."""
+        try:
+            opened = await session
+        except (asyncio.CancelledError, Exception):  # it may have been opened all the same
+            opened = True
+        if opened and not (answer is not None and answer.session_ended):
+            await end_agent_session(client, channel, thread_ts)
 
     async def files_of(self, client: AsyncWebClient, event: dict[str, Any], objects: list[Any],
                        screened: list[tuple[str, bool]], speaker: str, *, private: bool) -> list[Turn]:

@@ -1,4 +1,4 @@
-"""First middleware: every request's Slack client, ``respond`` and ``ack`` neutralise what they post (PRODUCT §2).
+"""First middleware: every request's Slack client, ``respond`` and ``ack`` neutralise what they post (docs/security.md).
 
 Bolt builds a plain AsyncWebClient for each request, and ``respond`` posts to the response URL with a client of
 its own: both are replaced here, before any other middleware or listener (``say``, the assistant's helpers) is

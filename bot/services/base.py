@@ -17,17 +17,17 @@ from bot.domain.commands import ParsedCommand
 from bot.domain.replies import Answer
 from bot.domain.requests import Requester
 from bot.services.conversation.access import EffectiveRole
-from bot.services.ports import Workspace
+from bot.services.ports import SlackPort
 from bot.store.clock import Clock
 from bot.store.db import Database
 
 
 class Service:
-    def __init__(self, *, db: Database, settings: Settings, clock: Clock, workspace: Workspace) -> None:
+    def __init__(self, *, db: Database, settings: Settings, clock: Clock, slack: SlackPort) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
-        self.workspace = workspace
+        self.slack = slack
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -51,6 +51,6 @@ class Caller:
         return self.requester.user_id
 
 
+# One `/claude-admin` subcommand: each capability's commands.py maps subcommand names to these (``handlers()``),
+# and bot/services/admin/dispatcher.py composes those tables after checking the caller's rights.
 Handler = Callable[[Caller, ParsedCommand], Awaitable[Answer]]
-"""One `/claude-admin` subcommand: each capability's commands.py maps subcommand names to these (``handlers()``),
-and bot/services/admin/dispatcher.py composes those tables after checking the caller's rights."""

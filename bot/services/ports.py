@@ -1,4 +1,5 @@
-"""What services need from Slack, as one small port (implemented in bot/slack/workspace.py).
+"""What services need from Slack, as two small ports: SlackPort (implemented in bot/slack/slack_port.py) and the
+RequestBoard of access requests (bot/slack/access_requests.py).
 
 Services never import slack_sdk, slack_bolt or bot.slack: they call this protocol with plain values, and messages
 are text or an Answer (bot/domain/replies.py) that the Slack side renders. Calls that may fail in a way the caller
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from bot.domain.access_requests import AccessRequestView
 from bot.domain.commands import GroupRef
 from bot.domain.errors import ChannelNotFound as ChannelNotFound
 from bot.domain.errors import GateError
@@ -31,12 +33,16 @@ class SlackCallFailed(GateError):
         self.reason = reason
 
 
-class Workspace(Protocol):
+class SlackPort(Protocol):
     async def send_dm(self, user_id: str, message: Message) -> None:
         """Tell a user something privately; failures are logged, never raised."""
 
     async def post(self, channel: str, message: Message, thread_ts: str | None = None) -> None:
         """Post in a channel (or a thread of it); failures are logged, never raised."""
+
+    async def end_session(self, channel: str, thread_ts: str) -> None:
+        """Move the thread's agent session out of ``processing`` (to ``active``); failures are logged, never
+        raised."""
 
     async def deliver(self, to: str, message: Message, *, thread_ts: str | None = None) -> str | None:
         """Post in a channel, or DM a user (``to`` a user id); the message's ts. Raises SlackCallFailed."""
@@ -61,3 +67,16 @@ class Workspace(Protocol):
 
     async def channel_name(self, channel_id: str) -> str | None:
         """The channel's name; None when it cannot be checked (no Slack connection). Raises ChannelNotFound."""
+
+
+class RequestBoard(Protocol):
+    """Where access requests are shown to approvers, with their Approve/Deny buttons (bot/slack/access_requests.py)."""
+
+    async def post_request(self, destination: str, request: AccessRequestView) -> tuple[str, str] | None:
+        """Post a request with its Approve/Deny buttons to a channel or a user's DM; (channel, ts) or None."""
+
+    async def show_request(self, channel: str, ts: str, request: AccessRequestView) -> None:
+        """Update a posted copy to the request's current state (failures are logged, never raised)."""
+
+    async def send_dm(self, user_id: str, text: str) -> None:
+        """Tell a user something privately (failures are logged, never raised)."""

@@ -1,5 +1,5 @@
 """Block Kit for access requests (the refusal's button, the form, the approvers' message) and the Slack side of the
-RequestBoard port."""
+RequestBoard port (bot/services/ports.py)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def is_member(user: dict[str, Any], home: Installation) -> bool:
     if user.get("is_stranger"):
         return False
     team = user.get("team_id") if isinstance(user.get("team_id"), str) else None
-    enterprise_user = user.get("enterprise_user") if isinstance(user.get("enterprise_user"), dict) else {}
+    enterprise_user: dict[str, Any] = user["enterprise_user"] if isinstance(user.get("enterprise_user"), dict) else {}
     enterprise = enterprise_user.get("enterprise_id") or user.get("enterprise_id")
     if home.enterprise_id and enterprise:
         return enterprise == home.enterprise_id
@@ -64,6 +64,7 @@ def requester_from_profile(user: dict[str, Any], home: Installation) -> Requeste
         # bots, workflow bots and Slackbot: never a person, so never chat and never admin rights
         is_bot=bool(user.get("is_bot") or user.get("is_workflow_bot") or user.get("id") == "USLACKBOT"),
         email=profile.get("email"),
+        tz=user.get("tz") if isinstance(user.get("tz"), str) else None,
     )
 
 

@@ -178,10 +178,9 @@ class FileFetcher:
             await self.memory.release(reserved)
 
     async def _get(self, file: SlackFile, limit: int) -> bytes:
-        session = getattr(self._session_of, "session", None)
-        own = session is None
-        if own:
-            session = aiohttp.ClientSession()
+        shared: aiohttp.ClientSession | None = getattr(self._session_of, "session", None)
+        own = shared is None
+        session = aiohttp.ClientSession() if shared is None else shared
         try:
             async with asyncio.timeout(DOWNLOAD_TIMEOUT_SECONDS):
                 return await self._get_from_slack(session, file, limit)

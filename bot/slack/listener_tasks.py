@@ -1,8 +1,8 @@
 """Listener runs under way.
 
 Bolt starts each listener as a task it keeps no reference to (``asyncio.ensure_future`` in its runner). We keep one:
-a task nobody references can be collected mid-answer (PITFALLS: asyncio), and shutdown must let answers and admin
-commands finish before the database and the HTTP clients close. Without this, a listener still running at close
+a task nobody references can be collected mid-answer (asyncio holds tasks weakly), and shutdown must let answers and
+admin commands finish before the database and the HTTP clients close. Without this, a listener still running at close
 kept its database connection (and, on PostgreSQL, its transaction's locks) after the engine was disposed.
 """
 

@@ -2,7 +2,7 @@
 events the features use.
 
 Scopes are not listed by hand: each Web API method the code calls names the scopes it needs (METHOD_SCOPES),
-each event its own (EVENT_SCOPES), and tests/test_manifest.py checks that METHOD_SCOPES covers every method the
+each event its own (EVENT_SCOPES), and tests/unit/test_manifest.py checks that METHOD_SCOPES covers every method the
 code calls, so a new call cannot ship without its scope and an unused scope cannot linger.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from bot.slack.render_answers import GENERAL_PROMPTS
+from bot.slack.render_shortcuts import SHORTCUTS
 
 View = Literal["agent", "assistant"]
 
@@ -27,6 +28,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.history": ("channels:history", "groups:history"),  # "summarise this channel" from the DM
     "conversations.info": ("channels:read", "groups:read"),  # … only where the bot is a member
     "conversations.members": ("channels:read", "groups:read"),  # … and so is the person asking
+    "conversations.list": ("channels:read", "groups:read"),  # `claude-gate channel general`: a name to its ID
     "chat.postMessage": ("chat:write",),
     "chat.postEphemeral": ("chat:write",),
     "chat.update": ("chat:write",),
@@ -34,11 +36,12 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "chat.appendStream": ("chat:write",),
     "chat.stopStream": ("chat:write",),
     "views.publish": (),  # the App Home tab
-    "views.open": (),  # the access-request modal
-    "files.getUploadURLExternal": ("files:write",),  # files sent to people (SlackWorkspace.upload_file)
+    "views.open": (),  # the access-request modal, the question of "Ask Claude about this message"
+    "files.getUploadURLExternal": ("files:write",),  # files sent to people (SlackApiPort.upload_file)
     "files.completeUploadExternal": ("files:write",),
-    "conversations.open": ("im:write",),  # … into a person's DM with the bot (charts, audit exports)
-    "assistant.threads.setStatus": ("chat:write",),  # thinking status, in DMs, the panel and channel threads
+    "conversations.open": ("im:write",),  # … into a person's DM with the bot (charts, audit exports, shortcuts)
+    "assistant.threads.setStatus": ("chat:write",),  # thinking status where agent sessions are not available
+    "agents.sessions.setStatus": ("chat:write",),  # each answer's agent session: processing, then active
     "assistant.threads.setSuggestedPrompts": ("assistant:write",),
     "assistant.threads.setTitle": ("assistant:write",),
 }
@@ -55,6 +58,7 @@ EVENT_SCOPES: dict[str, tuple[str, ...]] = {
     "app_home_opened": (),
     "app_context_changed": (),
     "assistant_thread_started": ("assistant:write",),
+    "agent_session_stopped": ("assistant:write",),  # Slack's stop button on an answer's session
     "assistant_thread_context_changed": ("assistant:write",),
     "subteam_members_changed": ("usergroups:read",),
     "subteam_updated": ("usergroups:read",),
@@ -63,7 +67,7 @@ EVENT_SCOPES: dict[str, tuple[str, ...]] = {
 COMMON_EVENTS = ["app_mention", "message.im", "message.channels", "message.groups", "app_home_opened",
                  "subteam_members_changed", "subteam_updated"]
 VIEW_EVENTS: dict[str, list[str]] = {
-    "agent": ["app_context_changed"],
+    "agent": ["app_context_changed", "agent_session_stopped"],
     "assistant": ["assistant_thread_started", "assistant_thread_context_changed"],
 }
 
@@ -75,13 +79,24 @@ def bot_events(view: View = "agent") -> list[str]:
 
 
 def bot_scopes(view: View = "agent") -> list[str]:
-    """Every scope the called methods, the subscribed events and the slash commands need, sorted."""
+    """Every scope the called methods, the subscribed events, the slash commands and the shortcuts need, sorted
+    (``commands`` carries both)."""
     needed = {"commands", *DOWNLOAD_SCOPES}
     for scopes in METHOD_SCOPES.values():
         needed.update(scopes)
     for event in bot_events(view):
         needed.update(EVENT_SCOPES[event])
     return sorted(needed)
+
+
+def base_url(text: str) -> str:
+    """The server's public base URL as given to ``manifest --url``: ``https://`` when no scheme is given, and
+    without a trailing ``/`` or ``/slack/events`` (the manifest adds that path itself)."""
+    url = text.strip()
+    if "://" not in url:
+        url = f"https://{url}"
+    url = url.rstrip("/")
+    return url.removesuffix("/slack/events").rstrip("/")
 
 
 def build_manifest(*, name: str = "Claude Gate", request_url: str | None = None, socket_mode: bool = False,
@@ -92,7 +107,7 @@ def build_manifest(*, name: str = "Claude Gate", request_url: str | None = None,
     ``"assistant"`` keeps the assistant panel of apps created before. ``org`` allows an Enterprise Grid org-wide
     install.
     """
-    events_url = None if socket_mode else f"{(request_url or 'https://your-host.example.com').rstrip('/')}/slack/events"
+    events_url = None if socket_mode else f"{base_url(request_url or 'https://your-host.example.com')}/slack/events"
     commands = [
         {"command": "/claude-admin", "description": "Manage Claude Gate: roles, keys, policy, usage, audit",
          "usage_hint": "help | grant @user role | keys | policy | usage | audit", "should_escape": True},
@@ -122,6 +137,7 @@ def build_manifest(*, name: str = "Claude Gate", request_url: str | None = None,
         features["agent_view"] = {"agent_description": DESCRIPTION, "suggested_prompts": prompts}
     else:
         features["assistant_view"] = {"assistant_description": DESCRIPTION, "suggested_prompts": prompts}
+    features["shortcuts"] = [dict(shortcut) for shortcut in SHORTCUTS]
     features["slash_commands"] = commands
     return {
         "display_information": {

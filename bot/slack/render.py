@@ -7,13 +7,14 @@ from typing import Any
 
 from bot.domain.decisions import Refusal
 from bot.domain.replies import Reply
+from bot.domain.words import counted
 from bot.slack.access_requests import request_button
 
 
 def refusal_blocks(refusal: Refusal) -> tuple[str, list[dict[str, Any]]]:
     """(plain-text fallback, blocks) for an ephemeral refusal: why, and what to do."""
     text = f":no_entry: {refusal.message} {refusal.hint}"
-    blocks = [
+    blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f":no_entry: {refusal.message}"}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": refusal.hint}]},
     ]
@@ -71,7 +72,8 @@ def capped(blocks: list[Block], limit: int = 50) -> list[Block]:
     """At most ``limit`` blocks, the last saying how many were left out."""
     if len(blocks) <= limit:
         return blocks
-    return [*blocks[: limit - 1], context(f"…{len(blocks) - limit + 1} more section(s) not shown")]
+    hidden = counted(len(blocks) - limit + 1, "more section", "more sections")
+    return [*blocks[: limit - 1], context(f"…{hidden} not shown")]
 
 
 def _cut(text: str, limit: int) -> str:

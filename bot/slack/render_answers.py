@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.domain.access import ChatAccess
 from bot.domain.commands import whole_number
+from bot.domain.words import counted
 
 FEEDBACK_ACTION = "answer_feedback"
 RATINGS = ("up", "down")
@@ -46,6 +47,15 @@ def final_answer_blocks(markdown: str, extra: list[dict[str, Any]]) -> list[dict
 def feedback_thanks(rating: str) -> str:
     return ("Thanks! Your :+1: is recorded." if rating == "up"
             else "Thanks, your :-1: is recorded. Asking again with more detail often helps.")
+
+
+def reading_step(messages: int, files: int) -> str | None:
+    """The answer's first step as a task title ("Reading the thread and 3 files"); None when nothing was read."""
+    thread = "the thread" if messages else ""
+    files_part = counted(files, "file") if files else ""
+    if not thread and not files_part:
+        return None
+    return "Reading " + " and ".join(part for part in (thread, files_part) if part)
 
 
 def thread_title(question: str) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from bot.domain.commands import parse_user
 from bot.domain.keys import USABLE, KeyStatus
 from bot.domain.mentions import channel_link, mention
+from bot.domain.words import counted
 from bot.slack.render import capped, context, section, sections
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ Block = dict[str, Any]
 Rendered = tuple[str, list[Block]]
 
 MAX_FALLBACK_KEYS = 60  # the notification text, not the message: keep it short
-STATUS_ICON = {KeyStatus.ACTIVE: ":large_green_circle:", KeyStatus.FAILING: ":warning:",
+STATUS_ICON: dict[str, str] = {KeyStatus.ACTIVE: ":large_green_circle:", KeyStatus.FAILING: ":warning:",
                KeyStatus.REVOKED: ":no_entry_sign:"}
 USABLE_STATUSES = tuple(status.value for status in USABLE)
 STEP_ICON = {"done": ":white_check_mark:", "skipped": ":heavy_minus_sign:", "failed": ":x:"}
@@ -76,7 +77,7 @@ def key_list(listing: KeyListing) -> Rendered:
     due = sum(1 for k in used + org if k.rotation.due_within(listing.remind_before_days))
     blocks: list[Block] = [_header("API keys")]
     summary = f"{len(used)} used by Claude Gate · {len(org)} other organisation keys · {len(retired)} revoked or " \
-              f"retired · {due} due for rotation within {listing.remind_before_days} days"
+              f"retired · {due} due for rotation within {counted(listing.remind_before_days, 'day')}"
     blocks.append(context(summary))
     if used:
         blocks.extend(sections(_key_line(k, listing.remind_before_days) for k in used))
@@ -105,7 +106,7 @@ def key_added(result: KeyAdded) -> Rendered:
     key = result.key
     title = f":white_check_mark: Key *{key.label}* registered for workspace `{key.workspace}`"
     detail = (f"Hint `{escape(key.hint or '?')}` · secret in `{key.env_var}` · rotate by "
-              f"{key.rotation.rotate_by:%Y-%m-%d} ({key.rotate_days} days)"
+              f"{key.rotation.rotate_by:%Y-%m-%d} ({counted(key.rotate_days, 'day')})"
               + (f" · Anthropic id `{key.anthropic_id}`" if key.anthropic_id else ""))
     blocks = [section(f"{title}\n{detail}"), *(context(note) for note in result.notes)]
     return f"Key {key.label} registered for workspace {key.workspace}.", blocks
@@ -127,8 +128,8 @@ def key_revoked(result: KeyRevoked) -> Rendered:
 
 
 def key_sync(result: KeySync) -> Rendered:
-    lines = [f":arrows_counterclockwise: Read *{result.seen}* organisation keys ({result.pages} page"
-             f"{'s' if result.pages != 1 else ''}): {len(result.added)} new, {len(result.updated)} updated."]
+    lines = [f":arrows_counterclockwise: Read *{result.seen}* organisation keys ({counted(result.pages, 'page')}):"
+             f" {len(result.added)} new, {len(result.updated)} updated."]
     if result.added:
         lines.append("New: " + ", ".join(f"`{label}`" for label in result.added[:40])
                      + (f" and {len(result.added) - 40} more" if len(result.added) > 40 else ""))
@@ -172,8 +173,8 @@ def _due_line(key: DueKey, *, with_creator: bool = True) -> str:
 def reminder_message(keys: list[DueKey], *, today: date, remind_before_days: int) -> Rendered:
     """The one message of a reminder run in REMINDER_CHANNEL."""
     overdue = sum(1 for key in keys if key.rotation.overdue)
-    summary = f"{len(keys)} API key{'s' if len(keys) != 1 else ''} to rotate ({overdue} overdue, the others due " \
-              f"within {remind_before_days} days)"
+    summary = f"{counted(len(keys), 'API key')} to rotate ({overdue} overdue, the others due " \
+              f"within {counted(remind_before_days, 'day')})"
     blocks = [_header(":key: API key rotation"), context(f"{today:%A %Y-%m-%d} · {summary}"),
               *sections(_due_line(key) for key in keys),
               context("Rotate: create a new key in the Anthropic Console, put it in a new environment variable, "
@@ -201,8 +202,8 @@ def reminder_schedule(schedule: ReminderSchedule) -> Rendered:
     lines = [f"*Schedule*: `{schedule.cron}` in {schedule.timezone} → {channel}",
              f"*Next runs*: {nexts}",
              f"*Last run*: {last} · *scheduler*: {leader}",
-             f"Keys are reminded {schedule.remind_before_days} days before their rotate-by date (default "
-             f"{schedule.rotation_days} days after creation) and when overdue, at most once a day."]
+             f"Keys are reminded {counted(schedule.remind_before_days, 'day')} before their rotate-by date (default "
+             f"{counted(schedule.rotation_days, 'day')} after creation) and when overdue, at most once a day."]
     if schedule.due:
         lines.append(f"*Due now* ({len(schedule.due)}):")
         lines.extend(_due_line(key) for key in schedule.due)
@@ -216,7 +217,7 @@ def reminder_schedule(schedule: ReminderSchedule) -> Rendered:
 def reminder_run(run: ReminderRun) -> Rendered:
     """The answer to `reminders run`."""
     if run.reminded:
-        lines = [f":white_check_mark: Posted {len(run.reminded)} key{'s' if len(run.reminded) != 1 else ''} to "
+        lines = [f":white_check_mark: Posted {counted(len(run.reminded), 'key')} to "
                  f"{channel_link(run.channel)}: " + ", ".join(f"`{k.label}`" for k in run.reminded)]
     else:
         lines = ["Nothing to post: no key is due that was not reminded today."]

@@ -1,4 +1,4 @@
-"""Output safety (PRODUCT §2): nothing the bot posts notifies people or disguises a link, whoever wrote the text.
+"""Output safety (docs/security.md): nothing the bot posts notifies people or disguises a link, whoever wrote the text.
 
 ``neutralise`` is the one function that makes text safe; it reads text the way both of Slack's syntaxes could
 (mrkdwn in ``text`` and sections, Markdown in ``markdown_text`` and markdown blocks) and rewrites:
@@ -29,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook import WebhookResponse
 
 from bot.domain.mentions import TOKEN_LIKE, live_tokens
+from bot.slack.mrkdwn import mrkdwn
 
 JOINER = "\u2060"  # WORD JOINER: invisible; "@\u2060here" reads as @here and notifies nobody
 BROKEN_OPENER = "‹"
@@ -193,9 +194,11 @@ class NeutralisingStream:
 
 
 def safe_text(text: str) -> str:
-    """Text on its way to Slack: the bot's own mention tokens live, everything else neutralised."""
+    """Text on its way to Slack: the bot's marks as mrkdwn (bot/slack/mrkdwn.py), its own mention tokens live,
+    everything else neutralised."""
     if not text:
         return text
+    text = mrkdwn(text)
     parts = live_tokens(text)
     if len(parts) == 1:
         return neutralise(text)
@@ -241,9 +244,9 @@ def safe_payload(value: Any, key: str | None = None) -> Any:
 class SafeWebClient(AsyncWebClient):
     """An AsyncWebClient whose every call is made safe by ``safe_payload`` before it leaves."""
 
-    async def api_call(self, api_method: str, *, http_verb: str = "POST", files: dict | None = None,  # type: ignore[override]
-                       data: Any = None, params: dict | None = None, json: dict | None = None,
-                       headers: dict | None = None, auth: dict | None = None) -> Any:
+    async def api_call(self, api_method: str, *, http_verb: str = "POST", files: dict[str, Any] | None = None,
+                       data: Any = None, params: dict[str, Any] | None = None, json: dict[str, Any] | None = None,
+                       headers: dict[str, Any] | None = None, auth: dict[str, Any] | None = None) -> Any:
         if isinstance(data, dict):
             data = safe_payload(data)
         return await super().api_call(api_method, http_verb=http_verb, files=files, data=data,

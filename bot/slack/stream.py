@@ -12,7 +12,11 @@ rate-limited Slack never slows the model down and no text is ever dropped:
   with ``chat.update`` of the same message, which always carries the whole text;
 - text beyond one message's limit continues in follow-up messages of the thread, cut at a paragraph, line or
   word, with code fences closed and reopened across the cut;
-- the last message carries the feedback buttons (``chat.stopStream`` blocks, or the final ``chat.update``).
+- the last message carries the feedback buttons (``chat.stopStream`` blocks, or the final ``chat.update``) and,
+  when the answer has an agent session, ends it (``chat.stopStream``'s ``session_status``);
+- the steps the person waits on (reading the thread and its files, a tool call) go as ``task_update`` chunks of the
+  stream, shown as a timeline; an answer with no step shows none (where the answer is posted instead of streamed,
+  its steps are not shown).
 """
 
 from __future__ import annotations
@@ -145,9 +149,13 @@ class SlackAnswer:
         self.team_id = team_id
         self.feedback_blocks: list[dict[str, Any]] | None = None  # set once the request has a record
         self.message_ts: list[str] = []  # every message this answer wrote, in order
+        self.session_status: str | None = None  # set when the answer has an agent session: its last stream ends it
+        self.session_ended = False  # whether chat.stopStream took session_status (else the caller ends it)
+        self._chunks: list[dict[str, Any]] = []  # task updates not yet sent
+        self._has_steps = False
         self.streaming = relay.streaming_usable(channel)
         self._received = ""  # text handed over by the model, neutralised, and not yet taken by the writer
-        self._safe = NeutralisingStream()  # Claude's text pings nobody (PRODUCT §2), even split across chunks
+        self._safe = NeutralisingStream()  # Claude's text pings nobody (docs/security.md), even split across chunks
         self._has_text = False  # whether any text was handed over at all
         self._more = asyncio.Event()
         self._ended = asyncio.Event()
@@ -167,6 +175,16 @@ class SlackAnswer:
         self._raise_if_broken()
         self._received += self._safe.feed(text)
         self._has_text = self._has_text or bool(text)
+        self._wake()
+
+    def step(self, step_id: str, title: str, status: str, *, details: str | None = None) -> None:
+        """Show (or update, by ``step_id``) one step of the answer as a task: ``status`` is pending, in_progress,
+        complete or error. ``title`` and ``details`` are the bot's own words."""
+        chunk: dict[str, Any] = {"type": "task_update", "id": step_id, "title": title, "status": status}
+        if details:
+            chunk["details"] = details
+        self._chunks.append(chunk)
+        self._has_steps = True
         self._wake()
 
     async def finish(self) -> None:
@@ -263,24 +281,33 @@ class SlackAnswer:
                     self.streaming = False
                     self.relay.streaming_failed(self.channel, slack_error(exc))
                 self._stream = None
+        self._chunks = []  # a posted answer shows no steps
         await self._put_update(text, close=close, last=last)
 
     async def _put_stream(self, text: str, *, close: bool, last: bool) -> None:
+        chunks = list(self._chunks) or None  # a step shown while this call waits goes with the next one
         if self._stream is None:
-            if not text:
+            if not text and not chunks:
                 return
             self._stream = await self.client.chat_stream(
                 buffer_size=1, channel=self.channel, thread_ts=self.thread_ts,
                 recipient_user_id=self.user_id, recipient_team_id=self.team_id,
+                task_display_mode="timeline" if self._has_steps else None,
             )
         stream = self._stream
-        # A failed call leaves its text in the stream's buffer: a retry flushes that buffer without adding text.
+        # A failed call leaves its text in the stream's buffer: a retry flushes that buffer without adding text (and
+        # sends the task updates again: each names its task).
         if close:
             blocks = self.feedback_blocks if last else None
-            await self._patiently(lambda: stream.stop(markdown_text=text or None, blocks=blocks),
-                                  lambda: stream.stop(blocks=blocks))
-        elif text:
-            await self._patiently(lambda: stream.append(markdown_text=text), lambda: stream.append(markdown_text=""))
+            session = self.session_status if last else None
+            await self._patiently(
+                lambda: stream.stop(markdown_text=text or None, blocks=blocks, chunks=chunks, session_status=session),
+                lambda: stream.stop(blocks=blocks, chunks=chunks, session_status=session))
+            self.session_ended = self.session_ended or session is not None
+        elif text or chunks:
+            await self._patiently(lambda: stream.append(markdown_text=text, chunks=chunks),
+                                  lambda: stream.append(markdown_text="", chunks=chunks))
+        self._chunks = self._chunks[len(chunks or ()):]
         if stream.ts and stream.ts not in self.message_ts:
             self.message_ts.append(stream.ts)
         self._sent += text

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.conversation import Turn
 from bot.slack.directory import UserDirectory
 from bot.slack.safe_text import neutralise
+
+log = logging.getLogger(__name__)
 
 MAX_THREAD_MESSAGES = 500
 MAX_MENTIONS_LOOKED_UP = 20  # per message: the others read as their IDs (a message can hold hundreds)
@@ -108,6 +112,14 @@ async def channel_digest(client: AsyncWebClient, directory: UserDirectory, chann
 
 async def both_members(client: AsyncWebClient, *, channel: str, user_id: str) -> bool:
     """Whether the bot and ``user_id`` are both members of ``channel`` (False when Slack will not say)."""
+    try:
+        return await _both_members(client, channel=channel, user_id=user_id)
+    except SlackApiError as exc:
+        log.info("could not check the members of %s: %s", channel, exc.response.get("error"))
+        return False
+
+
+async def _both_members(client: AsyncWebClient, *, channel: str, user_id: str) -> bool:
     info = (await client.conversations_info(channel=channel)).get("channel") or {}
     if not info.get("is_member"):
         return False

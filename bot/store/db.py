@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import URL, CursorResult, Result, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.store.sqlite_inline import InlineConnection
 
 # What an unreachable, locked or overloaded database raises through SQLAlchemy: callers that must not fail (the
 # gate fails closed, records are retried) catch exactly these; anything else is a bug and is not hidden.
 DATABASE_FAULTS: tuple[type[BaseException], ...] = (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError, TimeoutError)
+
+Conn = AsyncConnection | AsyncSession  # what a query that runs on either a Core connection or an ORM session takes
+
+
+
+def dialect_of(conn: Conn) -> str:
+    """``sqlite`` or ``postgresql``: the database a connection or a session talks to."""
+    return conn.dialect.name if isinstance(conn, AsyncConnection) else conn.get_bind().dialect.name
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE, INSERT or DELETE changed (its result is a cursor result; the type says Result)."""
+    return cast(CursorResult[Any], result).rowcount
+
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_PRAGMAS = (
@@ -80,7 +95,7 @@ def _sqlite_engine(target: URL) -> AsyncEngine:
                                  pool_reset_on_return=None)
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+    def _on_begin(connection: Any) -> None:
         if connection.get_execution_options().get(READ_ONLY):  # reports, exports, the App Home: no write lock
             connection.connection.dbapi_connection.run_async(lambda driver: driver.begin_deferred())
             return
@@ -90,7 +105,7 @@ def _sqlite_engine(target: URL) -> AsyncEngine:
             raise sa_exc.DBAPIError.instance("BEGIN IMMEDIATE", None, error, sqlite3.Error) from error
 
     @event.listens_for(engine.sync_engine, "reset")
-    def _on_reset(dbapi_connection, _record, state) -> None:  # type: ignore[no-untyped-def]
+    def _on_reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
         if state.asyncio_safe and not state.transaction_was_reset and dbapi_connection.driver_connection.in_transaction:
             dbapi_connection.rollback()
 

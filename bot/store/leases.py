@@ -21,6 +21,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.store.db import rows_affected
 from bot.store.models import ProcessLease, SchedulerState
 
 
@@ -41,7 +42,7 @@ async def claim_lease(session: AsyncSession, name: str, holder: str, now: dateti
         .values(holder=holder, expires_at=until)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount:
+    if rows_affected(result):
         return True
     if await session.scalar(select(SchedulerState.name).where(SchedulerState.name == name)) is not None:
         return False
@@ -97,7 +98,7 @@ async def renew_process_lease(session: AsyncSession, holder: str, now: datetime,
     until = now + timedelta(seconds=seconds)
     result = await session.execute(update(ProcessLease).where(ProcessLease.holder == holder)
                                    .values(expires_at=until).execution_options(synchronize_session=False))
-    if not result.rowcount:
+    if not rows_affected(result):
         session.add(ProcessLease(holder=holder, started_at=now, expires_at=until))
 
 

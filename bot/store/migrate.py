@@ -19,7 +19,7 @@ VERSIONS = PROJECT_ROOT / "migrations" / "versions"
 
 def schema_head() -> str:
     """The newest revision, read from the file names (each revision is named after its ID: ``0011_….py``);
-    tests/test_storage.py checks that it is Alembic's head. A database already there is not handed to Alembic:
+    tests/processes/test_storage.py checks that it is Alembic's head. A database already there is not handed to Alembic:
     loading it and its scripts was a sixth of `serve`'s start-up."""
     return max(path.name.split("_", 1)[0] for path in VERSIONS.glob("[0-9]*_*.py"))
 
@@ -46,9 +46,12 @@ def current_revisions(database_url: str) -> list[str]:
         engine.dispose()
 
 
-def upgrade_database(database_url: str, revision: str = "head") -> None:
-    if revision == "head" and current_revisions(database_url) == [schema_head()]:
-        return
+def upgrade_database(database_url: str, revision: str = "head") -> tuple[list[str], list[str]]:
+    """Migrate to ``revision``: the revisions the database was at before, and after."""
+    before = current_revisions(database_url)
+    if revision == "head" and before == [schema_head()]:
+        return before, before
     from alembic import command
 
     command.upgrade(alembic_config(database_url), revision)
+    return before, current_revisions(database_url)

@@ -135,6 +135,7 @@ class RolePolicyRow(Base):
     monthly_usd_micros: Mapped[int | None] = mapped_column(BigInteger)  # per person, policy field monthly_usd
     workspace: Mapped[str] = mapped_column(String(64), default="default")
     attachments: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    schedules: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # scheduled prompts a person keeps
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime | None]
 
@@ -180,7 +181,7 @@ class ApiKey(Base):
 
 
 class RequestRecord(Base):
-    """Every request, admitted or refused (PRODUCT §2). Admitted rows also drive the rpm limit."""
+    """Every request, admitted or refused (docs/security.md). Admitted rows also drive the rpm limit."""
 
     __tablename__ = "request_records"
 
@@ -194,7 +195,7 @@ class RequestRecord(Base):
     max_tokens: Mapped[int | None] = mapped_column(Integer)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    # Micro-dollars: the reservation while in flight, the real cost once finished (PRODUCT §6)
+    # Micro-dollars: the reservation while in flight, the real cost once finished (docs/spend.md)
     cost_micros: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     reserved_micros: Mapped[int | None] = mapped_column(BigInteger)  # what admission reserved (worst case)
     input_estimate: Mapped[int | None] = mapped_column(Integer)  # upper bound of the input tokens, reserved
@@ -218,6 +219,9 @@ class RequestRecord(Base):
     # the process that admitted it (its ProcessLease holder): once that lease lapses, any live process closes the
     # record as interrupted. None for records admitted without a lease (refusals, in-process tests): the age rule.
     process_id: Mapped[str | None] = mapped_column(String(128))
+    # who pressed Slack's stop button on the answer's agent session (any process may receive the event); the
+    # process streaming the answer reads it at each write to Slack and stops there
+    stop_requested_by: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_request_records_user_admitted_time", "slack_user_id", "admitted", "created_at"),
@@ -300,7 +304,7 @@ class GroupMember(Base):
 
 
 class ChannelSetting(Base):
-    """Per-channel settings (PRODUCT §7), read by the gate in its access statement: no cache anywhere."""
+    """Per-channel settings (docs/channels-and-data.md), read by the gate in its access statement: no cache anywhere."""
 
     __tablename__ = "channel_settings"
 
@@ -378,3 +382,32 @@ class BudgetAlert(Base):
     starts: Mapped[date] = mapped_column(Date, primary_key=True)
     percent: Mapped[int] = mapped_column(Integer, primary_key=True)
     sent_at: Mapped[datetime]
+
+
+class ScheduledPrompt(Base):
+    """A prompt a person asked to have run on a schedule (`/claude schedule`), answered in ``channel_id`` as them.
+
+    ``next_run_at`` is the occurrence the schedule waits for; whoever runs it first moves it on in one conditional
+    UPDATE (bot/services/schedules/store.py), so an occurrence runs once across processes. The prompt text stays
+    while the schedule lives (not purged by RETENTION_DAYS); unschedule, forget and offboard delete the row.
+    """
+
+    __tablename__ = "scheduled_prompts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    slack_user_id: Mapped[str] = mapped_column(String(32), index=True)
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    when_text: Mapped[str] = mapped_column(String(128))  # as typed: "every weekday 09:00"
+    cron: Mapped[str] = mapped_column(String(128))  # five crontab fields
+    timezone: Mapped[str] = mapped_column(String(64))  # the creator's Slack time zone when it was made
+    prompt: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="active")  # active / paused
+    paused_reason: Mapped[str | None] = mapped_column(String(16))  # role / left
+    next_run_at: Mapped[datetime]
+    last_run_at: Mapped[datetime | None]
+    last_outcome: Mapped[str | None] = mapped_column(String(32))  # ok / error / refused:<reason> / not_posted
+    refusal_told: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_scheduled_prompts_state_next_run_at", "state", "next_run_at"),)

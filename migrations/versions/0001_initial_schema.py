@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-23
 
-Tables for roles, policies (seeded with PRODUCT §1), preferences, API keys, request records,
+Tables for roles, policies (seeded with docs/admin.md), preferences, API keys, request records,
 audit log, processed Slack events and scheduler state.
 """
 from collections.abc import Sequence
@@ -143,7 +143,7 @@ def downgrade() -> None:
     op.drop_table('api_keys')
 
 
-# PRODUCT §1 defaults as they stood when this revision was written (a migration never changes).
+# docs/admin.md defaults as they stood when this revision was written (a migration never changes).
 _SEED = [
     ("viewer", [], 0, 0),
     ("user", ["haiku"], 512, 10),

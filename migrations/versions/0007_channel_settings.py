@@ -4,7 +4,8 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-30 16:50:00
 
-Per-channel settings (PRODUCT §7): on/off and who switched it off, a default model, a prompt added to the system
+Per-channel settings (docs/channels-and-data.md):
+on/off and who switched it off, a default model, a prompt added to the system
 prompt there, the roles that may ask there, and who set each.
 """
 from collections.abc import Sequence

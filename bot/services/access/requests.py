@@ -3,7 +3,7 @@
 - One pending request per person and role: the row's unique ``open_key`` says so in every process.
 - The first decision wins exactly: a conditional UPDATE (``… WHERE status = 'pending'``) claims the request, and an
   approval grants the role in that same transaction; whoever comes second changes nothing and is told who decided.
-- Approvers need the right to grant that role (PRODUCT §1) and an internal, non-guest account; nobody decides their
+- Approvers need the right to grant that role (docs/admin.md) and an internal, non-guest account; nobody decides their
   own request. A refused attempt is audited as ``denied``.
 - Every copy of the request (the alert channel, or each approver's DM) is updated with the decision, and the
   requester gets a DM. Requests undecided for seven days expire (scheduler leader, or the first click after).
@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +28,7 @@ from bot.domain.access_requests import (
     RequestStatus,
     requestable_above,
 )
+from bot.domain.marks import code, strong
 from bot.domain.mentions import mention
 from bot.domain.requests import Requester
 from bot.domain.roles import Role, may_manage_role
@@ -38,9 +38,9 @@ from bot.services.access.roles import SCHEDULER_ACTOR, SHELL_ACTOR, RoleChangeDe
 from bot.services.base import Service
 from bot.services.conversation.access import effective_role
 from bot.services.data.audit import add_audit
-from bot.services.ports import Workspace
+from bot.services.ports import RequestBoard, SlackPort
 from bot.store.clock import Clock
-from bot.store.db import Database
+from bot.store.db import Database, rows_affected
 from bot.store.models import (
     AccessRequest,
     AccessRequestMessage,
@@ -53,19 +53,6 @@ from bot.store.models import (
 log = logging.getLogger(__name__)
 
 MAX_APPROVER_DMS = 25
-
-
-class RequestBoard(Protocol):
-    """Where requests are shown to approvers (implemented in bot/slack/access_requests.py)."""
-
-    async def post_request(self, destination: str, request: AccessRequestView) -> tuple[str, str] | None:
-        """Post a request with its Approve/Deny buttons to a channel or a user's DM; (channel, ts) or None."""
-
-    async def show_request(self, channel: str, ts: str, request: AccessRequestView) -> None:
-        """Update a posted copy to the request's current state (failures are logged, never raised)."""
-
-    async def send_dm(self, user_id: str, text: str) -> None:
-        """Tell a user something privately (failures are logged, never raised)."""
 
 
 class FormState(StrEnum):
@@ -122,9 +109,9 @@ def may_ask(requester: Requester, settings: Settings) -> bool:
 
 
 class AccessRequests(Service):
-    def __init__(self, *, db: Database, settings: Settings, clock: Clock, workspace: Workspace,
+    def __init__(self, *, db: Database, settings: Settings, clock: Clock, slack: SlackPort,
                  board: RequestBoard) -> None:
-        super().__init__(db=db, settings=settings, clock=clock, workspace=workspace)
+        super().__init__(db=db, settings=settings, clock=clock, slack=slack)
         self.board = board
 
     # -- asking -------------------------------------------------------------------------------------------
@@ -136,7 +123,7 @@ class AccessRequests(Service):
             current = await effective_role(session, requester.user_id, self.settings.default_role, self.clock())
             roles = tuple(requestable_above(current.role))
             if not roles:
-                return RequestForm(FormState.NOT_NEEDED, message=f"Your role is already *{current.role}*: "
+                return RequestForm(FormState.NOT_NEEDED, message=f"Your role is already {strong(current.role)}: "
                                    "there is nothing higher to request here. Ask an admin directly.")
             preset = wanted if wanted in roles else roles[0]
             pending = await self._pending(session, requester.user_id, preset)
@@ -167,7 +154,7 @@ class AccessRequests(Service):
             async with self.sessions.begin() as session:
                 current = await effective_role(session, requester.user_id, self.settings.default_role, now)
                 if role is None or role not in requestable_above(current.role):
-                    choices = " or ".join(f"*{r}*" for r in requestable_above(current.role)) or "nothing"
+                    choices = " or ".join(strong(r) for r in requestable_above(current.role)) or "nothing"
                     return Submission(error=f"You may request {choices}.", field="role")
                 pending = await self._pending(session, requester.user_id, role)
                 if pending is not None:
@@ -186,7 +173,7 @@ class AccessRequests(Service):
                           target=requester.user_id, role=role.value, request=row.id)
                 request = view_of(row)
         except IntegrityError:  # the same person asked for the same role at the same moment elsewhere
-            return Submission(error=f"Your request for *{role}* is already pending.", field="role")
+            return Submission(error=f"Your request for {strong(role)} is already pending.", field="role")
         if stale is not None:
             await self._tell_expired(stale)
         return Submission(request)
@@ -207,8 +194,8 @@ class AccessRequests(Service):
         if not posted:
             log.warning("access request %s could not be shown to any approver", request.id)
             await self.board.send_dm(request.user_id, f"I could not post your request #{request.id} for "
-                                     f"*{request.role}* to the admins. It is kept: they see it with "
-                                     "`/claude-admin requests`, or you can tell one of them.")
+                                     f"{strong(request.role)} to the admins. It is kept: they see it with "
+                                     f"{code('/claude-admin requests')}, or you can tell one of them.")
         return posted
 
     async def approvers(self, session: AsyncSession, requester_id: str) -> list[str]:
@@ -262,11 +249,11 @@ class AccessRequests(Service):
                             duration_hours=int(duration.total_seconds() // 3600) if approve and duration else None,
                             grant_until=now + duration if approve and duration else None)
                     .execution_options(synchronize_session=False))
-                if claimed.rowcount == 1:
+                if rows_affected(claimed) == 1:
                     if approve:
                         held = await effective_role(session, request.user_id, self.settings.default_role, now)
                         if held.role.rank >= request.role.rank:
-                            raise RoleChangeDenied(f"{mention(request.user_id)} already has *{held.role}* (from "
+                            raise RoleChangeDenied(f"{mention(request.user_id)} already has {strong(held.role)} (from "
                                                    f"{held.source_text}): nothing to grant. Deny the request to "
                                                    "close it.")
                         given = await give_role_in(session, self.clock, self.settings, actor_id=actor_id,
@@ -282,7 +269,7 @@ class AccessRequests(Service):
             row = await session.get(AccessRequest, request_id)
             assert row is not None
             current = view_of(row)
-        if claimed.rowcount != 1:
+        if rows_affected(claimed) != 1:
             return Decision(DecisionKind.ALREADY, already_text(current), current)
         await self.show_everywhere(current)
         await self.board.send_dm(request.user_id, requester_dm(current, given))
@@ -296,7 +283,8 @@ class AccessRequests(Service):
             return "Nobody decides their own access request: another admin or owner will."
         human_member = actor.known and not actor.is_external and not actor.is_guest and not actor.is_bot
         if not human_member or not may_manage_role(actor_role, request.role):
-            return f"Only people who may grant *{request.role}* decide this request (your role is *{actor_role}*)."
+            return (f"Only people who may grant {strong(request.role)} decide this request (your role is "
+                    f"{strong(actor_role)}).")
         return None
 
     async def _audit_denied(self, actor_id: str, actor_role: Role | None, request: AccessRequestView,
@@ -344,7 +332,7 @@ class AccessRequests(Service):
                    AccessRequest.created_at <= now - REQUEST_LIFETIME)
             .values(status=RequestStatus.EXPIRED.value, open_key=None, decided_by=SCHEDULER_ACTOR, decided_at=now)
             .execution_options(synchronize_session=False))
-        if claimed.rowcount != 1:
+        if rows_affected(claimed) != 1:
             return False
         row = await session.get(AccessRequest, request_id, populate_existing=True)
         assert row is not None
@@ -358,8 +346,8 @@ class AccessRequests(Service):
             assert row is not None
             request = view_of(row)
         await self.show_everywhere(request)
-        await self.board.send_dm(request.user_id, f"Your request for the Claude Gate role *{request.role}* expired: "
-                                 f"nobody decided within {REQUEST_LIFETIME.days} days. You can ask again.")
+        await self.board.send_dm(request.user_id, f"Your request for the Claude Gate role {strong(request.role)} "
+                                 f"expired: nobody decided within {REQUEST_LIFETIME.days} days. You can ask again.")
         return request
 
     async def show_everywhere(self, request: AccessRequestView) -> None:
@@ -378,7 +366,7 @@ class AccessRequests(Service):
 
 
 def pending_text(request: AccessRequestView) -> str:
-    return (f"Your request #{request.id} for *{request.role}* is already pending (sent "
+    return (f"Your request #{request.id} for {strong(request.role)} is already pending (sent "
             f"{request.created_at:%Y-%m-%d %H:%M} UTC); you will get a DM when someone decides.")
 
 
@@ -388,8 +376,8 @@ def already_text(request: AccessRequestView) -> str:
 
 def requester_dm(request: AccessRequestView, given: GivenRole | None) -> str:
     if request.status is RequestStatus.APPROVED and given is not None:
-        then = f" Then your role is *{given.then.role}* again." if given.then is not None else ""
+        then = f" Then your role is {strong(given.then.role)} again." if given.then is not None else ""
         return (f"{request.decision_text.replace('Approved by', 'Your access request was approved by', 1)}"
                 f"{then} Ask your question again: it was not kept.")
-    return (f"Your request for the Claude Gate role *{request.role}* was denied by "
+    return (f"Your request for the Claude Gate role {strong(request.role)} was denied by "
             f"{request.decision_text.removeprefix('Denied by ').rstrip('.')}. Ask them if you need to know why.")

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.domain.grants import describe_duration, until_text
+from bot.domain.marks import Icon, icon, strong
 from bot.domain.mentions import mention
 from bot.domain.roles import Role
 from bot.services.access.policies import describe_policy, load_policy
@@ -36,23 +37,23 @@ class GivenRole:
     @property
     def title(self) -> str:
         if self.expires_at is None:
-            return f":white_check_mark: {mention(self.target_id)} now has the role *{self.role}*."
-        return f":white_check_mark: {mention(self.target_id)} has the role *{self.role}* {self.how_long}."
+            return f"{icon(Icon.DONE)} {mention(self.target_id)} now has the role {strong(self.role)}."
+        return f"{icon(Icon.DONE)} {mention(self.target_id)} has the role {strong(self.role)} {self.how_long}."
 
     @property
     def detail_lines(self) -> list[str]:
         lines = [self.limits]
         if self.then is not None:
-            lines.append(f"Then they return to *{self.then.role}* (from {self.then.source_text}).")
+            lines.append(f"Then they return to {strong(self.then.role)} (from {self.then.source_text}).")
         return lines
 
     def dm_text(self, actor_id: str) -> str:
         who = mention(actor_id) if actor_id.startswith(("U", "W")) else "An admin"
         if self.expires_at is None:
-            return (f"{who} gave you the Claude Gate role *{self.role}* ({self.limits}). "
+            return (f"{who} gave you the Claude Gate role {strong(self.role)} ({self.limits}). "
                     "Mention me in a channel or DM me to ask Claude.")
-        then = f" Then your role is *{self.then.role}* again." if self.then is not None else ""
-        return (f"{who} gave you the Claude Gate role *{self.role}* {self.how_long} ({self.limits}).{then} "
+        then = f" Then your role is {strong(self.then.role)} again." if self.then is not None else ""
+        return (f"{who} gave you the Claude Gate role {strong(self.role)} {self.how_long} ({self.limits}).{then} "
                 "Mention me in a channel or DM me to ask Claude.")
 
 
@@ -88,7 +89,7 @@ class RoleChanges(Service):
         for grant in ended:
             async with self.sessions() as session:
                 now_role = await effective_role(session, grant.user_id, self.settings.default_role, self.clock())
-            await self.workspace.send_dm(grant.user_id, f"Your time-bound Claude Gate role *{grant.role}* ended at "
-                                         f"{until_text(grant.expired_at)}. Your role is now *{now_role.role}* "
+            await self.slack.send_dm(grant.user_id, f"Your time-bound Claude Gate role {strong(grant.role)} ended at "
+                                         f"{until_text(grant.expired_at)}. Your role is now {strong(now_role.role)} "
                                          f"(from {now_role.source_text}).")
         return ended

@@ -10,12 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.errors import RoleChangeDenied as RoleChangeDenied
 from bot.domain.grants import may_be_time_bound, until_text
+from bot.domain.marks import strong
 from bot.domain.mentions import mention
 from bot.domain.roles import Right, Role, has_right, may_manage_role
 from bot.services.conversation.access import EffectiveRole as EffectiveRole  # re-exported: roles are where people look
 from bot.services.conversation.access import effective_role as effective_role
 from bot.services.data.audit import add_audit
 from bot.store.clock import Clock
+from bot.store.db import Conn, rows_affected
 from bot.store.models import RoleGrant, TimedGrant
 
 SHELL_ACTOR = "cli"
@@ -36,7 +38,7 @@ async def lock_role_changes(session: AsyncSession) -> None:
     statement after it sees what the previous holder committed). SQLite: every transaction is BEGIN IMMEDIATE
     (bot/store/db.py), which already excludes every other writer, in this process and in others.
     """
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('claude-gate:role-changes', 0))"))
 
 
@@ -53,11 +55,11 @@ async def _check_rights(session: AsyncSession, clock: Clock, actor_id: str, acto
         raise RoleChangeDenied("Only admins and owners can change roles.")
     held = await effective_role(session, target_id, Role.VIEWER, clock())  # DEFAULT_ROLE is everyone's: not theirs
     if not may_manage_role(actor_role, held.role):
-        raise RoleChangeDenied(f"Only an owner can change the role of {mention(target_id)}, who is *{held.role}* (from "
-                               f"{held.source_text}).")
+        raise RoleChangeDenied(f"Only an owner can change the role of {mention(target_id)}, who is "
+                               f"{strong(held.role)} (from {held.source_text}).")
     for role in roles:
         if role is not None and not may_manage_role(actor_role, role):
-            raise RoleChangeDenied(f"Only an owner can grant or revoke *{role}*.")
+            raise RoleChangeDenied(f"Only an owner can grant or revoke {strong(role)}.")
 
 
 async def _live_timed_grant(session: AsyncSession, target_id: str, now: datetime) -> TimedGrant | None:
@@ -70,6 +72,26 @@ async def _live_timed_grant(session: AsyncSession, target_id: str, now: datetime
     return timed
 
 
+@dataclass(frozen=True)
+class HeldGrants:
+    """A person's explicit grants as a role change finds them, locked (an expired time-bound one is gone)."""
+
+    now: datetime
+    grant: RoleGrant | None
+    timed: TimedGrant | None
+    role: Role | None  # the permanent grant's role
+    timed_role: Role | None
+
+
+async def _held_grants(session: AsyncSession, clock: Clock, target_id: str) -> HeldGrants:
+    """Take the role-change lock, then read ``target_id``'s grants under it."""
+    await lock_role_changes(session)
+    now = clock()
+    grant = await session.get(RoleGrant, target_id, with_for_update=True)
+    timed = await _live_timed_grant(session, target_id, now)
+    return HeldGrants(now, grant, timed, Role(grant.role) if grant else None, Role(timed.role) if timed else None)
+
+
 async def grant_role(session: AsyncSession, clock: Clock, *, actor_id: str, actor_role: Role | None,
                      target_id: str, role: Role, team_id: str | None = None,
                      expires_at: datetime | None = None) -> RoleGrant | TimedGrant:
@@ -79,21 +101,17 @@ async def grant_role(session: AsyncSession, clock: Clock, *, actor_id: str, acto
     Time-bound: sits above the permanent grant, which stays and applies again once it ends; it replaces an earlier
     time-bound grant, must be above the permanent grant and is never for ``owner``.
     """
-    await lock_role_changes(session)
-    now = clock()
-    grant = await session.get(RoleGrant, target_id, with_for_update=True)
-    timed = await _live_timed_grant(session, target_id, now)
-    old = Role(grant.role) if grant else None
-    old_timed = Role(timed.role) if timed else None
+    held = await _held_grants(session, clock, target_id)
+    now, grant, timed, old, old_timed = held.now, held.grant, held.timed, held.role, held.timed_role
     await _check_rights(session, clock, actor_id, actor_role, target_id, old, old_timed, role)
     if expires_at is not None:
         if not may_be_time_bound(role):
-            raise RoleChangeDenied("A grant of *owner* cannot be time-bound: owners are permanent.")
+            raise RoleChangeDenied(f"A grant of {strong('owner')} cannot be time-bound: owners are permanent.")
         if expires_at <= now:
             raise RoleChangeDenied("A time-bound grant must end in the future.")
         if old is not None and role.rank <= old.rank:
-            raise RoleChangeDenied(f"{mention(target_id)} already has *{old}* permanently: a time-bound grant must be "
-                                   "above it.")
+            raise RoleChangeDenied(f"{mention(target_id)} already has {strong(old)} permanently: a time-bound grant "
+                                   "must be above it.")
         if timed is None:
             timed = TimedGrant(slack_user_id=target_id, team_id=team_id, role=role.value, granted_by=actor_id,
                                granted_at=now, expires_at=expires_at)
@@ -125,12 +143,8 @@ async def grant_role(session: AsyncSession, clock: Clock, *, actor_id: str, acto
 async def revoke_role(session: AsyncSession, clock: Clock, *, actor_id: str, actor_role: Role | None,
                       target_id: str) -> Role | None:
     """Remove the explicit grants (time-bound and permanent); returns the highest role they gave, or None."""
-    await lock_role_changes(session)
-    now = clock()
-    grant = await session.get(RoleGrant, target_id, with_for_update=True)
-    timed = await _live_timed_grant(session, target_id, now)
-    old = Role(grant.role) if grant else None
-    old_timed = Role(timed.role) if timed else None
+    held = await _held_grants(session, clock, target_id)
+    now, grant, timed, old, old_timed = held.now, held.grant, held.timed, held.role, held.timed_role
     await _check_rights(session, clock, actor_id, actor_role, target_id, old, old_timed)
     if grant is None and timed is None:
         return None
@@ -142,7 +156,7 @@ async def revoke_role(session: AsyncSession, clock: Clock, *, actor_id: str, act
         await session.delete(timed)
     add_audit(session, at=now, actor=actor_id, action="revoke", target=target_id,
               previous=old.value if old else None,
-              **({"time_bound": old_timed.value, "until": timed.expires_at.isoformat()} if timed else {}))
+              **({"time_bound": timed.role, "until": timed.expires_at.isoformat()} if timed else {}))
     removed = [r for r in (old, old_timed) if r is not None]
     return max(removed, key=lambda r: r.rank)
 
@@ -165,7 +179,7 @@ async def end_expired_grants(session: AsyncSession, now: datetime, limit: int = 
         result = await session.execute(delete(TimedGrant).where(TimedGrant.slack_user_id == user_id,
                                                                 TimedGrant.expires_at <= now)
                                        .execution_options(synchronize_session=False))
-        if result.rowcount:
+        if rows_affected(result):
             add_audit(session, at=now, actor=SCHEDULER_ACTOR, action="grant.expired", target=user_id, role=role,
                       until=expires_at.isoformat())
             ended.append(EndedGrant(user_id, Role(role), expires_at))
@@ -190,7 +204,7 @@ async def list_grants(session: AsyncSession, role: Role | None = None) -> list[R
     return list(await session.scalars(query))
 
 
-async def admins_to_ask(session: AsyncSession, limit: int = 3) -> list[str]:
+async def admins_to_ask(session: Conn, limit: int = 3) -> list[str]:
     """A few admins and owners a refused user can turn to."""
     query = (select(RoleGrant.slack_user_id).where(RoleGrant.role.in_([Role.ADMIN.value, Role.OWNER.value]))
              .order_by(RoleGrant.role.desc(), RoleGrant.granted_at).limit(limit))

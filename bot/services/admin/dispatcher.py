@@ -17,6 +17,7 @@ from typing import Protocol
 from bot.config import Settings
 from bot.domain.commands import ADMIN, ParsedCommand, subcommands_of
 from bot.domain.errors import Denied, GateError
+from bot.domain.marks import code, strong
 from bot.domain.replies import Answer, Reply
 from bot.domain.requests import Requester
 from bot.domain.roles import Right, has_right
@@ -28,7 +29,7 @@ from bot.services.conversation.access import effective_role
 from bot.services.data.audit import add_audit
 from bot.services.data.commands import DataCommands
 from bot.services.keys.commands import KeyAdministration
-from bot.services.ports import Workspace
+from bot.services.ports import SlackPort
 from bot.services.spend.commands import SpendCommands
 from bot.store.clock import Clock
 from bot.store.db import Database
@@ -63,15 +64,15 @@ class AdminService(Service):
     """Built with what its capabilities need: the service's four, and the access requests (whose board shows
     them in Slack, or in nothing for the shell without a bot token)."""
 
-    def __init__(self, *, db: Database, settings: Settings, clock: Clock, workspace: Workspace,
+    def __init__(self, *, db: Database, settings: Settings, clock: Clock, slack: SlackPort,
                  requests: AccessRequests) -> None:
-        super().__init__(db=db, settings=settings, clock=clock, workspace=workspace)
+        super().__init__(db=db, settings=settings, clock=clock, slack=slack)
         self.capabilities: tuple[Capability, ...] = (
-            AccessCommands(db=db, settings=settings, clock=clock, workspace=workspace, requests=requests),
-            KeyAdministration(db=db, settings=settings, clock=clock, workspace=workspace),
-            SpendCommands(db=db, settings=settings, clock=clock, workspace=workspace),
-            DataCommands(db=db, settings=settings, clock=clock, workspace=workspace),
-            ChannelCommands(db=db, settings=settings, clock=clock, workspace=workspace),
+            AccessCommands(db=db, settings=settings, clock=clock, slack=slack, requests=requests),
+            KeyAdministration(db=db, settings=settings, clock=clock, slack=slack),
+            SpendCommands(db=db, settings=settings, clock=clock, slack=slack),
+            DataCommands(db=db, settings=settings, clock=clock, slack=slack),
+            ChannelCommands(db=db, settings=settings, clock=clock, slack=slack),
         )
         self.handlers = compose({"help": self.help}, self.capabilities)
 
@@ -83,8 +84,8 @@ class AdminService(Service):
     async def run(self, caller: Caller, command: ParsedCommand) -> Answer:
         right = command.subcommand.right
         if right is not None and not self.trusted(caller, right):
-            return await self.deny(caller, command.name, None, f"`{command.name}` needs a role with "
-                                   f"{right.value.replace('_', ' ')} rights; yours is *{caller.role.role}*.")
+            return await self.deny(caller, command.name, None, f"{code(command.name)} needs a role with "
+                                   f"{right.value.replace('_', ' ')} rights; yours is {strong(caller.role.role)}.")
         try:
             return await self.handlers[command.name](caller, command)
         except Denied as exc:
@@ -112,4 +113,4 @@ class AdminService(Service):
         lines = [f"{sub.usage} — {sub.summary}" for sub in subcommands_of(ADMIN)
                  if sub.right is None or self.trusted(caller, sub.right)]
         footer = None if len(lines) > 1 else "Ask an admin or owner for more rights."
-        return Reply(f"Claude Gate admin commands for *{caller.role.role}*", lines=lines, footer=footer)
+        return Reply(f"Claude Gate admin commands for {strong(caller.role.role)}", lines=lines, footer=footer)

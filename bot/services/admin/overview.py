@@ -11,8 +11,10 @@ from bot.config import Settings
 from bot.domain.access_requests import REQUEST_LIFETIME, RequestStatus
 from bot.domain.days import day_start
 from bot.domain.keys import KeyStatus
+from bot.domain.marks import code
 from bot.domain.pricing import format_usd
 from bot.domain.replies import Reply
+from bot.domain.words import counted
 from bot.services.access.groups import list_mappings
 from bot.services.channels.channel_settings import configured_channels, summary_line
 from bot.services.keys.registry import KeyListing
@@ -33,36 +35,36 @@ async def admin_overview(session: AsyncSession, *, now: datetime, tz: tzinfo, ke
         ("Explicit roles", roles),
         ("Mapped groups", ", ".join(f"@{m.handle or m.usergroup_id} → {m.role}" for m, _ in groups) or "none"),
         ("Today", today),
-        ("Keys due for rotation", ", ".join(f"`{k.label}` {k.rotation.phrase}" for k in due) or "none"),
+        ("Keys due for rotation", ", ".join(f"{code(k.label)} {k.rotation.phrase}" for k in due) or "none"),
     ]
     timed = await session.scalar(select(func.count()).where(TimedGrant.expires_at > now)) or 0
     if timed:
-        fields.append(("Time-bound roles", f"{timed} (`/claude-admin users` shows until when)"))
+        fields.append(("Time-bound roles", f"{timed} ({code('/claude-admin users')} shows until when)"))
     pending = await session.scalar(select(func.count()).where(
         AccessRequest.status == RequestStatus.PENDING.value, AccessRequest.created_at > now - REQUEST_LIFETIME)) or 0
     if pending:
-        fields.append(("Access requests waiting", f"{pending} (`/claude-admin requests`)"))
+        fields.append(("Access requests waiting", f"{pending} ({code('/claude-admin requests')})"))
     channels = await configured_channels(session)
     shown = [summary_line(channel) for channel in channels[:10]]
     if len(channels) > 10:
-        shown.append(f"…and {len(channels) - 10} more: `/claude-admin channels`")
+        shown.append(f"…and {len(channels) - 10} more: {code('/claude-admin channels')}")
     fields.append(("Channels with their own settings", "\n".join(shown) or "none"))
     failing = [k.label for k in usable if k.status == KeyStatus.FAILING]
     if failing:
-        fields.append(("Failing keys", ", ".join(f"`{label}`" for label in failing)))
+        fields.append(("Failing keys", ", ".join(code(label) for label in failing)))
     return Reply("Overview (admins and owners)", fields=fields)
 
 
 async def usage_today(session: AsyncSession, *, now: datetime, tz: tzinfo) -> Reply:
     """What a `billing` user sees on the App Home: today's traffic and cost, nothing of roles or keys."""
     return Reply("Usage today", fields=[("Today", await _today(session, now, tz))],
-                 footer="`/claude-admin usage` for more. Costs are estimates.")
+                 footer=f"{code('/claude-admin usage')} for more. Costs are estimates.")
 
 
 async def _today(session: AsyncSession, now: datetime, tz: tzinfo) -> str:
     """Today on the budget calendar (BUDGET_TZ), as the daily budgets count it."""
     today = await usage_summary(session, since=day_start(now, tz))
-    return f"{today.requests} requests · {today.refused} refused · {format_usd(today.cost_micros)} estimated"
+    return f"{counted(today.requests, 'request')} · {today.refused} refused · {format_usd(today.cost_micros)} estimated"
 
 
 BAR_CELLS = 10
@@ -82,8 +84,8 @@ async def budget_overview(session: AsyncSession, settings: Settings, *, now: dat
         if line.percent is None:
             lines.append(f"{line.text()}")
         else:
-            lines.append(f"`{budget_bar(line.percent)}` {line.text()}")
+            lines.append(f"{code(budget_bar(line.percent))} {line.text()}")
     if not lines:
         return None
-    return Reply("Budgets", lines=lines, footer=f"Periods follow {settings.budget_tz}. `/claude-admin budget` "
+    return Reply("Budgets", lines=lines, footer=f"Periods follow {settings.budget_tz}. {code('/claude-admin budget')} "
                  "for the same in a message.")

@@ -1,4 +1,5 @@
-"""Per-channel settings (PRODUCT §7): `/claude-admin channels`, `channel <#channel> [change]`, `claude-gate channel`.
+"""Per-channel settings (docs/channels-and-data.md): `/claude-admin channels`, `channel <#channel> [change]`,
+`claude-gate channel`.
 
 Stored in `channel_settings` and read by the gate with its access statement on every request, so a change made by
 any process applies to the next request everywhere. Every change is audited in its own transaction.
@@ -20,6 +21,7 @@ from bot.domain.channels import (
     ChannelRef,
     ChannelSettings,
 )
+from bot.domain.marks import Icon, code, icon, strong
 from bot.domain.mentions import channel_link, mention
 from bot.domain.replies import Reply
 from bot.domain.secrets import SecretPolicy, kinds_phrase, secret_kinds
@@ -41,18 +43,24 @@ async def configured_channels(session: AsyncSession) -> list[ChannelSettings]:
     return [settings for settings in map(settings_of, rows) if settings.configured]
 
 
+async def channel_id_named(session: AsyncSession, name: str) -> str | None:
+    """The ID of a channel with settings stored under ``name`` (as Slack spells it, without the #); None if none."""
+    return await session.scalar(select(ChannelSetting.channel_id).where(ChannelSetting.name == name).limit(1))
+
+
 def who(actor: str | None) -> str:
     if not actor:
         return "nobody yet"
-    return mention(actor) if actor[:1] in ("U", "W") else f"`{actor}` (the shell)"
+    return mention(actor) if actor[:1] in ("U", "W") else f"{code(actor)} (the shell)"
 
 
 def summary_line(channel: ChannelSettings) -> str:
-    parts = ["*off*" + (f" (by {who(channel.off_by)})" if channel.off_by else "") if not channel.enabled else "on"]
+    parts = [strong("off") + (f" (by {who(channel.off_by)})" if channel.off_by else "") if not channel.enabled
+             else "on"]
     if channel.roles is not None:
         parts.append("roles " + (", ".join(channel.roles) or "none"))
     if channel.model:
-        parts.append(f"model `{channel.model}`")
+        parts.append(f"model {code(channel.model)}")
     if channel.prompt:
         parts.append(f"prompt of {len(channel.prompt):,} characters")
     name = f" (#{channel.name})" if channel.name else ""
@@ -81,9 +89,9 @@ class ChannelService(Service):
         def by(field: ChannelField) -> str:
             return f" · set by {who(set_by.get(field))}" if field in set_by else ""
 
-        state = "on" if current.enabled else f"*off* (switched off by {who(current.off_by)})"
+        state = "on" if current.enabled else f"{strong('off')} (switched off by {who(current.off_by)})"
         roles = "every role that may chat" if current.roles is None else ", ".join(current.roles) or "none"
-        model = f"`{current.model}` (within each person's role)" if current.model else "each person's own"
+        model = f"{code(current.model)} (within each person's role)" if current.model else "each person's own"
         fields = [
             ("Claude here", state + by(ChannelField.ENABLED)),
             ("Roles", roles + by(ChannelField.ROLES)),
@@ -101,28 +109,28 @@ class ChannelService(Service):
             catalog = self.settings.models
             model = catalog.resolve(str(change.value))
             if model is None:
-                aliases = ", ".join(f"`{alias}`" for alias in catalog.aliases)
-                return Reply.error(f"`{str(change.value)[:40]}` is not a model I know. Aliases: {aliases}.",
-                                   "`/claude-admin channel #channel model <alias>|none`")
+                aliases = ", ".join(code(alias) for alias in catalog.aliases)
+                return Reply.error(f"{code(str(change.value)[:40])} is not a model I know. Aliases: {aliases}.",
+                                   code("/claude-admin channel #channel model <alias>|none"))
             text = str(change.value)
             change = ChannelChange(change.field, text.lower() if text.lower() in catalog.aliases else model)
         if change.field is ChannelField.PROMPT and isinstance(change.value, str) and (
                 self.settings.secret_policy is not SecretPolicy.OFF and (kinds := secret_kinds(change.value))):
             return Reply.error(f"The prompt contains {kinds_phrase(kinds)}: it would be sent to Claude with every "
                                "answer here. Nothing was saved; rotate it.",
-                               "`/claude-admin channel #channel prompt <text>|none`")
+                               code("/claude-admin channel #channel prompt <text>|none"))
         try:
-            name = await self.workspace.channel_name(ref.id)
+            name = await self.slack.channel_name(ref.id)
         except ChannelNotFound:
             return Reply.error(f"Slack knows no channel {ref.id} that I can see: invite me there first, or check "
-                               "the channel.", "`/claude-admin channel #channel …`")
+                               "the channel.", code("/claude-admin channel #channel …"))
         # two admins configuring a new channel at once: the loser updates the winner's row
         async for attempt in AsyncRetrying(retry=retry_if_exception_type(IntegrityError), stop=stop_after_attempt(2),
                                            reraise=True):
             with attempt:
                 async with self.sessions.begin() as session:
                     await self._apply(session, actor, ref, name or ref.name, change)
-        return Reply(f":white_check_mark: {channel_link(ref.id)} {change.field.value}: {_shown_value(change)}",
+        return Reply(f"{icon(Icon.DONE)} {channel_link(ref.id)} {change.field.value}: {_shown_value(change)}",
                      lines=[self._effect(change), "Applies from the next message there, in every process."])
 
     async def _apply(self, session: AsyncSession, actor: str, ref: ChannelRef, name: str | None,
@@ -163,7 +171,8 @@ class ChannelService(Service):
                         "Mentions here get one private line saying who switched Claude off; nothing goes to Claude.")
             case ChannelField.MODEL:
                 return ("Each person's own model applies here." if change.value is None else
-                        "The default model here for everyone whose role may use it; `--model` still chooses.")
+                        "The default model here for everyone whose role may use it; " + code("--model")
+                        + " still chooses.")
             case ChannelField.PROMPT:
                 return ("Only the installation's system prompt applies here." if change.value is None else
                         "Added to the system prompt of every answer here.")

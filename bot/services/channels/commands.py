@@ -9,18 +9,20 @@ from __future__ import annotations
 from bot.config import Settings
 from bot.domain.channels import ChannelChange, ChannelRef
 from bot.domain.commands import ParsedCommand
+from bot.domain.marks import code
 from bot.domain.replies import Reply, truncated
+from bot.domain.words import counted
 from bot.services.base import Caller, Handler, Service
 from bot.services.channels.channel_settings import ChannelService, configured_channels, summary_line
-from bot.services.ports import Workspace
+from bot.services.ports import SlackPort
 from bot.store.clock import Clock
 from bot.store.db import Database
 
 
 class ChannelCommands(Service):
-    def __init__(self, *, db: Database, settings: Settings, clock: Clock, workspace: Workspace) -> None:
-        super().__init__(db=db, settings=settings, clock=clock, workspace=workspace)
-        self.channels = ChannelService(db=db, settings=settings, clock=clock, workspace=workspace)
+    def __init__(self, *, db: Database, settings: Settings, clock: Clock, slack: SlackPort) -> None:
+        super().__init__(db=db, settings=settings, clock=clock, slack=slack)
+        self.channels = ChannelService(db=db, settings=settings, clock=clock, slack=slack)
 
     def handlers(self) -> dict[str, Handler]:
         return {"channels": self.list_channels, "channel": self.channel}
@@ -29,9 +31,9 @@ class ChannelCommands(Service):
         async with self.sessions() as session:
             channels = await configured_channels(session)
         lines = truncated([summary_line(channel) for channel in channels])
-        return Reply(f"{len(channels)} channel(s) with their own settings",
+        return Reply(f"{counted(len(channels), 'channel')} with their own settings",
                      lines=lines or ["None: Claude answers in every channel it is in, by each person's role."],
-                     footer="`/claude-admin channel #channel` shows one; DMs follow only the role.")
+                     footer=code("/claude-admin channel #channel") + " shows one; DMs follow only the role.")
 
     async def channel(self, caller: Caller, command: ParsedCommand) -> Reply:
         ref: ChannelRef = command["channel"]

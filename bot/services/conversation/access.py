@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, String, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.domain.channels import ChannelSettings, is_channel
@@ -60,7 +60,7 @@ def _access_statement() -> Select:  # type: ignore[type-arg]
     Built once (building a statement costs more than running it); the user is the bind parameter ``user_id``, the
     channel asked in ``channel_id`` (NULL for a DM or a terminal: then no channel row joins).
     """
-    user_id = bindparam("user_id")
+    user_id = bindparam("user_id", type_=String())
     now = bindparam("now", type_=TimedGrant.expires_at.type)
     policy = RolePolicyRow.__table__.c
     granted = select(RoleGrant.role).where(RoleGrant.slack_user_id == user_id).scalar_subquery()
@@ -84,6 +84,7 @@ def _access_statement() -> Select:  # type: ignore[type-arg]
     channel = ChannelSetting.__table__.c
     return (select(policy.role, policy.models, policy.max_tokens, policy.rpm_limit, policy.daily_token_budget,
                    policy.workspace, policy.attachments, policy.daily_usd_micros, policy.monthly_usd_micros,
+                   policy.schedules,
                    granted.label("granted"), timed_role.scalar_subquery().label("timed"),
                    timed_until.scalar_subquery().label("timed_until"), preferred.label("preferred"),
                    group.label("group"),
@@ -119,7 +120,8 @@ async def access_snapshot(session: AsyncSession | AsyncConnection, user_id: str,
         policy = RolePolicy(role=role, models=tuple(row.models or ()), max_tokens=row.max_tokens,
                             rpm_limit=row.rpm_limit, daily_token_budget=row.daily_token_budget,
                             workspace=row.workspace, attachments=bool(row.attachments),
-                            daily_usd_micros=row.daily_usd_micros, monthly_usd_micros=row.monthly_usd_micros)
+                            daily_usd_micros=row.daily_usd_micros, monthly_usd_micros=row.monthly_usd_micros,
+                            schedules=row.schedules)
         key = KeyChoice(row.key_label, row.key_env, row.key_status) if row.key_label else None
         policies[role] = (policy, key)
         preferred = row.preferred

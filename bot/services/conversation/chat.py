@@ -18,6 +18,7 @@ from bot.domain.channels import system_prompt_in_channel
 from bot.domain.conversation import AnswerNotDelivered, Turn, build_messages, history_budget, system_prompt
 from bot.domain.decisions import Admission, AlreadyTaken, Outcome, Refusal, RefusalReason
 from bot.domain.estimate import input_tokens_bound, text_tokens_bound
+from bot.domain.marks import Icon, emphasis, icon
 from bot.domain.pricing import estimated_cost
 from bot.domain.requests import ChatRequest, Requester
 from bot.domain.secrets import SecretPolicy, redact, screen_request
@@ -26,14 +27,15 @@ from bot.services.base import Service
 from bot.services.conversation.claude import ClaudeFailure, ClaudeGateway, StreamUsage, classify
 from bot.services.conversation.gate import Gate, Screened
 from bot.services.conversation.observer import ConversationObserver, QuietObserver
+from bot.services.conversation.stops import AnswerStops, StopSignal
 from bot.services.keys.choice import KeyGuard
-from bot.services.ports import Workspace
+from bot.services.ports import SlackPort
 from bot.store.clock import Clock
 from bot.store.db import Database
 
 log = logging.getLogger(__name__)
 
-EMPTY_ANSWER = "_Claude returned an empty answer. Try asking in other words._"
+EMPTY_ANSWER = emphasis("Claude returned an empty answer. Try asking in other words.")
 LARGEST_ANSWER_TOKENS = 64_000  # the history leaves room for an answer this long, whatever max_tokens is granted
 CONTEXT_RETRY_SHARE = 4  # on "prompt is too long", retry once with a quarter of the history budget
 # failure kinds that Anthropic did not cause
@@ -98,6 +100,12 @@ WordsLoader = Callable[[], Awaitable[str]]
 ADMINS_TOLD = "An admin has been told; try again once a key is registered."
 
 
+def stopped_note(by: str, asker: str) -> str:
+    """The last line of an answer stopped with Slack's stop button."""
+    who = "at your request" if by == asker else "by an admin"
+    return emphasis(f"{icon(Icon.STOP)} Stopped {who}: the answer above is where Claude was.")
+
+
 @dataclass
 class ChatResult:
     decision: Admission | Refusal | AlreadyTaken
@@ -113,8 +121,8 @@ def delivery_failure(exc: AnswerNotDelivered) -> ClaudeFailure:
 def cut_off_note(admission: Admission) -> str:
     """The last line of an answer cut at ``max_tokens``, naming what set that limit."""
     limit = admission.max_tokens_limited_by or f"the {admission.max_tokens:,}-token limit"
-    return (f"_The answer stops here: it reached {limit}. "
-            "Ask for the rest, or for a shorter answer._")
+    return emphasis(f"The answer stops here: it reached {limit}. "
+                    "Ask for the rest, or for a shorter answer.")
 
 
 def _redacted_block(block: dict[str, Any]) -> dict[str, Any]:
@@ -128,10 +136,13 @@ def _redacted_block(block: dict[str, Any]) -> dict[str, Any]:
 
 
 class ChatService(Service):
-    def __init__(self, *, db: Database, settings: Settings, clock: Clock, workspace: Workspace, gate: Gate,
-                 claude: ClaudeGateway, observer: ConversationObserver | None = None) -> None:
-        super().__init__(db=db, settings=settings, clock=clock, workspace=workspace)
+    def __init__(self, *, db: Database, settings: Settings, clock: Clock, slack: SlackPort, gate: Gate,
+                 claude: ClaudeGateway, observer: ConversationObserver | None = None,
+                 stops: AnswerStops | None = None) -> None:
+        super().__init__(db=db, settings=settings, clock=clock, slack=slack)
         self.gate = gate
+        # Slack's stop button on the answers of this process (bot/services/conversation/stops.py)
+        self.stops = stops or AnswerStops(db=db, settings=settings, clock=clock, slack=slack)
         self.observer: ConversationObserver = observer or QuietObserver()  # metrics and alerts (bot/app.py)
         self.claude = claude
         self.records = gate.records  # the one record writer: finishes here, held refusals in the gate
@@ -200,14 +211,18 @@ class ChatService(Service):
         usage = StreamUsage()
         parts: list[str] = []
         failure: ClaudeFailure | None = None
+        stop = self.stops.watch(decision.record_id)
         try:
             if on_admitted is not None:
                 await self._prepare(on_admitted, decision, request)
             budget = self._history_budget(request, system)
             async with asyncio.timeout(self.settings.answer_timeout_seconds):
-                await self._ask(decision, system, turns, budget, usage, parts, sink, on_first_text=lambda: (
-                    self.observer.first_text(request.surface, time.perf_counter() - arrived)))
-            if not "".join(parts).strip():
+                await self._until_stopped(stop, self._ask(
+                    decision, system, turns, budget, usage, parts, sink, on_first_text=lambda: (
+                        self.observer.first_text(request.surface, time.perf_counter() - arrived))))
+            if stop.by is not None:
+                await sink.append(("\n\n" if parts else "") + stopped_note(stop.by, decision.user_id))
+            elif not "".join(parts).strip():
                 await sink.append(EMPTY_ANSWER)
             elif usage.output_tokens >= decision.max_tokens:
                 await sink.append("\n\n" + cut_off_note(decision))
@@ -229,6 +244,7 @@ class ChatService(Service):
             if failure.is_key_failure:
                 await self.observer.key_failed(decision.key_label, failure)
         finally:
+            self.stops.forget(decision.record_id)
             self.observer.answer_finished(
                 surface=request.surface, model=decision.model, role=decision.role.value,
                 error_kind=failure.kind if failure else None, input_tokens=usage.input_tokens,
@@ -238,7 +254,8 @@ class ChatService(Service):
             if usage.accepted and not usage.final:  # cut before Anthropic's final count: bound what was streamed
                 output_tokens, source = max(output_tokens, text_tokens_bound("".join(parts))), "streamed"
             await self.records.finish(
-                record_id=decision.record_id, model=decision.model, outcome=Outcome.ERROR if failure else Outcome.OK,
+                record_id=decision.record_id, model=decision.model,
+                outcome=Outcome.ERROR if failure else Outcome.STOPPED if stop.by is not None else Outcome.OK,
                 input_tokens=usage.input_tokens, output_tokens=output_tokens,
                 latency_ms=round((time.monotonic() - started) * 1000), error_type=failure.kind if failure else None,
                 cache_write_tokens=usage.cache_write_tokens, cache_read_tokens=usage.cache_read_tokens,
@@ -249,6 +266,22 @@ class ChatService(Service):
         if decision.key_failing and usage.accepted:
             await asyncio.shield(self.observer.key_recovered(decision.key_label, asked_at))
         return ChatResult(decision, "".join(parts), failure)
+
+    @staticmethod
+    async def _until_stopped(stop: StopSignal, answering: Awaitable[None]) -> None:
+        """Run the answer until it ends or its stop is requested: then it is cancelled, which closes Anthropic's
+        stream (what arrived stays, and its usage is what the stream reported)."""
+        task = asyncio.ensure_future(answering)
+        stopping = asyncio.ensure_future(stop.requested.wait())
+        try:
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if not task.cancelled():
+            task.result()
 
     def _history_budget(self, request: ChatRequest, system: str) -> int:
         """The history's token budget, leaving room for the largest answer a role may have (the history is chosen
@@ -315,10 +348,10 @@ class ChatService(Service):
 
     async def _tell_user(self, sink: AnswerSink, failure: ClaudeFailure, *, partial: bool) -> None:
         if partial:
-            note = (f"_:warning: {failure.message.rstrip('.')}: the answer above is cut off here. "
-                    "Ask again to continue._")
+            note = emphasis(f"{icon(Icon.WARNING)} {failure.message.rstrip('.')}: the answer above is cut off here. "
+                            "Ask again to continue.")
         else:
-            note = f":warning: {failure.message}"
+            note = f"{icon(Icon.WARNING)} {failure.message}"
         try:
             await sink.fail(note)
         except Exception:

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.clock import Clock
-from bot.store.db import DATABASE_FAULTS, Database
+from bot.store.db import DATABASE_FAULTS, Database, rows_affected
 from bot.store.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
@@ -53,4 +53,4 @@ async def prune_events(db: Database, clock: Clock, *, keep_hours: int = 24) -> i
     async with db.sessions.begin() as session:
         result = await session.execute(
             delete(ProcessedEvent).where(ProcessedEvent.received_at < clock() - timedelta(hours=keep_hours)))
-    return result.rowcount or 0
+    return rows_affected(result) or 0

@@ -11,16 +11,17 @@ import asyncio
 import hashlib
 import importlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bot.domain.errors import ClaudeFailure as ClaudeFailure
 from bot.domain.estimate import input_tokens_bound, text_tokens_bound
 
 if TYPE_CHECKING:
     import anthropic
+    from anthropic import AsyncStream
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ class ClaudeStream:
         self._stream = stream
         self.usage = usage
 
-    async def text(self) -> AsyncIterator[str]:
+    async def text(self) -> AsyncGenerator[str, None]:
         """Yield text as it arrives. Raises ClaudeFailure (``interrupted``: the stream broke after HTTP 200)."""
         usage = self.usage
         try:
@@ -249,7 +250,7 @@ class ClaudeGateway:
                                                   messages=cached_messages, stream=True)  # type: ignore[arg-type]
         except anthropic.AnthropicError as exc:
             raise classify(exc) from exc
-        return ClaudeStream(stream, usage)
+        return ClaudeStream(cast("AsyncStream[Any]", stream), usage)
 
     async def close(self) -> None:
         for client in self._clients.values():

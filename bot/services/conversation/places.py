@@ -4,7 +4,9 @@ threads of Slack's assistant panel."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from typing import Any
+
+from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.clock import Clock
@@ -12,31 +14,34 @@ from bot.store.db import Database
 from bot.store.models import AnsweredThread, ViewingContext
 
 
-def _upsert_viewing(dialect: object) -> object:
-    statement = dialect.insert(ViewingContext).values(  # type: ignore[attr-defined]
+def _upsert_viewing(dialect: Any) -> Executable:
+    statement: Any = dialect.insert(ViewingContext).values(
         slack_user_id=bindparam("user_id"), channel_id=bindparam("channel_id"), team_id=bindparam("team_id"),
         updated_at=bindparam("now", type_=ViewingContext.updated_at.type))
-    return statement.on_conflict_do_update(
+    upsert: Executable = statement.on_conflict_do_update(
         index_elements=["slack_user_id"],
         set_={"channel_id": statement.excluded.channel_id, "team_id": statement.excluded.team_id,
               "updated_at": statement.excluded.updated_at})
+    return upsert
 
 
-def _insert_answered(dialect: object) -> object:
-    return dialect.insert(AnsweredThread).values(  # type: ignore[attr-defined]
+def _insert_answered(dialect: Any) -> Executable:
+    statement: Executable = dialect.insert(AnsweredThread).values(
         channel_id=bindparam("channel_id"), thread_ts=bindparam("thread_ts"), slack_user_id=bindparam("user_id"),
         answered_at=bindparam("now", type_=AnsweredThread.answered_at.type),
     ).on_conflict_do_update(index_elements=["channel_id", "thread_ts", "slack_user_id"],
                             set_={"answered_at": bindparam("now", type_=AnsweredThread.answered_at.type)})
+    return statement
 
 
-def _insert_panel(dialect: object) -> object:
+def _insert_panel(dialect: Any) -> Executable:
     now = bindparam("now", type_=AnsweredThread.answered_at.type)
-    return dialect.insert(AnsweredThread).values(  # type: ignore[attr-defined]
+    statement: Executable = dialect.insert(AnsweredThread).values(
         channel_id=bindparam("channel_id"), thread_ts=bindparam("thread_ts"), slack_user_id=bindparam("user_id"),
         answered_at=now, panel=True,
     ).on_conflict_do_update(index_elements=["channel_id", "thread_ts", "slack_user_id"],
                             set_={"panel": True, "answered_at": now})
+    return statement
 
 
 UPSERT_VIEWING = {name: _upsert_viewing(d) for name, d in (("sqlite", sqlite), ("postgresql", postgresql))}

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 from bot.services.conversation.gate import Gate
 from bot.services.conversation.records import Swept, close_orphaned, close_records_of, in_flight_processes
-from bot.services.ports import Workspace
+from bot.services.ports import SlackPort
 from bot.store.clock import Clock
 from bot.store.db import Database
 from bot.store.leases import drop_lapsed_process_leases, drop_process_lease, renew_process_lease
@@ -67,12 +67,12 @@ def gone_from_this_host(holder: str) -> bool:
 class ProcessLease:
     """This process's lease and the check for lapsed ones, two background tasks (started by `serve` and `chat`)."""
 
-    def __init__(self, *, db: Database, clock: Clock, workspace: Workspace, gate: Gate,
+    def __init__(self, *, db: Database, clock: Clock, slack: SlackPort, gate: Gate,
                  lease_seconds: float = PROCESS_LEASE_SECONDS, renew_seconds: float | None = None,
                  check_seconds: float | None = None, holder: str | None = None) -> None:
         self.db = db
         self.clock = clock
-        self.workspace = workspace
+        self.slack = slack
         self.gate = gate
         self.holder = holder or process_name()
         self.lease_seconds = lease_seconds
@@ -125,7 +125,7 @@ class ProcessLease:
         if not self.may_judge:
             return []
         now = self.clock()
-        swept = await close_orphaned(self.db.sessions, self.workspace, holder=self.holder, now=now)
+        swept = await close_orphaned(self.db.sessions, self.slack, holder=self.holder, now=now)
         async with self.db.sessions.begin() as session:
             await drop_lapsed_process_leases(session, now)
         return swept
@@ -134,7 +134,7 @@ class ProcessLease:
         """SQLite's start-up rule: the records of this host's processes whose pid no longer runs, closed at once."""
         gone = [holder for holder in await in_flight_processes(self.db.sessions)
                 if holder != self.holder and gone_from_this_host(holder)]
-        return await close_records_of(self.db.sessions, self.workspace, gone)
+        return await close_records_of(self.db.sessions, self.slack, gone)
 
     async def _renewing(self) -> None:
         while True:

@@ -14,7 +14,7 @@
   each such refusal is no longer held one by one but counted in one aggregate record (``requests`` = how many,
   user ``AGGREGATE_USER``), written with the next batch.
 - **Sweep** (``close_orphaned``, ``sweep_in_flight``): records left in flight by a process that died are closed as
-  ``interrupted`` by a conditional UPDATE (PRODUCT §6): those of a process whose lease lapsed, within seconds, by
+  ``interrupted`` by a conditional UPDATE (docs/spend.md): those of a process whose lease lapsed, within seconds, by
   any live process; those older than an answer may take, by the scheduler leader (the backstop).
 """
 
@@ -24,17 +24,19 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, exists, func, insert, select, update
+from sqlalchemy import Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 from tenacity.wait import wait_base
 
 from bot.domain.decisions import Admission, Outcome, RefusalReason
-from bot.domain.pricing import Price, estimated_cost_micros
-from bot.services.ports import Workspace
+from bot.domain.marks import Icon, emphasis, icon
+from bot.domain.pricing import PriceTable, estimated_cost_micros
+from bot.price_source import list_prices
+from bot.services.ports import SlackPort
 from bot.services.spend.counters import ADD_TO_COUNTER, settle_rows
 from bot.store.db import DATABASE_FAULTS
 from bot.store.models import ProcessLease, RequestRecord
@@ -46,12 +48,12 @@ WRITE_WAIT: wait_base = wait_exponential(multiplier=0.2, max=30)
 MAX_BACKLOG = 10_000  # records waiting for the database; past this, new requests are refused and only counted
 AGGREGATE_USER = "(several)"  # the user of an aggregate record: no Slack ID has parentheses
 
-_records = RequestRecord.__table__
+_records = cast(Table, RequestRecord.__table__)
 INSERT_RECORD = insert(RequestRecord).returning(RequestRecord.id)  # the gate's admission (its own transaction)
 INSERT_HELD = insert(_records)
 FINISH_RECORD = update(_records).where(_records.c.id == bindparam("record_id"))
-INTERRUPTED_LINE = ("_:warning: This answer was interrupted (Claude Gate stopped while writing it) and is "
-                    "incomplete. Ask again to continue._")
+INTERRUPTED_LINE = emphasis(f"{icon(Icon.WARNING)} This answer was interrupted (Claude Gate stopped while writing it) "
+                            "and is incomplete. Ask again to continue.")
 
 
 @dataclass
@@ -81,10 +83,10 @@ def aggregate_values(first: dict[str, Any], count: int) -> dict[str, Any]:
 class RecordWriter:
     """Writes request records that the gate's transaction does not: finishes and held refusals (module doc)."""
 
-    def __init__(self, engine: AsyncEngine, prices: dict[str, Price] | None = None,
+    def __init__(self, engine: AsyncEngine, prices: PriceTable | None = None,
                  budget_zone: ZoneInfo | None = None) -> None:
         self.engine = engine
-        self.prices = prices
+        self.prices = prices if prices is not None else list_prices()
         self.budget_zone = budget_zone or ZoneInfo("UTC")
         self.wait: wait_base = WRITE_WAIT
         self.max_backlog = MAX_BACKLOG
@@ -122,7 +124,8 @@ class RecordWriter:
         """Write the record's real numbers and return once written; with its ``admission``, the reservation in the
         spend counters it was charged to is replaced by the real cost. A cancelled caller does not cancel the
         write."""
-        cost = estimated_cost_micros(model, input_tokens, output_tokens, self.prices,
+        ran_on = admission.admitted_at.date() if admission is not None and admission.admitted_at else None
+        cost = estimated_cost_micros(model, input_tokens, output_tokens, self.prices, on=ran_on,
                                      cache_write_tokens=cache_write_tokens, cache_read_tokens=cache_read_tokens)
         settle: list[dict[str, Any]] = []
         if admission is not None and admission.charged_to and admission.admitted_at is not None:
@@ -209,7 +212,7 @@ class RecordWriter:
         self._writing, self._queue, self._overflow, self._overflow_count = _Batch(), _Batch(), None, 0
 
 
-# -- the sweep: nothing stays in flight (PRODUCT §6) ----------------------------------------------------------------
+# -- the sweep: nothing stays in flight (docs/spend.md) ----------------------------------------------------------------
 # The process answering a record died (a crash, ``kill -9``). Two rules close its records as ``interrupted``, charged
 # their reservation (the input bound and the whole ``max_tokens``: the counters already hold exactly that), usage
 # source ``estimated``, with a line in the answer's thread:
@@ -259,7 +262,7 @@ class Swept:
     process_id: str | None = None
 
 
-async def _closed_and_told(sessions: async_sessionmaker[AsyncSession], workspace: Workspace, statement: Any,
+async def _closed_and_told(sessions: async_sessionmaker[AsyncSession], slack: SlackPort, statement: Any,
                            params: dict[str, Any], why: str) -> list[Swept]:
     """Run one of the closing statements above in its own transaction, then post one line in each answer's thread."""
     async with sessions.begin() as session:
@@ -268,23 +271,24 @@ async def _closed_and_told(sessions: async_sessionmaker[AsyncSession], workspace
         log.warning("request record %s %s: closed as interrupted, charged its reservation", record.record_id,
                     why.format(process=record.process_id))
         if record.channel_id and record.thread_ts:
-            await workspace.post(record.channel_id, INTERRUPTED_LINE, thread_ts=record.thread_ts)
+            await slack.post(record.channel_id, INTERRUPTED_LINE, thread_ts=record.thread_ts)
+            await slack.end_session(record.channel_id, record.thread_ts)  # never left "processing"
     return swept
 
 
-async def sweep_in_flight(sessions: async_sessionmaker[AsyncSession], workspace: Workspace, *, now: datetime,
+async def sweep_in_flight(sessions: async_sessionmaker[AsyncSession], slack: SlackPort, *, now: datetime,
                           answer_timeout_seconds: float, margin_seconds: float) -> list[Swept]:
     """The age rule: close the records in flight longer than an answer may take, and say so in their threads."""
     bound = answer_timeout_seconds + margin_seconds
     cutoff = now - timedelta(seconds=bound)
-    return await _closed_and_told(sessions, workspace, CLOSE_STALE, {"older_than": cutoff},
+    return await _closed_and_told(sessions, slack, CLOSE_STALE, {"older_than": cutoff},
                                   f"was still in flight after {bound:.0f} s")
 
 
-async def close_orphaned(sessions: async_sessionmaker[AsyncSession], workspace: Workspace, *, holder: str,
+async def close_orphaned(sessions: async_sessionmaker[AsyncSession], slack: SlackPort, *, holder: str,
                          now: datetime) -> list[Swept]:
     """The lease rule: close the records of every other process whose lease lapsed, and say so in their threads."""
-    return await _closed_and_told(sessions, workspace, CLOSE_ORPHANED, {"holder": holder, "now": now},
+    return await _closed_and_told(sessions, slack, CLOSE_ORPHANED, {"holder": holder, "now": now},
                                   "was left in flight by {process}, whose lease lapsed")
 
 
@@ -294,10 +298,10 @@ async def in_flight_processes(sessions: async_sessionmaker[AsyncSession]) -> lis
         return list((await session.scalars(IN_FLIGHT_PROCESSES)).all())
 
 
-async def close_records_of(sessions: async_sessionmaker[AsyncSession], workspace: Workspace,
+async def close_records_of(sessions: async_sessionmaker[AsyncSession], slack: SlackPort,
                            holders: list[str]) -> list[Swept]:
     """Close the records in flight of ``holders`` (processes known to be gone), and say so in their threads."""
     if not holders:
         return []
-    return await _closed_and_told(sessions, workspace, CLOSE_OF_PROCESSES, {"holders": holders},
+    return await _closed_and_told(sessions, slack, CLOSE_OF_PROCESSES, {"holders": holders},
                                   "was left in flight by {process}, which no longer runs")

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.domain.channels import is_channel
+from bot.domain.marks import Icon, icon
 from bot.domain.mentions import channel_link, mention
 from bot.domain.requests import ChatRequest
 from bot.domain.roles import Role
@@ -26,7 +27,7 @@ SECRET_ALERT_PERIOD = timedelta(hours=1)
 def secret_alert_text(request: ChatRequest) -> str:
     channel = request.channel_id
     where = f"in {channel_link(channel)}" if channel and is_channel(channel) else f"in a {request.surface or 'DM'}"
-    return (f":rotating_light: {mention(request.requester.user_id)} tried to send {kinds_phrase(request.secrets)} to "
+    return (f"{icon(Icon.ALERT)} {mention(request.requester.user_id)} tried to send {kinds_phrase(request.secrets)} to "
             f"Claude {where}. It was not sent to Claude and not stored; they were asked to rotate it. "
             "(At most one such alert per person an hour.)")
 
@@ -45,8 +46,8 @@ class SecretAlerts(Service, QuietObserver):
             log.warning("blocked a message of %s holding %s", user, ", ".join(request.secrets))
             text = secret_alert_text(request)
             if self.settings.admin_alert_channel:
-                await self.workspace.post(self.settings.admin_alert_channel, text)
+                await self.slack.post(self.settings.admin_alert_channel, text)
             for owner in owners:
-                await self.workspace.send_dm(owner, text)
+                await self.slack.send_dm(owner, text)
         except Exception:
             log.exception("alerting admins about a blocked secret of %s failed", user)

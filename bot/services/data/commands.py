@@ -10,9 +10,11 @@ from datetime import timedelta
 
 from bot.domain.commands import ParsedCommand
 from bot.domain.errors import Denied
+from bot.domain.marks import Icon, code, icon, strong
 from bot.domain.mentions import mention
 from bot.domain.replies import Reply
 from bot.domain.roles import may_manage_role
+from bot.domain.words import counted
 from bot.services.base import Caller, Handler, Service
 from bot.services.conversation.access import effective_role
 from bot.services.data.audit import add_audit, recent_audit
@@ -39,7 +41,7 @@ class DataCommands(Service):
             target = f" {mention(entry.target)}" if entry.target and entry.target[:1] in ("U", "W") else (
                 f" {entry.target}" if entry.target else "")
             detail = ", ".join(f"{k}={v}" for k, v in (entry.detail or {}).items() if v is not None)
-            lines.append(f"`{entry.at:%Y-%m-%d %H:%M}` {actor} *{entry.action}*{target}"
+            lines.append(f"{code(f'{entry.at:%Y-%m-%d %H:%M}')} {actor} {strong(entry.action)}{target}"
                          + (f" ({detail})" if detail else ""))
         return Reply(f"Last {len(entries)} audit entries", lines=lines or ["Nothing yet."])
 
@@ -53,11 +55,12 @@ class DataCommands(Service):
             add_audit(session, at=now, actor=caller.user_id, action="audit.export", target=None, days=days,
                       rows=rows)
         filename = f"claude-gate-audit-{now:%Y%m%d-%H%M}-{days}d.jsonl"
-        where = await self.workspace.upload_file(caller.user_id, filename=filename, content=content or b"",
-                                                 title=f"Claude Gate audit log, last {days} day(s)",
-                                                 comment=f"{rows:,} audit entries since {since:%Y-%m-%d %H:%M} UTC, "
+        entries = counted(rows, "audit entry", "audit entries")
+        where = await self.slack.upload_file(caller.user_id, filename=filename, content=content or b"",
+                                                 title=f"Claude Gate audit log, last {counted(days, 'day')}",
+                                                 comment=f"{entries} since {since:%Y-%m-%d %H:%M} UTC, "
                                                          "one JSON object a line.")
-        return Reply(f":white_check_mark: {rows:,} audit entries of the last {days} day(s) are in {where}.")
+        return Reply(f"{icon(Icon.DONE)} {entries} of the last {counted(days, 'day')} are in {where}.")
 
     async def forget(self, caller: Caller, command: ParsedCommand) -> Reply:
         """Erase what was stored of a person's words; owners only for admins and owners. Audited."""
@@ -70,8 +73,9 @@ class DataCommands(Service):
                 erased = await forget_person(session, target)
                 add_audit(session, at=now, actor=caller.user_id, action="forget", target=target, **erased.counts)
         if not allowed:
-            raise Denied(f"Only an owner can erase the data of an *{role}*.", target=target)
-        parts = ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in erased.counts.items())
-        return Reply(f":white_check_mark: Erased what Claude Gate stored of {mention(target)}'s words: {parts}.",
+            raise Denied(f"Only an owner can erase the data of an {strong(role)}.", target=target)
+        parts = ", ".join(counted(count, name.replace("_", " ").removesuffix("s"))
+                          for name, count in erased.counts.items())
+        return Reply(f"{icon(Icon.DONE)} Erased what Claude Gate stored of {mention(target)}'s words: {parts}.",
                      lines=["Their request counts, tokens, costs and 👍/👎 ratings stay, under the same ID; so do "
                             "their roles and the audit log."])

@@ -1,7 +1,7 @@
-"""Retention (PRODUCT §7): what Claude Gate stored of people's words (prompt text, access-request reasons) and where
-they talked (thread references, answered threads, the channel last viewed) is purged after RETENTION_DAYS, the audit log
-after AUDIT_RETENTION_DAYS when set; usage numbers stay. Run daily by the scheduler leader and by
-`claude-gate purge --now`; each purge writes one audit row with its counts.
+"""Retention (docs/channels-and-data.md): what Claude Gate stored of people's words (prompt text, access-request
+reasons) and where they talked (thread references, answered threads, the channel last viewed) is purged after
+RETENTION_DAYS, the audit log after AUDIT_RETENTION_DAYS when set; usage numbers stay. Run daily by the scheduler
+leader and by `claude-gate purge --now`; each purge writes one audit row with its counts.
 
 Batched: each batch is its own short transaction that walks the table by primary key from where the previous one
 stopped (no rescans, no lock held between batches), so a year of records purges on PostgreSQL while admissions go
@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.store.clock import Clock
+from bot.store.db import rows_affected
 from bot.store.models import AccessRequest, AnsweredThread, AuditEntry, RequestRecord, ViewingContext
 
 log = logging.getLogger(__name__)
@@ -112,20 +113,20 @@ async def purge_expired(engine: AsyncEngine, clock: Clock, settings: Settings, *
         await _batch_done(result, on_batch)
     async with engine.begin() as connection:  # small tables: one statement each
         for name, statement in DELETE_OLD_PLACES.items():
-            result.extra[name] = (await connection.execute(statement, {"cutoff": result.cutoff})).rowcount or 0
-        result.extra["access_request_reasons"] = (await connection.execute(
-            CLEAR_OLD_REQUEST_REASONS, {"cutoff": result.cutoff})).rowcount or 0
+            result.extra[name] = rows_affected(await connection.execute(statement, {"cutoff": result.cutoff})) or 0
+        result.extra["access_request_reasons"] = rows_affected(await connection.execute(
+            CLEAR_OLD_REQUEST_REASONS, {"cutoff": result.cutoff})) or 0
     if result.audit_cutoff is not None:
         while True:
             async with engine.begin() as connection:
-                deleted = (await connection.execute(
-                    DELETE_AUDIT_BATCH, {"cutoff": result.audit_cutoff, "limit": batch_size})).rowcount or 0
+                deleted = rows_affected(await connection.execute(
+                    DELETE_AUDIT_BATCH, {"cutoff": result.audit_cutoff, "limit": batch_size})) or 0
             if not deleted:
                 break
             result.audit_rows += deleted
             await _batch_done(result, on_batch)
     async with engine.begin() as connection:
-        await connection.execute(AuditEntry.__table__.insert().values(
+        await connection.execute(insert(AuditEntry).values(
             at=clock(), actor=actor, action=PURGE_ACTION, target=None,
             detail={"retention_days": settings.retention_days,
                     "audit_retention_days": settings.audit_retention_days,

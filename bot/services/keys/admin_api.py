@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
@@ -39,6 +40,16 @@ class OrgUser:
     id: str
     email: str
     name: str
+
+
+@dataclass(frozen=True)
+class ReportedCost:
+    """One row of Anthropic's cost report: a UTC day, the key that authenticated the requests, the model."""
+
+    day: date
+    api_key_id: str | None  # None: usage no API key authenticated
+    model: str | None
+    micros: int  # at list price (pre-discount), as the gate prices requests
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,24 @@ class AnthropicAdmin:
         except self.errors as exc:
             raise _failure(exc, "listing organisation users") from exc
         return users
+
+    async def daily_costs(self, first: date, last: date) -> list[ReportedCost]:
+        """Anthropic's cost per API key, model and UTC day from ``first`` to ``last`` (inclusive, at most 31
+        days): the analytics cost report (``beta.organization.analytics.cost``), every page, at list price (a
+        negotiated discount would otherwise show as drift every day)."""
+        starting = datetime.combine(first, time(), tzinfo=UTC)
+        ending = datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC)
+        rows: list[ReportedCost] = []
+        try:
+            async for item in self.client.beta.organization.analytics.cost.list(
+                    starting_at=starting, ending_at=ending, group_by=["api_key_id", "model"],
+                    time_bucket_width="1d", limit=1000):
+                cents = Decimal(item.cost.list_amount)  # fractional cents at list price, as our prices are
+                rows.append(ReportedCost(item.starting_at.astimezone(UTC).date(), item.group.api_key_id,
+                                         item.group.model, int((cents * 10_000).to_integral_value())))
+        except self.errors as exc:
+            raise _failure(exc, "reading the cost report") from exc
+        return rows
 
     async def find_user_by_email(self, email: str) -> OrgUser | None:
         try:

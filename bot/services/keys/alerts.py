@@ -111,7 +111,7 @@ class KeyAlerts(Service, QuietObserver):
             log.warning("ADMIN_ALERT_CHANNEL is not set; alert not posted: %s", alert)
             return False
         try:
-            await self.workspace.deliver(channel, alert)
+            await self.slack.deliver(channel, alert)
         except SlackCallFailed as exc:
             log.warning("could not post an alert in %s (%s): %s", channel, exc.reason, alert)
             return False

@@ -4,7 +4,7 @@ The rule, in one place (``USABLE_KEY`` and ``KEY_PREFERENCE``, used by ``active_
 statement): of a workspace's registered keys that are active or failing, active before failing, the newest first;
 a key whose variable does not hold an API key in this process is skipped.
 
-``KeyGuard`` closes the window between the check of a key and the call that uses it (PRODUCT §4: no call starts
+``KeyGuard`` closes the window between the check of a key and the call that uses it (docs/keys.md: no call starts
 with a key after its revoke was acknowledged): each call to Anthropic, first try or retry, re-reads its key under a
 lock held until Anthropic has answered the request, and `keys revoke` takes the same lock exclusively before it
 commits, so it waits for the checks under way.
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from bot.domain.keys import USABLE, KeyStatus, is_api_key
 from bot.services.data.audit import add_audit
 from bot.store.clock import Clock
-from bot.store.db import READ_ONLY
+from bot.store.db import READ_ONLY, rows_affected
 from bot.store.models import ApiKey
 
 USABLE_STATUSES = tuple(status.value for status in USABLE)
@@ -81,7 +81,7 @@ async def active_key(session: AsyncSession | AsyncConnection, workspace: str) ->
         select(ApiKey.label, ApiKey.env_var, ApiKey.status)
         .where(ApiKey.workspace == workspace, usable_key()).order_by(*key_preference()))
     for label, env_var, status in rows:
-        if secret_of(env_var):
+        if env_var is not None and secret_of(env_var):
             return KeyChoice(label, env_var, status)
     return None
 
@@ -184,7 +184,7 @@ async def mark_key_failing(session: AsyncSession, clock: Clock, label: str, *, r
     result = await session.execute(
         refused.where(ApiKey.status == KeyStatus.ACTIVE.value)
         .values(status=KeyStatus.FAILING.value, last_alerted_at=now, last_refused_at=now))
-    if not result.rowcount:
+    if not rows_affected(result):
         await session.execute(refused.where(ApiKey.status == KeyStatus.FAILING.value).values(last_refused_at=now))
         return False
     add_audit(session, at=now, actor="system", action="keys.failing", target=label, reason=reason)
@@ -204,7 +204,7 @@ async def mark_key_recovered(session: AsyncSession, clock: Clock, label: str, *,
                                  ApiKey.last_refused_at <= asked_at - KEY_RECOVERY_QUIET))
         .values(status=KeyStatus.ACTIVE.value).execution_options(synchronize_session=False)
     )
-    if not result.rowcount:
+    if not rows_affected(result):
         return False
     now = clock()
     add_audit(session, at=now, actor="system", action="keys.recovered", target=label,

@@ -13,18 +13,18 @@ from bot.services.keys.offboarding import Offboarded, Offboarding
 from bot.services.keys.registry import KeyAdded, KeyListing, KeyRegistry, KeyRevoked
 from bot.services.keys.reminders import ReminderRun, Reminders, ReminderSchedule
 from bot.services.keys.sync import KeySync, OrgKeys
-from bot.services.ports import Workspace
+from bot.services.ports import SlackPort
 from bot.store.clock import Clock
 from bot.store.db import Database
 
 
 class KeyAdministration(Service):
-    def __init__(self, *, db: Database, settings: Settings, clock: Clock, workspace: Workspace) -> None:
-        super().__init__(db=db, settings=settings, clock=clock, workspace=workspace)
-        self.registry = KeyRegistry(db=db, settings=settings, clock=clock, workspace=workspace)
-        self.org_keys = OrgKeys(db=db, settings=settings, clock=clock, workspace=workspace)
-        self.reminders = Reminders(db=db, settings=settings, clock=clock, workspace=workspace)
-        self.offboarding = Offboarding(db=db, settings=settings, clock=clock, workspace=workspace)
+    def __init__(self, *, db: Database, settings: Settings, clock: Clock, slack: SlackPort) -> None:
+        super().__init__(db=db, settings=settings, clock=clock, slack=slack)
+        self.registry = KeyRegistry(db=db, settings=settings, clock=clock, slack=slack)
+        self.org_keys = OrgKeys(db=db, settings=settings, clock=clock, slack=slack)
+        self.reminders = Reminders(db=db, settings=settings, clock=clock, slack=slack)
+        self.offboarding = Offboarding(db=db, settings=settings, clock=clock, slack=slack)
 
     def handlers(self) -> dict[str, Handler]:
         return {

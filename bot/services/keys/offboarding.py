@@ -11,16 +11,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.keys import KeyStatus
+from bot.domain.marks import code, strong
 from bot.domain.mentions import mention
 from bot.domain.replies import Answer
 from bot.domain.roles import Role
+from bot.domain.words import counted
 from bot.services.access.roles import revoke_role
 from bot.services.base import Service
 from bot.services.data.audit import add_audit
 from bot.services.keys.admin_api import AdminApiError, AnthropicAdmin, OrgKey
 from bot.services.keys.choice import USABLE_STATUSES, KeyGuard
 from bot.services.keys.registry import Step, StepOutcome
-from bot.services.ports import SlackCallFailed, Workspace
+from bot.services.ports import SlackCallFailed, SlackPort
+from bot.services.schedules.store import erase_schedules_of
 from bot.store.clock import Clock
 from bot.store.db import Database
 from bot.store.models import ApiKey, GroupMember, GroupRoleMapping
@@ -56,10 +59,11 @@ class Offboarding(Service):
             previous = await revoke_role(session, self.clock, actor_id=actor_id, actor_role=actor_role,
                                          target_id=user_id)
             group_roles = await _group_roles(session, user_id)
+            schedules = await erase_schedules_of(session, user_id)
             registered = list(await session.scalars(
                 select(ApiKey.label).where(ApiKey.created_by == user_id, ApiKey.env_var.is_not(None),
                                            ApiKey.status.in_(USABLE_STATUSES))))
-        steps.append(Step("Role", StepOutcome.DONE, f"explicit role *{previous}* removed." if previous
+        steps.append(Step("Role", StepOutcome.DONE, f"explicit role {strong(previous)} removed." if previous
                           else "had no explicit role."))
         email, anthropic_user_id, deactivated, failed = None, None, [], []
         admin = AnthropicAdmin.from_settings(self.settings)
@@ -67,7 +71,7 @@ class Offboarding(Service):
             steps.append(Step("Anthropic keys", StepOutcome.SKIPPED,
                               "ANTHROPIC_ADMIN_KEY is not set: deactivate the keys they created in the Console."))
         else:
-            email = await _slack_email(self.workspace, user_id, steps)
+            email = await _slack_email(self.slack, user_id, steps)
             if email is not None:
                 async with admin:
                     anthropic_user_id, keys = await _their_active_keys(admin, email, steps)
@@ -79,8 +83,12 @@ class Offboarding(Service):
                             failed.append(f"{key.name} ({key.id}): {exc}")
                 if anthropic_user_id is not None:
                     steps.append(_keys_step(email, deactivated, failed))
+        if schedules:
+            steps.append(Step("Scheduled prompts", StepOutcome.DONE,
+                              f"{counted(schedules, 'scheduled prompt')} removed, with their prompt text."))
         await _record(self.db, self.clock, actor_id=actor_id, user_id=user_id, previous=previous,
-                      anthropic_user_id=anthropic_user_id, deactivated=deactivated, failed=failed)
+                      anthropic_user_id=anthropic_user_id, deactivated=deactivated, failed=failed,
+                      schedules=schedules)
         return Offboarded(user_id=user_id, previous_role=previous, email=email, anthropic_user_id=anthropic_user_id,
                           steps=steps, deactivated=[f"{k.name} ({k.id})" for k in deactivated], failed=failed,
                           group_roles=group_roles, registered_keys=registered)
@@ -91,10 +99,10 @@ async def _group_roles(session: AsyncSession, user_id: str) -> list[str]:
         select(GroupRoleMapping.handle, GroupRoleMapping.usergroup_id, GroupRoleMapping.role)
         .join(GroupMember, GroupMember.usergroup_id == GroupRoleMapping.usergroup_id)
         .where(GroupMember.slack_user_id == user_id))
-    return [f"*{role}* from @{handle or group_id}" for handle, group_id, role in rows]
+    return [f"{strong(role)} from @{handle or group_id}" for handle, group_id, role in rows]
 
 
-async def _slack_email(slack: Workspace, user_id: str, steps: list[Step]) -> str | None:
+async def _slack_email(slack: SlackPort, user_id: str, steps: list[Step]) -> str | None:
     try:
         email = await slack.email_of(user_id)
     except SlackCallFailed as exc:
@@ -104,8 +112,8 @@ async def _slack_email(slack: Workspace, user_id: str, steps: list[Step]) -> str
         return None
     if not email:
         steps.append(Step("Anthropic keys", StepOutcome.SKIPPED,
-                          f"{mention(user_id)}'s Slack profile shows no email (the app needs `users:read.email`); "
-                          "deactivate their keys in the Console."))
+                          f"{mention(user_id)}'s Slack profile shows no email (the app needs "
+                          f"{code('users:read.email')}); deactivate their keys in the Console."))
         return None
     return str(email)
 
@@ -127,17 +135,17 @@ def _keys_step(email: str, deactivated: list[OrgKey], failed: list[str]) -> Step
     if failed:
         return Step("Anthropic keys", StepOutcome.FAILED,
                     f"{len(deactivated)} of {len(deactivated) + len(failed)} active keys created by {email} "
-                    "deactivated; run `offboard` again to retry the others.")
+                    f"deactivated; run {code('offboard')} again to retry the others.")
     if not deactivated:
         return Step("Anthropic keys", StepOutcome.DONE, f"{email} had no active keys.")
-    names = ", ".join(f"`{key.name}`" for key in deactivated)
-    return Step("Anthropic keys", StepOutcome.DONE, f"deactivated {len(deactivated)} key(s) created by {email}: "
-                f"{names}.")
+    names = ", ".join(code(key.name) for key in deactivated)
+    return Step("Anthropic keys", StepOutcome.DONE,
+                f"deactivated {counted(len(deactivated), 'key')} created by {email}: {names}.")
 
 
 async def _record(db: Database, clock: Clock, *, actor_id: str, user_id: str,
                   previous: Role | None, anthropic_user_id: str | None, deactivated: list[OrgKey],
-                  failed: list[str]) -> None:
+                  failed: list[str], schedules: int = 0) -> None:
     """Audit the offboarding; keys of theirs that Claude Gate used are revoked locally too (Anthropic refuses them),
     under the same key locks as `keys revoke` (KeyGuard), so no call starts with them once this is acknowledged."""
     now = clock()
@@ -149,12 +157,13 @@ async def _record(db: Database, clock: Clock, *, actor_id: str, user_id: str,
         for label in sorted(labels):
             await locks.enter_async_context(guard.revoking(label))
         await _record_locked(db.sessions, now, actor_id=actor_id, user_id=user_id, previous=previous,
-                             anthropic_user_id=anthropic_user_id, deactivated=deactivated, failed=failed)
+                             anthropic_user_id=anthropic_user_id, deactivated=deactivated, failed=failed,
+                             schedules=schedules)
 
 
 async def _record_locked(sessions: async_sessionmaker[AsyncSession], now: datetime, *, actor_id: str, user_id: str,
                          previous: Role | None, anthropic_user_id: str | None, deactivated: list[OrgKey],
-                         failed: list[str]) -> None:
+                         failed: list[str], schedules: int = 0) -> None:
     async with sessions.begin() as session:
         for key in deactivated:
             row = await session.scalar(select(ApiKey).where(ApiKey.anthropic_key_id == key.id).with_for_update())
@@ -168,4 +177,5 @@ async def _record_locked(sessions: async_sessionmaker[AsyncSession], now: dateti
                       anthropic_id=key.id, outcome="inactive", reason=f"offboard {user_id}")
         add_audit(session, at=now, actor=actor_id, action="offboard", target=user_id,
                   previous=previous.value if previous else None, anthropic_user=anthropic_user_id,
-                  deactivated=[key.id for key in deactivated], failed=len(failed))
+                  deactivated=[key.id for key in deactivated], failed=len(failed),
+                  **({"schedules": schedules} if schedules else {}))

@@ -1,4 +1,4 @@
-"""The registry of Anthropic API keys that admins manage (PRODUCT §4): add, list, revoke, the default key.
+"""The registry of Anthropic API keys that admins manage (docs/keys.md): add, list, revoke, the default key.
 
 Secrets live only in environment variables: the database keeps the variable's name and a hint (Anthropic's
 partial hint, or the last four characters); no secret is stored, logged or shown. Which key serves a request is
@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.domain.commands import parse_user
 from bot.domain.errors import KeyCommandError as KeyCommandError
 from bot.domain.keys import NOT_AN_API_KEY, KeyStatus, Rotation, rotation_of
+from bot.domain.marks import code
 from bot.domain.mentions import mention
 from bot.domain.replies import Answer
 from bot.services.base import Service
@@ -216,7 +217,8 @@ class KeyRegistry(Service):
         notes: list[str] = []
         org_key = await _anthropic_key(self.settings, anthropic_id, notes) if anthropic_id else None
         if org_key is not None and org_key.status != KeyStatus.ACTIVE:
-            raise KeyCommandError(f"Anthropic says key `{anthropic_id}` is {org_key.status}: it cannot serve requests.")
+            raise KeyCommandError(f"Anthropic says key {code(anthropic_id)} is {org_key.status}: it cannot serve "
+                                  "requests.")
         now, zone = self.clock(), ZoneInfo(self.settings.reminder_tz)
         async with self.sessions.begin() as session:
             await _refuse_duplicates(session, label, env_var, secret, anthropic_id)
@@ -239,14 +241,15 @@ class KeyRegistry(Service):
             view = key_view(row, now, zone, in_use=after is not None and after.label == label)
         replaces = before.label if before is not None and view.in_use else None
         if replaces:
-            notes.append(f"Workspace `{workspace}` now uses `{label}` instead of `{replaces}`. Once every process has "
-                         f"`{env_var}`, stop the old key with `keys revoke {replaces}`.")
+            notes.append(f"Workspace {code(workspace)} now uses {code(label)} instead of {code(replaces)}. Once every "
+                         f"process has {code(env_var)}, stop the old key with {code(f'keys revoke {replaces}')}.")
         elif not view.in_use and after is not None:
-            notes.append(f"Workspace `{workspace}` keeps using `{after.label}` (newer).")
+            notes.append(f"Workspace {code(workspace)} keeps using {code(after.label)} (newer).")
         if not roles:
-            notes.append(f"No role uses workspace `{workspace}` yet: `/claude-admin policy set <role> workspace "
-                         f"{workspace}`.")
-        notes.append(f"Every process that serves Claude Gate needs `{env_var}`; a process without it skips this key.")
+            notes.append(f"No role uses workspace {code(workspace)} yet: "
+                         f"{code(f'/claude-admin policy set <role> workspace {workspace}')}.")
+        notes.append(f"Every process that serves Claude Gate needs {code(env_var)}; a process without it skips "
+                     "this key.")
         return KeyAdded(view, replaces, notes)
 
     async def revoke_key(self, *, actor_id: str, label: str) -> KeyRevoked:
@@ -262,7 +265,7 @@ class KeyRegistry(Service):
         async with KeyGuard(self.db.engine).revoking(label), self.sessions.begin() as session:
             row = await session.scalar(select(ApiKey).where(ApiKey.label == label).with_for_update())
             if row is None:
-                raise KeyCommandError(f"There is no key `{label}`. `keys` lists them.")
+                raise KeyCommandError(f"There is no key {code(label)}. {code('keys')} lists them.")
             workspace, anthropic_id, anthropic_status = row.workspace, row.anthropic_key_id, row.anthropic_status
             if row.status == KeyStatus.REVOKED:
                 when = f" on {row.revoked_at:%Y-%m-%d %H:%M} UTC" if row.revoked_at else ""
@@ -283,13 +286,14 @@ class KeyRegistry(Service):
                                        anthropic_status: str | None) -> Step:
         if anthropic_id is None:
             return Step("Anthropic", StepOutcome.SKIPPED, "no Anthropic key id is known for it: deactivate it in the "
-                        "Console (or register keys with `anthropic_id=`, or run `keys sync`).")
+                        f"Console (or register keys with {code('anthropic_id=')}, or run {code('keys sync')}).")
         if anthropic_status in (KeyStatus.INACTIVE, KeyStatus.ARCHIVED, KeyStatus.EXPIRED):
-            return Step("Anthropic", StepOutcome.DONE, f"`{anthropic_id}` is already {anthropic_status} at Anthropic.")
+            return Step("Anthropic", StepOutcome.DONE,
+                        f"{code(anthropic_id)} is already {anthropic_status} at Anthropic.")
         admin = AnthropicAdmin.from_settings(self.settings)
         if admin is None:
             return Step("Anthropic", StepOutcome.SKIPPED, f"ANTHROPIC_ADMIN_KEY is not set: deactivate "
-                        f"`{anthropic_id}` in the Console.")
+                        f"{code(anthropic_id)} in the Console.")
         try:
             async with admin:
                 key = await admin.deactivate_key(anthropic_id)
@@ -297,14 +301,14 @@ class KeyRegistry(Service):
             async with self.sessions.begin() as session:
                 add_audit(session, at=self.clock(), actor=actor_id, action="keys.deactivate", target=label,
                           anthropic_id=anthropic_id, outcome="failed", error=str(exc))
-            return Step("Anthropic", StepOutcome.FAILED, f"{exc} The local revoke stays; run `keys revoke {label}` "
-                        "again to retry.")
+            return Step("Anthropic", StepOutcome.FAILED, f"{exc} The local revoke stays; run "
+                        f"{code(f'keys revoke {label}')} again to retry.")
         async with self.sessions.begin() as session:
             await session.execute(update(ApiKey).where(ApiKey.anthropic_key_id == anthropic_id)
                                   .values(anthropic_status=key.status).execution_options(synchronize_session=False))
             add_audit(session, at=self.clock(), actor=actor_id, action="keys.deactivate", target=label,
                       anthropic_id=anthropic_id, outcome=key.status)
-        return Step("Anthropic", StepOutcome.DONE, f"`{anthropic_id}` is now {key.status} at Anthropic.")
+        return Step("Anthropic", StepOutcome.DONE, f"{code(anthropic_id)} is now {key.status} at Anthropic.")
 
 
 def _registered_secret(env_var: str) -> str:
@@ -327,7 +331,7 @@ async def _anthropic_key(settings: Settings, anthropic_id: str, notes: list[str]
         async with admin:
             return await admin.get_key(anthropic_id)
     except AdminApiError as exc:
-        notes.append(f"Anthropic's details were not read: {exc} `keys sync` fills them in later.")
+        notes.append(f"Anthropic's details were not read: {exc} {code('keys sync')} fills them in later.")
         return None
 
 
@@ -335,20 +339,20 @@ async def _refuse_duplicates(session: AsyncSession, label: str, env_var: str, se
                              anthropic_id: str | None) -> None:
     taken = await session.scalar(select(ApiKey).where(ApiKey.label == label))
     if taken is not None:
-        raise KeyCommandError(f"Key `{label}` exists already ({taken.status}). To rotate, add the new key under a "
-                              f"new label (e.g. `{label}-2`), then `keys revoke {label}`.")
+        raise KeyCommandError(f"Key {code(label)} exists already ({taken.status}). To rotate, add the new key under a "
+                              f"new label (e.g. {code(f'{label}-2')}), then {code(f'keys revoke {label}')}.")
     usable = await session.scalars(
         select(ApiKey).where(usable_key()))
     for other in usable:
         assert other.env_var is not None
         if other.env_var == env_var:
-            raise KeyCommandError(f"`{env_var}` is already key `{other.label}`.")
+            raise KeyCommandError(f"{code(env_var)} is already key {code(other.label)}.")
         if secret_of(other.env_var) == secret:
-            raise KeyCommandError(f"`{env_var}` holds the same key as `{other.label}` (`{other.env_var}`).")
+            raise KeyCommandError(f"{code(env_var)} holds the same key as {code(other.label)} ({code(other.env_var)}).")
     if anthropic_id is not None:
         same = await session.scalar(select(ApiKey).where(ApiKey.anthropic_key_id == anthropic_id))
         if same is not None and same.env_var is not None:
-            raise KeyCommandError(f"Anthropic key `{anthropic_id}` is already registered as `{same.label}`.")
+            raise KeyCommandError(f"Anthropic key {code(anthropic_id)} is already registered as {code(same.label)}.")
 
 
 def record_org_key(row: ApiKey, key: OrgKey, now: datetime) -> None:

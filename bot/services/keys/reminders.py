@@ -1,4 +1,4 @@
-"""Key-rotation reminders (PRODUCT §4): keys due within REMIND_BEFORE_DAYS or overdue, posted once per day.
+"""Key-rotation reminders (docs/keys.md): keys due within REMIND_BEFORE_DAYS or overdue, posted once per day.
 
 "Once per calendar day" is a claim on each key: `last_reminded_on` is set to today's date in REMINDER_TZ in one
 locking transaction, so two runs (a restart, a second process, `reminders run`) never remind a key twice in
@@ -24,7 +24,7 @@ from bot.services.base import Service
 from bot.services.data.audit import add_audit
 from bot.services.keys.choice import USABLE_STATUSES
 from bot.services.keys.registry import KeyCommandError, creator_of, rotation_start, slack_user_of
-from bot.services.ports import SlackCallFailed, Workspace
+from bot.services.ports import SlackCallFailed, SlackPort
 from bot.store.leases import current_lease, last_run, mark_run
 from bot.store.models import ApiKey
 
@@ -146,14 +146,14 @@ class Reminders(Service):
         if reminded:
             message = ReminderMessage(reminded, today=today, remind_before_days=self.settings.remind_before_days)
             try:
-                message_ts = await self.workspace.deliver(channel, message)
+                message_ts = await self.slack.deliver(channel, message)
             except Exception as exc:
                 await _give_back(self.sessions, claims, today)
                 if isinstance(exc, SlackCallFailed):
                     raise KeyCommandError(f"Slack refused the reminder for {channel_link(channel)} ({exc.reason}): "
                                           "invite the bot to that channel or fix REMINDER_CHANNEL.") from exc
                 raise
-        sent, failures = await _tell_creators(self.workspace, claims, today)
+        sent, failures = await _tell_creators(self.slack, claims, today)
         async with self.sessions.begin() as session:
             await mark_run(session, REMINDERS_JOB, now)
             if reminded:
@@ -193,7 +193,7 @@ async def _give_back(sessions: async_sessionmaker[AsyncSession], claims: list[_C
                                   .execution_options(synchronize_session=False))
 
 
-async def _tell_creators(slack: Workspace, claims: list[_Claim], today: date) -> tuple[list[str], list[str]]:
+async def _tell_creators(slack: SlackPort, claims: list[_Claim], today: date) -> tuple[list[str], list[str]]:
     """DM each known creator (a Slack registrant, or the Slack user with the Anthropic creator's email)."""
     keys_of: dict[str, list[DueKey]] = defaultdict(list)
     failures: list[str] = []
@@ -218,7 +218,7 @@ async def _tell_creators(slack: Workspace, claims: list[_Claim], today: date) ->
     return sent, failures
 
 
-async def _slack_user_by_email(slack: Workspace, email: str, failures: list[str]) -> str | None:
+async def _slack_user_by_email(slack: SlackPort, email: str, failures: list[str]) -> str | None:
     try:
         return await slack.user_by_email(email)
     except SlackCallFailed as exc:

@@ -6,14 +6,17 @@ from datetime import timedelta
 
 from bot.domain.budgets import Period
 from bot.domain.commands import SELF, ParsedCommand, subcommands_of
+from bot.domain.marks import Icon, code, icon, strong
 from bot.domain.pricing import format_usd
 from bot.domain.replies import Reply
 from bot.domain.requests import Requester
+from bot.domain.words import counted
 from bot.services.base import Service
 from bot.services.conversation.access import access_snapshot
-from bot.services.conversation.gate import rate_window
+from bot.services.conversation.rate_window import rate_window
 from bot.services.data.audit import add_audit
 from bot.services.personal.preferences import preferred_model, set_preferred_model
+from bot.services.schedules.store import count_of
 from bot.services.spend.counters import tokens_today
 from bot.services.spend.report import BudgetLine, budgets_of_person, cache_line
 from bot.services.spend.usage import usage_summary
@@ -35,7 +38,7 @@ class PersonalService(Service):
 
     def help(self) -> Reply:
         lines = [f"{sub.usage} — {sub.summary}" for sub in subcommands_of(SELF)]
-        lines.append("In a message: start with `--model <alias>` to pick a model for that message.")
+        lines.append(f"In a message: start with {code('--model <alias>')} to pick a model for that message.")
         return Reply("Claude Gate", lines=lines)
 
     async def status(self, requester: Requester) -> Reply:
@@ -48,9 +51,10 @@ class PersonalService(Service):
             used = await tokens_today(session, requester.user_id, now, self.settings.budget_zone)
             preferred = await preferred_model(session, requester.user_id)
             budgets = await budgets_of_person(session, self.settings, requester.user_id, now)
-        fields = [("Role", f"*{role.role}* (from {role.source_text})")]
+            schedules = await count_of(session, requester.user_id)
+        fields = [("Role", f"{strong(role.role)} (from {role.source_text})")]
         if not policy.allows_chat:
-            fields.append(("Chat", "not with this role: ask an admin for the role *user*"))
+            fields.append(("Chat", f"not with this role: ask an admin for the role {strong('user')}"))
             return Reply("Your Claude Gate status", fields=fields)
         allowed = catalog.allowed(policy.models)
         default = catalog.resolve(preferred) if preferred else None
@@ -60,14 +64,16 @@ class PersonalService(Service):
         budget = (f"{max(0, policy.daily_token_budget - used):,} of {policy.daily_token_budget:,}"
                   if policy.daily_token_budget else f"no daily budget ({used:,} used today)")
         fields += [
-            ("Models", ", ".join(f"`{catalog.alias_of(m)}`" for m in allowed)),
+            ("Models", ", ".join(code(catalog.alias_of(m)) for m in allowed)),
             ("Max tokens per answer", f"{policy.max_tokens:,}"),
             ("Requests left this minute", left_now),
             ("Tokens left today", budget),
             ("USD left", " · ".join(usd_left(line) for line in budgets) if budgets else "no USD budget applies"),
-            ("Your model", f"`{catalog.alias_of(model)}`" if model else "none" + (
+            ("Your model", code(catalog.alias_of(model)) if model else "none" + (
                 " (your preference is not allowed for this role)" if preferred and default not in allowed else "")),
         ]
+        if policy.schedules or schedules:
+            fields.append(("Scheduled prompts", f"{schedules} of {policy.schedules} ({code('/claude schedules')})"))
         if self._guest_or_external_refused(requester):
             fields.append(("Note", "guest and Slack Connect accounts are refused by this installation"))
         return Reply("Your Claude Gate status", fields=fields)
@@ -83,19 +89,19 @@ class PersonalService(Service):
             snapshot = await access_snapshot(session, requester.user_id, self.settings.default_role, self.clock())
             role, policy = snapshot.role, snapshot.policy
             allowed = catalog.allowed(policy.models)
-            names = ", ".join(f"`{catalog.alias_of(m)}`" for m in allowed) or "none"
+            names = ", ".join(code(catalog.alias_of(m)) for m in allowed) or "none"
             if model is None:
-                return Reply.error(f"`{name[:40]}` is not a model I know. Your role *{role.role}* may use {names}.",
-                                   "`/claude model <alias>`")
+                return Reply.error(f"{code(name[:40])} is not a model I know. Your role {strong(role.role)} may use "
+                                   f"{names}.", code("/claude model <alias>"))
             if model not in allowed:
-                return Reply.error(f"Your role *{role.role}* may not use `{name}`. It may use {names}.",
-                                   "`/claude model <alias>`")
+                return Reply.error(f"Your role {strong(role.role)} may not use {code(name)}. It may use {names}.",
+                                   code("/claude model <alias>"))
             stored = name.lower() if name.lower() in catalog.aliases else model
             await set_preferred_model(session, self.clock, requester.user_id, stored)
             add_audit(session, at=self.clock(), actor=requester.user_id, action="model.set",
                       target=requester.user_id, model=stored)
-        return Reply(f":white_check_mark: Your default model is now `{catalog.alias_of(model)}` ({model}).",
-                     lines=["Start a message with `--model <alias>` to use another one for that message."])
+        return Reply(f"{icon(Icon.DONE)} Your default model is now {code(catalog.alias_of(model))} ({model}).",
+                     lines=[f"Start a message with {code('--model <alias>')} to use another one for that message."])
 
     async def usage(self, requester: Requester) -> Reply:
         now = self.clock()
@@ -104,8 +110,8 @@ class PersonalService(Service):
             for days in (7, 30):
                 summary = await usage_summary(session, since=now - timedelta(days=days), user_id=requester.user_id,
                                               prices=self.settings.prices)
-                lines.append(f"*Last {days} days*: {summary.requests} requests · {summary.refused} refused · "
-                             f"{summary.input_tokens + summary.output_tokens:,} tokens · "
+                lines.append(f"{strong('Last ' + counted(days, 'day'))}: {counted(summary.requests, 'request')} · "
+                             f"{summary.refused} refused · {summary.input_tokens + summary.output_tokens:,} tokens · "
                              f"estimated {format_usd(summary.cost_micros)}")
                 if days == 30 and (summary.cache_read_tokens or summary.cache_write_tokens):
                     lines.append(cache_line(summary))

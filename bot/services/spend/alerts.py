@@ -1,4 +1,4 @@
-"""Budget alerts (PRODUCT §6): at BUDGET_ALERT_PERCENT and at 100 % of a USD budget, once per budget, period and
+"""Budget alerts (docs/spend.md): at BUDGET_ALERT_PERCENT and at 100 % of a USD budget, once per budget, period and
 level across every process (a claim row in ``budget_alerts``). Pooled, org and per-person override budgets go to
 ADMIN_ALERT_CHANNEL (unset: a DM to each owner); a person's own budget also DMs that person. Never raises: an
 alert must not break an answer."""
@@ -6,13 +6,14 @@ alert must not break an answer."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.budgets import Limit, period_start, resets_in
+from bot.domain.marks import Icon, code, icon
 from bot.domain.mentions import mention
 from bot.domain.pricing import format_usd
 from bot.domain.roles import Role
@@ -20,6 +21,7 @@ from bot.services.base import Service
 from bot.services.conversation.access import access_snapshot
 from bot.services.conversation.observer import QuietObserver
 from bot.services.spend.counters import budgets_for, counter_keys, limits_for, read_counters
+from bot.store.db import dialect_of
 from bot.store.models import BudgetAlert, RoleGrant
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ class BudgetAlerts(Service, QuietObserver):
         except Exception:
             log.exception("checking the budget alerts of %s failed", user_id)
 
-    async def _claim(self, user_id: str, exhausted: tuple[str, str] | None) -> list[tuple[Limit, int, int, object]]:
+    async def _claim(self, user_id: str, exhausted: tuple[str, str] | None) -> list[tuple[Limit, int, int, date]]:
         now = self.clock()
         tz = self.settings.budget_zone
         levels = sorted({self.settings.budget_alert_percent, 100})
@@ -59,9 +61,9 @@ class BudgetAlerts(Service, QuietObserver):
                     due.append((limit, spent, reached[-1], starts))
         return due
 
-    async def _first(self, session: AsyncSession, limit: Limit, starts: object, level: int, now: datetime) -> bool:
+    async def _first(self, session: AsyncSession, limit: Limit, starts: date, level: int, now: datetime) -> bool:
         """Claim (scope, period, first day, level); lower levels are claimed with it (one message, not two)."""
-        insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+        insert = postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert
         claimed = False
         for each in sorted({self.settings.budget_alert_percent, 100}):
             if each > level:
@@ -79,20 +81,20 @@ class BudgetAlerts(Service, QuietObserver):
         used = f"{format_usd(spent)} of {format_usd(limit.limit)}"
         state = "is used up" if level >= 100 else f"is {level}% used"
         if limit.source in ("role", "override"):
-            await self.workspace.send_dm(user_id, f":money_with_wings: Your {limit.period.adjective} Claude budget "
+            await self.slack.send_dm(user_id, f"{icon(Icon.MONEY)} Your {limit.period.adjective} Claude budget "
                                          f"{state}: {used}. It resets at {resets}.")
         if limit.source == "role":
             return
         subject = (f"{mention(user_id)}'s own {limit.period.adjective} budget" if limit.source == "override"
                    else limit.label)
-        text = (f":money_with_wings: {subject[0].upper()}{subject[1:]} for Claude {state}: {used}. It resets at "
-                f"{resets}. `/claude-admin budget` shows every budget.")
+        text = (f"{icon(Icon.MONEY)} {subject[0].upper()}{subject[1:]} for Claude {state}: {used}. It resets at "
+                f"{resets}. {code('/claude-admin budget')} shows every budget.")
         channel = self.settings.admin_alert_channel
         if channel:
-            await self.workspace.post(channel, text)
+            await self.slack.post(channel, text)
             return
         async with self.sessions() as session:
             owners = list(await session.scalars(select(RoleGrant.slack_user_id)
                                                 .where(RoleGrant.role == Role.OWNER.value)))
         for owner_id in owners:
-            await self.workspace.send_dm(owner_id, text)
+            await self.slack.send_dm(owner_id, text)

@@ -1,4 +1,4 @@
-"""`/claude-admin usage chart [days=<n>]` (PRODUCT §3): daily cost by role and model as a PNG, in the caller's DM.
+"""`/claude-admin usage chart [days=<n>]` (docs/admin.md): daily cost by role and model as a PNG, in the caller's DM.
 
 Days are days of the budget calendar (BUDGET_TZ), the same as the daily budgets'. The cost of a day is what its
 admitted requests cost (a request still running counts at its reservation, as the budgets count it).

@@ -15,18 +15,23 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.budgets import ORG, AmountError, Period, Scope, ScopeKind, parse_usd
+from bot.domain.channels import ChannelRef
 from bot.domain.commands import DEFAULT_CHART_DAYS, GroupRef, ParsedCommand
 from bot.domain.errors import Denied
-from bot.domain.mentions import mention
+from bot.domain.marks import Icon, code, icon, strong
+from bot.domain.mentions import channel_link, mention
 from bot.domain.pricing import format_usd
 from bot.domain.replies import Reply
 from bot.domain.roles import Role, may_manage_role
+from bot.domain.words import counted
 from bot.services.access.policies import USD_FIELDS, update_policy
 from bot.services.base import Caller, Handler, Service
 from bot.services.conversation.access import effective_role
 from bot.services.data.audit import add_audit
+from bot.services.ports import ChannelNotFound
 from bot.services.spend.chart import daily_cost, period_text, render_png
 from bot.services.spend.counters import lock_scopes, recount_pool
+from bot.services.spend.reconcile import Reconciler
 from bot.services.spend.report import BudgetLine, budget_lines, budgets_of_person, cache_line
 from bot.services.spend.usage import UsageSummary, usage_summary
 from bot.store.models import Budget, GroupMember, GroupRoleMapping
@@ -39,7 +44,13 @@ class SpendCommands(Service):
     first and audits a Denied."""
 
     def handlers(self) -> dict[str, Handler]:
-        return {"budget": self.show, "budget set": self.set, "usage": self.usage, "usage chart": self.chart}
+        return {"budget": self.show, "budget set": self.set, "usage": self.usage, "usage chart": self.chart,
+                "usage reconcile": self.reconcile}
+
+    async def reconcile(self, caller: Caller, command: ParsedCommand) -> Reply:
+        """Our cost beside Anthropic's cost report for the last complete UTC days (bot/services/spend/reconcile.py)."""
+        reconciler = Reconciler(db=self.db, settings=self.settings, clock=self.clock, slack=self.slack)
+        return await reconciler.report(command["days"] or 1)
 
     async def usage(self, caller: Caller, command: ParsedCommand) -> Reply:
         subject = command["subject"] or "all"
@@ -48,7 +59,7 @@ class SpendCommands(Service):
         async with self.reads() as session:
             if isinstance(subject, Role):
                 summary = await usage_summary(session, since=since, role=subject.value, prices=self.settings.prices)
-                who = f"role *{subject}*"
+                who = f"role {strong(subject)}"
             elif subject == "all":
                 summary = await usage_summary(session, since=since, prices=self.settings.prices)
                 who = "everyone"
@@ -63,8 +74,8 @@ class SpendCommands(Service):
                 budgets = await budgets_of_person(session, self.settings, subject, self.clock())
         lines = usage_lines(summary)
         if budgets:
-            lines += ["*Budgets this period*", *(f"• {line.text()}" for line in budgets)]
-        return Reply(f"Usage of {who}, last {days} day(s)", lines=lines,
+            lines += [strong("Budgets this period"), *(f"• {line.text()}" for line in budgets)]
+        return Reply(f"Usage of {who}, last {counted(days, 'day')}", lines=lines,
                      footer="Costs are estimates from the price table per model ID (MODEL_PRICES).")
 
     async def chart(self, caller: Caller, command: ParsedCommand) -> Reply:
@@ -74,21 +85,22 @@ class SpendCommands(Service):
         async with self.sessions() as session:
             chart = await daily_cost(session, now=now, days=days, tz=tz, model_name=self.settings.models.alias_of)
         if chart.total == 0:
-            return Reply(f"No spend in the last {days} day(s), {period_text(chart)}: there is nothing to chart.")
+            return Reply(f"No spend in the last {counted(days, 'day')}, {period_text(chart)}: "
+                         "there is nothing to chart.")
         title = f"Claude Gate: daily cost by role and model, {period_text(chart)}"
         png = await asyncio.to_thread(render_png, chart, title=title)
         filename = f"claude-gate-cost-{chart.days[-1]:%Y%m%d}-{days}d.png"
         comment = f"Daily cost by role and model, {period_text(chart)}: {format_usd(chart.total)} in all (estimated)."
-        where = await self.workspace.upload_file(caller.user_id, filename=filename, content=png, title=title,
+        where = await self.slack.upload_file(caller.user_id, filename=filename, content=png, title=title,
                                                  comment=comment)
-        return Reply(f":white_check_mark: The chart of the last {days} day(s) ({format_usd(chart.total)} in all) is "
-                     f"in {where}.")
+        return Reply(f"{icon(Icon.DONE)} The chart of the last {counted(days, 'day')} "
+                     f"({format_usd(chart.total)} in all) is in {where}.")
 
     async def show(self, caller: Caller, command: ParsedCommand) -> Reply:
         async with self.reads() as session:
             lines = await budget_lines(session, self.settings, self.clock())
         if not lines:
-            return Reply("USD budgets", lines=["None set: `/claude-admin budget set org monthly 500`."],
+            return Reply("USD budgets", lines=[f"None set: {code('/claude-admin budget set org monthly 500')}."],
                          footer=f"Periods follow {self.settings.budget_tz}.")
         return Reply("USD budgets", lines=[line.text() for line in lines],
                      footer=f"Spend includes requests still running at their reservation. Periods follow "
@@ -106,32 +118,44 @@ class SpendCommands(Service):
             return await self._set_role(caller, target, period, amount)
         if isinstance(target, GroupRef):
             return await self._set_group(caller, target, period, amount)
+        if isinstance(target, ChannelRef):
+            return await self._set_channel(caller, target, period, amount)
         if target == ORG:
             return await self._set_pool(caller, ORG, None, period, amount, members=None)
         return await self._set_person(caller, target, period, amount)
 
     async def _set_role(self, caller: Caller, role: Role, period: Period, amount: int | None) -> Reply:
         if not may_manage_role(caller.role.role, role):
-            raise Denied(f"Only an owner can set the *{role}* budget.")
+            raise Denied(f"Only an owner can set the {strong(role)} budget.")
         field = "daily_usd" if period is Period.DAY else "monthly_usd"
         async with self.sessions.begin() as session:
             old, _ = await update_policy(session, self.clock, actor_id=caller.user_id, role=role, field=field,
                                          value=amount)
         assert field in USD_FIELDS
-        return Reply(f":white_check_mark: Role *{role}* {period.adjective} budget per person: "
+        return Reply(f"{icon(Icon.DONE)} Role {strong(role)} {period.adjective} budget per person: "
                      f"{_amount(old)} → {_amount(amount)}", lines=["Applies from the next request, in every process."])
 
     async def _set_person(self, caller: Caller, user_id: str, period: Period, amount: int | None) -> Reply:
         async with self.sessions() as session:
             target_role = (await effective_role(session, user_id, self.settings.default_role, self.clock())).role
         if not may_manage_role(caller.role.role, target_role):
-            raise Denied(f"Only an owner can set the budget of someone whose role is *{target_role}*.")
+            raise Denied(f"Only an owner can set the budget of someone whose role is {strong(target_role)}.")
         return await self._write(caller, Scope.user(user_id).key, None, period, amount, f"{mention(user_id)}'s own",
                                  pooled=False)
 
     async def _set_group(self, caller: Caller, ref: GroupRef, period: Period, amount: int | None) -> Reply:
-        group_id, handle, members = await self.workspace.user_group(ref)  # UserGroupNotFound: the dispatcher says
+        group_id, handle, members = await self.slack.user_group(ref)  # UserGroupNotFound: the dispatcher says
         return await self._set_pool(caller, Scope.group(group_id).key, handle, period, amount, members=members)
+
+    async def _set_channel(self, caller: Caller, ref: ChannelRef, period: Period, amount: int | None) -> Reply:
+        """A channel's pool: every answer whose channel rules the gate applied there (a DM charges none)."""
+        try:
+            name = await self.slack.channel_name(ref.id) or ref.name
+        except ChannelNotFound:
+            return Reply.error(f"{channel_link(ref.id)} is not a channel the bot can see: invite it there "
+                               "first.")
+        label = f"{channel_link(ref.id)}'s pooled"
+        return await self._write(caller, Scope.channel(ref.id).key, name, period, amount, label, pooled=True)
 
     async def _set_pool(self, caller: Caller, scope: str, name: str | None, period: Period, amount: int | None,
                         *, members: list[str] | None) -> Reply:
@@ -167,8 +191,8 @@ class SpendCommands(Service):
                       period=period.value, old=old, new=amount)
         lines = ["Applies from the next request, in every process."]
         if pooled and members is not None:
-            lines.append(f"{len(members)} member(s) today; membership follows Slack's changes.")
-        return Reply(f":white_check_mark: {label} {period.adjective} budget: {_amount(old)} → {_amount(amount)}",
+            lines.append(f"{counted(len(members), 'member')} today; membership follows Slack's changes.")
+        return Reply(f"{icon(Icon.DONE)} {label} {period.adjective} budget: {_amount(old)} → {_amount(amount)}",
                      lines=lines)
 
     @staticmethod
@@ -187,9 +211,11 @@ class SpendCommands(Service):
 
 def usage_lines(summary: UsageSummary) -> list[str]:
     lines = [
-        f"*{summary.requests:,}* requests · *{summary.refused:,}* refused · *{summary.errors:,}* errors",
+        f"{strong(counted(summary.requests, 'request'))} · {strong(f'{summary.refused:,}')} refused · "
+        f"{strong(counted(summary.errors, 'error'))}" + (
+            f" · {strong(f'{summary.stopped:,}')} stopped" if summary.stopped else ""),
         f"Tokens: {summary.input_tokens:,} in · {summary.output_tokens:,} out · "
-        f"estimated cost *{format_usd(summary.cost_micros)}*",
+        f"estimated cost {strong(format_usd(summary.cost_micros))}",
     ]
     if summary.cache_read_tokens or summary.cache_write_tokens:
         lines.append(cache_line(summary))
@@ -198,10 +224,14 @@ def usage_lines(summary: UsageSummary) -> list[str]:
                             sorted(summary.refusals.items(), key=lambda item: -item[1]))
         lines.append(f"Refusals: {reasons}")
     if summary.thumbs_up or summary.thumbs_down:
-        lines.append(f"Feedback: :+1: {summary.thumbs_up} · :-1: {summary.thumbs_down}")
+        lines.append(f"Feedback: {icon(Icon.THUMBS_UP)} {summary.thumbs_up} · "
+                     f"{icon(Icon.THUMBS_DOWN)} {summary.thumbs_down}")
     if summary.top_users:
         lines.append("Top users: " + ", ".join(f"{mention(user)} {count} req {format_usd(round(cost * 1_000_000))}"
                                                for user, count, cost in summary.top_users))
+    if summary.top_channels:
+        lines.append("Spend by channel: " + ", ".join(f"{channel_link(channel)} {count} req {format_usd(cost)}"
+                                                      for channel, count, cost in summary.top_channels))
     return lines
 
 

@@ -1,4 +1,4 @@
-"""Spend per budget scope and period: the counters the gate reserves against and the finish settles (PRODUCT §6).
+"""Spend per budget scope and period: the counters the gate reserves against and the finish settles (docs/spend.md).
 
 A counter row (scope, period, first day) holds the reservations of requests in flight plus the real cost of
 finished ones, in micro-dollars and tokens. The gate adds a request's reservation under the scope's lock; the
@@ -11,18 +11,21 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, bindparam, func, literal, or_, select, text, update
+from sqlalchemy import Executable, Select, Table, and_, bindparam, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.domain.budgets import ORG, Limit, Period, Scope, ScopeKind, period_start
 from bot.domain.days import midnight
+from bot.domain.marks import strong
 from bot.domain.policy import RolePolicy
+from bot.store.db import Conn, dialect_of
 from bot.store.models import Budget, GroupMember, RequestRecord, SpendCounter
 
-Db = AsyncConnection | AsyncSession
+_counters = cast(Table, SpendCounter.__table__)  # the counters' Core table
+
 CounterKey = tuple[str, str, date]  # scope, period, first day
 
 
@@ -36,13 +39,13 @@ def counter_keys(scopes: Iterable[str], at: datetime, tz: ZoneInfo) -> list[Coun
 def _counters_of(count: int) -> Select:  # type: ignore[type-arg]
     """The counters of ``count`` keys, bound as ``s0, p0, d0, s1…``: built once per number of keys (building a
     statement, and rendering an IN list at every execution, cost more than running it)."""
-    c = SpendCounter.__table__.c
+    c = _counters.c
     return select(c.scope, c.period, c.starts, c.micros, c.tokens).where(or_(*(
         and_(c.scope == bindparam(f"s{i}"), c.period == bindparam(f"p{i}"), c.starts == bindparam(f"d{i}"))
         for i in range(count))))
 
 
-async def read_counters(session: Db, keys: Sequence[CounterKey]) -> dict[CounterKey, tuple[int, int]]:
+async def read_counters(session: Conn, keys: Sequence[CounterKey]) -> dict[CounterKey, tuple[int, int]]:
     """(micro-dollars, tokens) spent for each key; absent keys are (0, 0)."""
     if not keys:
         return {}
@@ -54,43 +57,40 @@ async def read_counters(session: Db, keys: Sequence[CounterKey]) -> dict[Counter
     return {key: found.get(key, (0, 0)) for key in keys}
 
 
-def _dialect(session: Db) -> str:
-    return session.bind.dialect.name if isinstance(session, AsyncSession) else session.dialect.name
-
-
-def _upsert(dialect: str):  # type: ignore[no-untyped-def]
-    table = SpendCounter.__table__
+def _upsert(dialect: str) -> Executable:
+    table = _counters
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table).values(scope=bindparam("scope"), period=bindparam("period"),
                                      starts=bindparam("starts"), micros=bindparam("micros"),
                                      tokens=bindparam("tokens"))
-    return statement.on_conflict_do_update(
+    upsert: Executable = statement.on_conflict_do_update(
         index_elements=[table.c.scope, table.c.period, table.c.starts],
         set_={"micros": table.c.micros + statement.excluded.micros,
               "tokens": table.c.tokens + statement.excluded.tokens})
+    return upsert
 
 
 _UPSERTS = {"postgresql": _upsert("postgresql"), "sqlite": _upsert("sqlite")}
 _SET_COUNTER = {
-    name: (postgresql.insert if name == "postgresql" else sqlite.insert)(SpendCounter.__table__)
+    name: (postgresql.insert if name == "postgresql" else sqlite.insert)(_counters)
     for name in ("postgresql", "sqlite")
 }
 # PostgreSQL: a transaction-scoped lock on a name (a person's admissions, a budget pool)
 ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
-ADD_TO_COUNTER = (update(SpendCounter.__table__)
-                  .where(SpendCounter.__table__.c.scope == bindparam("k_scope"),
-                         SpendCounter.__table__.c.period == bindparam("k_period"),
-                         SpendCounter.__table__.c.starts == bindparam("k_starts"))
-                  .values(micros=SpendCounter.__table__.c.micros + bindparam("d_micros"),
-                          tokens=SpendCounter.__table__.c.tokens + bindparam("d_tokens")))
+ADD_TO_COUNTER = (update(_counters)
+                  .where(_counters.c.scope == bindparam("k_scope"),
+                         _counters.c.period == bindparam("k_period"),
+                         _counters.c.starts == bindparam("k_starts"))
+                  .values(micros=_counters.c.micros + bindparam("d_micros"),
+                          tokens=_counters.c.tokens + bindparam("d_tokens")))
 
 
-async def add_to_counters(session: Db, keys: Sequence[CounterKey], micros: int, tokens: int) -> None:
+async def add_to_counters(session: Conn, keys: Sequence[CounterKey], micros: int, tokens: int) -> None:
     """Add a reservation to counters, creating them (keys in sorted order: rows are locked in one order)."""
     if not keys:
         return
     rows = [{"scope": s, "period": p, "starts": d, "micros": micros, "tokens": tokens} for s, p, d in sorted(keys)]
-    await session.execute(_UPSERTS[_dialect(session)], rows)
+    await session.execute(_UPSERTS[dialect_of(session)], rows)
 
 
 def settle_rows(charged_to: Sequence[str], admitted_at: datetime, tz: ZoneInfo, micros: int,
@@ -105,40 +105,48 @@ def _budgets_of() -> Select:  # type: ignore[type-arg]
     groups = (select(literal(ScopeKind.GROUP.prefix) + GroupMember.usergroup_id)
               .where(GroupMember.slack_user_id == bindparam("user_id")))
     return (select(b.scope, b.name, b.daily_micros, b.monthly_micros)
-            .where(or_(b.scope == bindparam("person"), b.scope == ORG, b.scope.in_(groups))).order_by(b.scope))
+            .where(or_(b.scope == bindparam("person"), b.scope == ORG, b.scope == bindparam("channel"),
+                       b.scope.in_(groups))).order_by(b.scope))
 
 
-BUDGETS_OF = _budgets_of()  # built once: the person's scope is ``person``, their user ID ``user_id``
+# built once: the person's scope is ``person``, their user ID ``user_id``, the channel's scope ``channel``
+BUDGETS_OF = _budgets_of()
 
 
-async def budgets_for(session: Db, user_id: str) -> list[Budget]:
-    """The person's override, the budgets of the user groups they are in, and the org budget, in scope order."""
-    rows = await session.execute(BUDGETS_OF, {"person": Scope.user(user_id).key, "user_id": user_id})
+async def budgets_for(session: Conn, user_id: str, channel_id: str | None = None) -> list[Budget]:
+    """The person's override, the budgets of the user groups they are in, the budget of the channel whose rules
+    the request follows (None: a DM, which no channel budget charges), and the org budget, in scope order."""
+    channel = Scope.channel(channel_id).key if channel_id else ""
+    rows = await session.execute(BUDGETS_OF, {"person": Scope.user(user_id).key, "user_id": user_id,
+                                              "channel": channel})
     return [Budget(scope=scope, name=name, daily_micros=daily, monthly_micros=monthly)
             for scope, name, daily, monthly in rows]
 
 
 def limits_for(user_id: str, policy: RolePolicy, budgets: Sequence[Budget]) -> list[Limit]:
-    """Every budget that applies to a person, in PRODUCT §2's order: daily tokens, then USD — their own (an
-    override of their role's, period by period), their groups' pools, the org's."""
+    """Every budget that applies to a person, in the gate's order (docs/architecture.md): daily tokens, then USD —
+    their own (an override of their role's, period by period), their groups' pools, the org's."""
     person = Scope.user(user_id).key
     limits: list[Limit] = []
     if policy.daily_token_budget is not None:
         limits.append(Limit(person, Period.DAY, policy.daily_token_budget, "your daily token budget", "tokens",
                             tokens=True))
     override = next((b for b in budgets if b.scope == person), None)
-    for period, role_limit, own in ((Period.DAY, policy.daily_usd_micros, override and override.daily_micros),
-                                    (Period.MONTH, policy.monthly_usd_micros, override and override.monthly_micros)):
+    for period, role_limit, own in (
+            (Period.DAY, policy.daily_usd_micros, override.daily_micros if override else None),
+            (Period.MONTH, policy.monthly_usd_micros, override.monthly_micros if override else None)):
         if own is not None:
             limits.append(Limit(person, period, own, f"your {period.adjective} budget", "override"))
         elif role_limit is not None:
-            limits.append(Limit(person, period, role_limit, f"your {period.adjective} budget (role *{policy.role}*)",
-                                "role"))
+            limits.append(Limit(person, period, role_limit,
+                                f"your {period.adjective} budget (role {strong(policy.role)})", "role"))
     for pool in budgets:
         if pool.scope == person:
             continue
         scope = Scope.parse(pool.scope)
-        name = "the organisation's" if scope.kind is ScopeKind.ORG else f"the @{pool.name or scope.id} group's"
+        name = ("the organisation's" if scope.kind is ScopeKind.ORG
+                else f"the #{pool.name or scope.id} channel's" if scope.kind is ScopeKind.CHANNEL
+                else f"the @{pool.name or scope.id} group's")
         for period, limit in ((Period.DAY, pool.daily_micros), (Period.MONTH, pool.monthly_micros)):
             if limit is not None:
                 limits.append(Limit(pool.scope, period, limit, f"{name} {period.adjective} budget",
@@ -146,10 +154,10 @@ def limits_for(user_id: str, policy: RolePolicy, budgets: Sequence[Budget]) -> l
     return limits
 
 
-async def lock_scopes(session: Db, scopes: Iterable[str]) -> None:
+async def lock_scopes(session: Conn, scopes: Iterable[str]) -> None:
     """PostgreSQL: one advisory lock per pool, taken in sorted order after the person's (SQLite: BEGIN IMMEDIATE
     already serialises every writer)."""
-    if _dialect(session) != "postgresql":
+    if dialect_of(session) != "postgresql":
         return
     for scope in sorted(set(scopes)):
         await session.execute(ADVISORY_LOCK, {"key": f"budget:{scope}"})
@@ -163,14 +171,14 @@ class PeriodSpend:
     tokens: int
 
 
-async def recount_pool(session: Db, scope: str, now: datetime, tz: ZoneInfo) -> None:
+async def recount_pool(session: Conn, scope: str, now: datetime, tz: ZoneInfo) -> None:
     """Start (or restart) a pool's counters for the current day and month from the records of the period.
 
     Used when a group or the org gets its first budget: until then its spend was not kept. A group's spend is
     its current members' (admitted records, in-flight ones at their reservation).
     """
-    dialect = _dialect(session)
-    table = SpendCounter.__table__
+    dialect = dialect_of(session)
+    table = _counters
     for period in Period:
         starts = period_start(now, period, tz)
         since = midnight(starts, tz)
@@ -181,6 +189,8 @@ async def recount_pool(session: Db, scope: str, now: datetime, tz: ZoneInfo) -> 
         if pool.kind is ScopeKind.GROUP:
             members = select(GroupMember.slack_user_id).where(GroupMember.usergroup_id == pool.id)
             query = query.where(RequestRecord.slack_user_id.in_(members))
+        elif pool.kind is ScopeKind.CHANNEL:
+            query = query.where(RequestRecord.channel_id == pool.id)
         micros, tokens = (await session.execute(query)).one()
         statement = _SET_COUNTER[dialect].values(scope=scope, period=period.value, starts=starts,
                                                  micros=int(micros), tokens=int(tokens))
@@ -189,13 +199,13 @@ async def recount_pool(session: Db, scope: str, now: datetime, tz: ZoneInfo) -> 
             set_={"micros": statement.excluded.micros, "tokens": statement.excluded.tokens}))
 
 
-async def spend_of(session: Db, scope: str, now: datetime, tz: ZoneInfo) -> dict[Period, PeriodSpend]:
+async def spend_of(session: Conn, scope: str, now: datetime, tz: ZoneInfo) -> dict[Period, PeriodSpend]:
     keys = counter_keys([scope], now, tz)
     counters = await read_counters(session, keys)
     return {Period(p): PeriodSpend(Period(p), d, *counters[(s, p, d)]) for s, p, d in keys}
 
 
-async def tokens_today(session: Db, user_id: str, now: datetime, tz: ZoneInfo) -> int:
+async def tokens_today(session: Conn, user_id: str, now: datetime, tz: ZoneInfo) -> int:
     """The person's tokens today in ``tz``: finished requests at their real count, requests in flight at their
     reservation."""
     return (await spend_of(session, Scope.user(user_id).key, now, tz))[Period.DAY].tokens

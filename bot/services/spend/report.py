@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.domain.budgets import Period, Scope, ScopeKind
-from bot.domain.mentions import group_mention, mention
+from bot.domain.marks import strong
+from bot.domain.mentions import channel_link, group_mention, mention
 from bot.domain.pricing import format_usd
 from bot.services.access.policies import all_policies
 from bot.services.conversation.access import effective_role
@@ -54,6 +55,8 @@ def _label(budget: Budget) -> str:
         return "org (pooled)"
     if scope.kind is ScopeKind.GROUP:
         return f"@{budget.name} (pooled)" if budget.name else f"{group_mention(scope.id)} (pooled)"
+    if scope.kind is ScopeKind.CHANNEL:
+        return f"{channel_link(scope.id)} (pooled)"
     return f"{mention(scope.id)} (own budget)"
 
 
@@ -62,15 +65,15 @@ async def budget_lines(session: AsyncSession, settings: Settings, now: datetime)
     tz = settings.budget_zone
     lines: list[BudgetLine] = []
     budgets = list(await session.scalars(select(Budget)))
-    order = {ScopeKind.ORG: 0, ScopeKind.GROUP: 1, ScopeKind.USER: 2}
+    order = {ScopeKind.ORG: 0, ScopeKind.GROUP: 1, ScopeKind.CHANNEL: 2, ScopeKind.USER: 3}
     for budget in sorted(budgets, key=lambda b: (order[Scope.parse(b.scope).kind], b.name or b.scope)):
         spend = await spend_of(session, budget.scope, now, tz)
         for period, limit in _limits(budget):
             lines.append(BudgetLine(budget.scope, _label(budget), period, limit, spend[period].micros))
     for role, policy in (await all_policies(session)).items():
-        for period, limit in ((Period.DAY, policy.daily_usd_micros), (Period.MONTH, policy.monthly_usd_micros)):
-            if limit is not None:
-                lines.append(BudgetLine(Scope.role(role).key, f"role *{role}*", period, limit, None))
+        for period, per_person in ((Period.DAY, policy.daily_usd_micros), (Period.MONTH, policy.monthly_usd_micros)):
+            if per_person is not None:
+                lines.append(BudgetLine(Scope.role(role).key, f"role {strong(role)}", period, per_person, None))
     return lines
 
 

@@ -5,16 +5,16 @@ A record counts ``requests`` requests: 1, or many for the aggregate of refusals 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.decisions import Outcome
-from bot.domain.pricing import Price, cache_saving_micros
+from bot.domain.pricing import PriceTable, cache_saving_micros
+from bot.price_source import list_prices
 from bot.store.models import RequestRecord
 
 
@@ -24,6 +24,7 @@ class UsageSummary:
     requests: int = 0  # admitted
     refusals: dict[str, int] = field(default_factory=dict)
     errors: int = 0
+    stopped: int = 0  # answers stopped with Slack's stop button
     input_tokens: int = 0
     output_tokens: int = 0
     cost_micros: int = 0
@@ -33,6 +34,7 @@ class UsageSummary:
     thumbs_up: int = 0
     thumbs_down: int = 0
     top_users: list[tuple[str, int, float]] = field(default_factory=list)  # user, requests, cost
+    top_channels: list[tuple[str, int, int]] = field(default_factory=list)  # channel, requests, micro-dollars
 
     @property
     def cost(self) -> float:
@@ -45,7 +47,7 @@ class UsageSummary:
 
 async def usage_summary(session: AsyncSession, *, since: datetime, user_id: str | None = None,
                         role: str | None = None, top: int = 5,
-                        prices: Mapping[str, Price] | None = None) -> UsageSummary:
+                        prices: PriceTable | None = None) -> UsageSummary:
     """Requests, refusals by reason, tokens, estimated cost, feedback and top users since ``since``."""
     scope = [RequestRecord.created_at >= since]
     if user_id is not None:
@@ -70,6 +72,8 @@ async def usage_summary(session: AsyncSession, *, since: datetime, user_id: str 
             summary.refusals[reason or "unknown"] = summary.refusals.get(reason or "unknown", 0) + int(count)
         elif outcome == Outcome.ERROR.value:
             summary.errors += int(count)
+        elif outcome == Outcome.STOPPED.value:
+            summary.stopped += int(count)
         if feedback == "up":
             summary.thumbs_up += int(count)
         elif feedback == "down":
@@ -82,7 +86,8 @@ async def usage_summary(session: AsyncSession, *, since: datetime, user_id: str 
     for model, written, read in by_model:
         summary.cache_write_tokens += int(written)
         summary.cache_read_tokens += int(read)
-        summary.cache_saving_micros += cache_saving_micros(model or "", int(written), int(read), prices)
+        summary.cache_saving_micros += cache_saving_micros(model or "", int(written), int(read),
+                                                      list_prices() if prices is None else prices)
     if user_id is None:
         cost = func.coalesce(func.sum(RequestRecord.cost_micros), 0)
         rows = await session.execute(
@@ -90,6 +95,12 @@ async def usage_summary(session: AsyncSession, *, since: datetime, user_id: str 
             .where(*scope, RequestRecord.admitted.is_(True))
             .group_by(RequestRecord.slack_user_id).order_by(cost.desc(), func.count().desc()).limit(top))
         summary.top_users = [(user, int(count), int(total) / 1_000_000) for user, count, total in rows]
+    channel = RequestRecord.channel_id
+    rows = await session.execute(
+        select(channel, func.count(), func.coalesce(func.sum(RequestRecord.cost_micros), 0))
+        .where(*scope, RequestRecord.admitted.is_(True), or_(channel.like("C%"), channel.like("G%")))
+        .group_by(channel).order_by(func.sum(RequestRecord.cost_micros).desc(), func.count().desc()).limit(top))
+    summary.top_channels = [(str(c), int(count), int(total)) for c, count, total in rows]
     return summary
 
 

@@ -1,0 +1,1 @@
+"""Scheduled prompts: `/claude schedule`, `schedules`, `unschedule`, and their runs by the scheduler leader."""

@@ -1,0 +1,1 @@
+"""Pure tests: no database, no fakes, no app; seconds in all."""
