@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ from bot.services.conversation.chat import ChatService
 from bot.services.conversation.claude import ClaudeGateway
 from bot.services.conversation.gate import Gate
 from bot.services.conversation.process_leases import ProcessLease
-from bot.services.conversation.records import RecordWriter
+from bot.services.conversation.records import RECORDS_CLOSE_SECONDS, RecordWriter
 from bot.services.keys.registry import KeyRegistry, ensure_default_key
 from bot.services.personal.commands import PersonalService
 from bot.services.schedules.service import ScheduledPrompts
@@ -48,6 +49,19 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024  # Slack payloads are far smaller; bigger bodies are refused with 413
 SHUTDOWN_GRACE_SECONDS = 20.0  # answers under way may finish; Heroku sends SIGKILL 30 s after SIGTERM
+CLOSING_STEP_SECONDS = 3.0  # each later step of shutdown (jobs, clients, lease, database): normally milliseconds
+
+
+async def bounded(step: str, work: Awaitable[object], seconds: float | None = None) -> None:
+    """One step of shutdown, given ``seconds``: one that hangs is named in the log and the next step goes on, so a
+    stuck client or connection cannot keep the records and the lease from being closed."""
+    seconds = CLOSING_STEP_SECONDS if seconds is None else seconds
+    log.debug("shutdown: %s", step)
+    try:
+        async with asyncio.timeout(seconds):
+            await work
+    except TimeoutError:
+        log.error("shutdown: %s did not finish within %g s; going on without it", step, seconds)
 
 
 @dataclass
@@ -135,20 +149,29 @@ class Runtime:
     async def close(self, *, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Stop after the intake has stopped: running listeners get ``grace`` seconds to finish, then the jobs,
         background work, clients, the record writer, this process's lease and the database close, in that order."""
-        await self.listeners.drain(grace)
+        await bounded("the listeners under way", self.listeners.drain(grace), grace + CLOSING_STEP_SECONDS)
         if self.jobs is not None:
-            await self.jobs.shutdown()
-        for task in list(self.background):
-            task.cancel()
-        await asyncio.gather(*self.background, return_exceptions=True)
-        await self.claude.close()
-        await self.chat.stops.close()
-        await self.records.close()
+            await bounded("the scheduled jobs", self.jobs.shutdown())
+        await bounded("the background work", self._end_background(), 2 * CLOSING_STEP_SECONDS)
+        await bounded("Anthropic's clients", self.claude.close())
+        await bounded("the stop watcher", self.chat.stops.close())
+        await bounded("the record writer", self.records.close(), RECORDS_CLOSE_SECONDS + CLOSING_STEP_SECONDS)
         if self.lease is not None:  # after the records are written: then nothing of this process is in flight
-            await self.lease.stop()
-        await self.engine.dispose()
+            await bounded("this process's lease", self.lease.stop())
+        await bounded("the database", self.engine.dispose())
         if self.client.session is not None:
-            await self.client.session.close()
+            await bounded("Slack's client", self.client.session.close())
+
+    async def _end_background(self) -> None:
+        tasks = list(self.background)
+        for task in tasks:
+            task.cancel()
+        _, late = await asyncio.wait(tasks, timeout=CLOSING_STEP_SECONDS) if tasks else (set(), set())
+        for task in late:  # it swallowed its cancellation: named, with where it waits, and left behind
+            where = io.StringIO()
+            task.print_stack(limit=8, file=where)
+            log.error("shutdown: the background task %r did not end when cancelled:\n%s", task.get_name(),
+                      where.getvalue())
 
     async def database_ok(self) -> bool:
         try:

@@ -51,19 +51,27 @@ SHUTDOWN_BOUND_SECONDS = 27.0
 
 def _on_signal(stop: asyncio.Event) -> None:
     """The first signal starts the clean shutdown, bounded by the watchdog; a second one ends the process at once."""
+    loop = asyncio.get_running_loop()
     if stop.is_set():
-        _hard_exit("a second signal during shutdown")
+        _hard_exit("a second signal during shutdown", loop)
     stop.set()
     watchdog = threading.Timer(SHUTDOWN_BOUND_SECONDS, _hard_exit,
-                               args=(f"shutdown still running after {SHUTDOWN_BOUND_SECONDS:.0f} s",))
+                               args=(f"shutdown still running after {SHUTDOWN_BOUND_SECONDS:.0f} s", loop))
     watchdog.daemon = True  # a clean exit does not wait for it
     watchdog.start()
 
 
-def _hard_exit(why: str) -> None:
-    """End the process now, after printing where every thread is (what held the shutdown up)."""
-    log.error("%s: exiting now; the threads' stacks follow on stderr", why)
+def _hard_exit(why: str, loop: asyncio.AbstractEventLoop) -> None:
+    """End the process now, after printing where every thread and every task of the loop is (what held the shutdown
+    up: the main thread of a stuck shutdown is only waiting in the loop's select)."""
+    log.error("%s: exiting now; the threads' and the tasks' stacks follow on stderr", why)
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    try:  # from this thread, while the loop may still run: best effort, it is the last thing this process does
+        for task in list(asyncio.all_tasks(loop)):
+            print(f"\nTask {task.get_name()!r}:", file=sys.stderr)
+            task.print_stack(limit=12, file=sys.stderr)
+    except Exception as exc:
+        print(f"(the tasks could not be listed: {exc!r})", file=sys.stderr)
     logging.shutdown()
     os._exit(1)
 
@@ -78,6 +86,7 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
     from aiohttp import web
 
     from bot.app import build_app
+    from bot.runtime import bounded
     from bot.slack.connection import SlackUnreachable, check_tokens, check_until_reachable
 
     stop = asyncio.Event()
@@ -198,7 +207,7 @@ async def serve(settings: Settings, *, port: int, host: str = "0.0.0.0") -> None
             task.cancel()
         await asyncio.gather(*tasks, stopping, return_exceptions=True)
         if socket_handler is not None:
-            await socket_handler.close_async()
-        if runner is not None:
-            await runner.cleanup()
+            await bounded("the Socket Mode connection", socket_handler.close_async())
+        if runner is not None:  # aiohttp waits for requests under way (acknowledgements: milliseconds)
+            await bounded("the HTTP server", runner.cleanup())
         await runtime.close()

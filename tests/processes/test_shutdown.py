@@ -4,11 +4,14 @@ one that outlasts the grace is cancelled and its record is still finished."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 import aiohttp
+from sqlalchemy import func, select
 
 from bot.domain.roles import Role
+from bot.store.models import ProcessLease
 from tests.processes.test_multiprocess import grant, mention
 from tests.support.fakes.signing import event_body
 from tests.support.harness import Harness, eventually
@@ -81,3 +84,33 @@ async def test_a_second_signal_ends_serve_at_once_with_every_threads_stack(clust
     log = server.log()
     assert code == 1, log
     assert "a second signal during shutdown: exiting now" in log and "(most recent call first)" in log, log
+    assert "Task 'start-up'" not in log and "Task '" in log, log  # the loop's tasks too: where the shutdown waits
+
+
+async def test_a_step_of_shutdown_that_hangs_is_named_and_the_rest_still_closes(harness: Harness, monkeypatch,
+                                                                              caplog) -> None:
+    """A background task that swallows its cancellation and an Anthropic client whose close never returns each get
+    a few seconds, are named in the log, and the record writer, this process's lease and the database still close."""
+    monkeypatch.setattr("bot.runtime.CLOSING_STEP_SECONDS", 0.2)
+    await harness.runtime.hold_lease()
+
+    async def stubborn() -> None:
+        for _ in range(2):  # swallows the first cancellation, as a badly behaved library does; not the test's own
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+
+    async def never_closes() -> None:
+        await asyncio.Event().wait()
+
+    work = harness.runtime.spawn(stubborn(), name="stubborn work")
+    monkeypatch.setattr(harness.runtime.claude, "close", never_closes)
+    await asyncio.sleep(0)
+    await harness.runtime.close()
+    assert "the background task 'stubborn work' did not end when cancelled" in caplog.text
+    assert "stubborn" in caplog.text.split("did not end when cancelled", 1)[1]  # with where it waits
+    assert "shutdown: Anthropic's clients did not finish within 0.2 s; going on without it" in caplog.text
+    assert harness.runtime.engine.pool.checkedout() == 0
+    async with harness.sessions() as session:  # dropped after the records were written
+        assert await session.scalar(select(func.count()).select_from(ProcessLease)) == 0
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)

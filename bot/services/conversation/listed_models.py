@@ -21,6 +21,7 @@ from bot.domain.mentions import channel_link
 from bot.domain.pricing import undated
 from bot.services.access.policies import all_policies
 from bot.services.channels.channel_settings import configured_channels
+from bot.services.conversation.claude import load_sdk
 from bot.services.ports import SlackPort
 from bot.store.clock import Clock
 from bot.store.db import Database
@@ -63,7 +64,9 @@ class ListedModels:
 
     async def read(self) -> dict[str, ListedModel]:
         """Every page of the Models API with ANTHROPIC_API_KEY. Raises the SDK's errors."""
-        import anthropic  # here: the SDK's import takes seconds, and the shell's other commands need none
+        # In a thread, the one `serve` starts once it listens: an import here would hold the event loop (acks,
+        # /healthz, signals) on the module's import lock for the seconds the SDK takes to load.
+        anthropic = await load_sdk()
 
         key = self.settings.anthropic_api_key
         async with anthropic.AsyncAnthropic(api_key=key.get_secret_value() if key else None,

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 # 0.2 s, 0.4 s, 0.8 s … then every 30 s, for as long as the process lives (no attempt or time cap)
 WRITE_WAIT: wait_base = wait_exponential(multiplier=0.2, max=30)
+RECORDS_CLOSE_SECONDS = 10.0  # at shutdown, the queued records get this long to be written
 MAX_BACKLOG = 10_000  # records waiting for the database; past this, new requests are refused and only counted
 AGGREGATE_USER = "(several)"  # the user of an aggregate record: no Slack ID has parentheses
 
@@ -193,7 +194,7 @@ class RecordWriter:
                     type(exc).__name__, exc_info=exc if not isinstance(exc, DATABASE_FAULTS)
                     and state.attempt_number == 1 else None)
 
-    async def close(self, timeout: float = 10.0) -> None:
+    async def close(self, timeout: float = RECORDS_CLOSE_SECONDS) -> None:
         """Let the queued records be written (up to ``timeout`` seconds), then stop and log what is left."""
         if self._task is not None and not self._task.done():
             try:
